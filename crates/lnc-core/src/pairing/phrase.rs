@@ -562,7 +562,7 @@ mod tests {
         assert_eq!(suggestions.first(), Some(&"zoo"));
         assert!(suggestions.len() <= 3);
         // Nothing close, non-ASCII, or absurdly long: no suggestions, still an error.
-        for w in ["qqqqqqqq", "zöo", "abandonabandonabandon", "ab\u{0}don"] {
+        for w in ["qqqqqqqq", "zöo", "abandonabandonabandon", "\u{0}\u{1}\u{2}\u{3}\u{4}"] {
             let s = format!("zoo zoo zoo zoo {w} zoo zoo zoo zoo zoo");
             let err = PairingPhrase::parse(&s).unwrap_err();
             let PhraseError::UnknownWord { position, suggestions } = err else {
