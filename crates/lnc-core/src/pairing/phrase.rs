@@ -66,7 +66,9 @@ pub enum PhraseError {
         suggestions: Vec<&'static str>,
     },
     /// Stored entropy is not 14 bytes.
-    #[error("pairing entropy: expected {ENTROPY_LEN} bytes, got {0}; the stored session is corrupt")]
+    #[error(
+        "pairing entropy: expected {ENTROPY_LEN} bytes, got {0}; the stored session is corrupt"
+    )]
     WrongEntropyLength(usize),
     /// Stored entropy has one of the two padding bits set, so it cannot come from a phrase.
     #[error(
@@ -320,10 +322,7 @@ fn lookup(word: &str) -> Option<u16> {
     }
     let w = word.as_bytes();
     word_list()
-        .binary_search_by(|cand| {
-            cand.bytes()
-                .cmp(w.iter().map(|b| b.to_ascii_lowercase()))
-        })
+        .binary_search_by(|cand| cand.bytes().cmp(w.iter().map(|b| b.to_ascii_lowercase())))
         .ok()
         .and_then(|i| u16::try_from(i).ok())
 }
@@ -346,7 +345,8 @@ fn suggestions(word: &str) -> Vec<&'static str> {
     let mut hits: Vec<(usize, &'static str)> = word_list()
         .iter()
         .filter_map(|cand| {
-            edit_distance_within(typed, cand.as_bytes(), MAX_SUGGESTION_DISTANCE).map(|d| (d, *cand))
+            edit_distance_within(typed, cand.as_bytes(), MAX_SUGGESTION_DISTANCE)
+                .map(|d| (d, *cand))
         })
         .collect();
     // Stable sort: equal distances keep list (alphabetical) order.
@@ -415,9 +415,15 @@ mod tests {
         assert_eq!(list.len(), 2048);
         assert_eq!(list[0], "abandon");
         assert_eq!(list[2047], "zoo");
-        assert!(list.windows(2).all(|w| w[0] < w[1]), "sorted, for binary search");
+        assert!(
+            list.windows(2).all(|w| w[0] < w[1]),
+            "sorted, for binary search"
+        );
         assert_eq!(list.iter().map(|w| w.len()).max(), Some(MAX_WORD_LEN));
-        assert!(list.iter().all(|w| w.bytes().all(|b| b.is_ascii_lowercase())));
+        assert!(
+            list.iter()
+                .all(|w| w.bytes().all(|b| b.is_ascii_lowercase()))
+        );
     }
 
     #[test]
@@ -468,7 +474,10 @@ mod tests {
         let mut b = [0u8; 14];
         for pad in 1..=3u8 {
             b[13] = pad;
-            assert_eq!(Entropy::from_bytes(&b), Err(PhraseError::NonCanonicalEntropy));
+            assert_eq!(
+                Entropy::from_bytes(&b),
+                Err(PhraseError::NonCanonicalEntropy)
+            );
         }
         b[13] = 0b100;
         assert!(Entropy::from_bytes(&b).is_ok());
@@ -476,10 +485,9 @@ mod tests {
 
     #[test]
     fn parse_accepts_mixed_case_and_any_whitespace() {
-        let want = PairingPhrase::parse(
-            "void clay usual ahead liar shaft theory marble visual hockey",
-        )
-        .unwrap();
+        let want =
+            PairingPhrase::parse("void clay usual ahead liar shaft theory marble visual hockey")
+                .unwrap();
         for s in [
             "VOID Clay usual aHead liar shaft theory marble visual HOCKEY",
             "  void\tclay\n usual   ahead\r\nliar shaft theory marble visual hockey \n",
@@ -521,10 +529,9 @@ mod tests {
     #[test]
     fn parse_unknown_word_with_suggestions() {
         // "clai" is one edit from claim, clap, claw and clay: the first three in list order.
-        let err = PairingPhrase::parse(
-            "void clai usual ahead liar shaft theory marble visual hockey",
-        )
-        .unwrap_err();
+        let err =
+            PairingPhrase::parse("void clai usual ahead liar shaft theory marble visual hockey")
+                .unwrap_err();
         let PhraseError::UnknownWord {
             position,
             suggestions,
@@ -562,10 +569,19 @@ mod tests {
         assert_eq!(suggestions.first(), Some(&"zoo"));
         assert!(suggestions.len() <= 3);
         // Nothing close, non-ASCII, or absurdly long: no suggestions, still an error.
-        for w in ["qqqqqqqq", "zöo", "abandonabandonabandon", "\u{0}\u{1}\u{2}\u{3}\u{4}"] {
+        for w in [
+            "qqqqqqqq",
+            "zöo",
+            "abandonabandonabandon",
+            "\u{0}\u{1}\u{2}\u{3}\u{4}",
+        ] {
             let s = format!("zoo zoo zoo zoo {w} zoo zoo zoo zoo zoo");
             let err = PairingPhrase::parse(&s).unwrap_err();
-            let PhraseError::UnknownWord { position, suggestions } = err else {
+            let PhraseError::UnknownWord {
+                position,
+                suggestions,
+            } = err
+            else {
                 panic!()
             };
             assert_eq!(position, 5);

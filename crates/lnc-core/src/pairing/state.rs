@@ -289,10 +289,8 @@ mod tests {
         let h = |v: &serde_json::Value| hex::decode(v.as_str().unwrap()).unwrap();
         let sid = |v: &serde_json::Value| StreamId::from_bytes(h(v).try_into().unwrap());
         Fixture {
-            client_priv: SecretKey::from_bytes(&h(&xx["client_initiator"]["static_priv"]))
-                .unwrap(),
-            server_priv: SecretKey::from_bytes(&h(&xx["server_responder"]["static_priv"]))
-                .unwrap(),
+            client_priv: SecretKey::from_bytes(&h(&xx["client_initiator"]["static_priv"])).unwrap(),
+            server_priv: SecretKey::from_bytes(&h(&xx["server_responder"]["static_priv"])).unwrap(),
             entropy: PairingPhrase::parse(xx["pairing_phrase"].as_str().unwrap())
                 .unwrap()
                 .into_entropy(),
@@ -313,9 +311,11 @@ mod tests {
     #[test]
     fn pairing_then_reconnect_both_sides() {
         let f = fixture();
-        let mut client = ConnectionState::new(Role::Client, f.client_priv.clone(), f.entropy.clone());
-        let mut server = ConnectionState::new(Role::Server, f.server_priv.clone(), f.entropy.clone())
-            .with_auth_data(b"Macaroon: 0201".to_vec());
+        let mut client =
+            ConnectionState::new(Role::Client, f.client_priv.clone(), f.entropy.clone());
+        let mut server =
+            ConnectionState::new(Role::Server, f.server_priv.clone(), f.entropy.clone())
+                .with_auth_data(b"Macaroon: 0201".to_vec());
 
         // First connection: XX on SHA512(E) streams; the two sides' streams mirror.
         for s in [&client, &server] {
@@ -329,9 +329,8 @@ mod tests {
             panic!("expected XX");
         };
         assert_eq!(local_static.public_key(), f.client_priv.public_key());
-        let want_mask = MaskScalar::from_stretched(
-            &hex::decode(&f.stretched).unwrap().try_into().unwrap(),
-        );
+        let want_mask =
+            MaskScalar::from_stretched(&hex::decode(&f.stretched).unwrap().try_into().unwrap());
         assert_eq!(mask.to_bytes(), want_mask.to_bytes());
 
         // Version 2 handshake completes: both store the peer key and move streams.

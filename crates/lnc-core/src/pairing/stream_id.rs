@@ -202,10 +202,9 @@ mod tests {
             d["ecdh_server_view"].as_str().unwrap()
         );
         // The intermediate HMAC, computed independently with the plain 32-byte key.
-        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(
-            c_priv.ecdh(&s_pub).as_bytes(),
-        )
-        .unwrap();
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(c_priv.ecdh(&s_pub).as_bytes())
+                .unwrap();
         mac.update(b"mailbox");
         assert_eq!(
             hex::encode(mac.finalize().into_bytes()),
