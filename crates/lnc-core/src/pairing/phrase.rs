@@ -309,6 +309,15 @@ impl PairingPhrase {
     }
 }
 
+impl core::str::FromStr for PairingPhrase {
+    type Err = PhraseError;
+
+    /// Same as [`PairingPhrase::parse`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl fmt::Debug for PairingPhrase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PairingPhrase(<redacted>)")
@@ -456,6 +465,8 @@ mod tests {
             assert_eq!(p.expose_words().to_vec(), words);
             assert_eq!(p.to_phrase_string().as_str(), c["phrase"].as_str().unwrap());
             assert_eq!(PairingPhrase::from_words(words.iter().copied()).unwrap(), p);
+            let via_from_str: PairingPhrase = c["phrase"].as_str().unwrap().parse().unwrap();
+            assert_eq!(via_from_str, p);
             // Stored canonical entropy is accepted as is.
             assert_eq!(Entropy::from_bytes(&entropy).unwrap().as_bytes(), &entropy);
         }

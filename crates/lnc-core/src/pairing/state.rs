@@ -70,8 +70,9 @@ pub struct HandshakeOutcome {
     /// The peer's static key as authenticated by the handshake.
     pub remote_static: PublicKey,
     /// Initiator (client) only: the auth data the server sent in act 2 (empty if none).
-    /// Ignored on the server, which sends rather than receives auth data.
-    pub received_auth_data: Vec<u8>,
+    /// Ignored on the server, which sends rather than receives auth data. Zeroized on drop:
+    /// it carries the session's macaroon.
+    pub received_auth_data: Zeroizing<Vec<u8>>,
 }
 
 impl fmt::Debug for HandshakeOutcome {
@@ -239,7 +240,7 @@ impl ConnectionState {
         }
         let auth_data_stored = self.role == Role::Client;
         if auth_data_stored {
-            self.auth_data = Some(Zeroizing::new(outcome.received_auth_data));
+            self.auth_data = Some(outcome.received_auth_data);
         }
         Ok(HandshakeRecord {
             remote_static_stored: store_remote,
@@ -304,7 +305,7 @@ mod tests {
         HandshakeOutcome {
             version,
             remote_static: remote,
-            received_auth_data: auth.to_vec(),
+            received_auth_data: Zeroizing::new(auth.to_vec()),
         }
     }
 

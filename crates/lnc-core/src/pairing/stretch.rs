@@ -67,6 +67,30 @@ mod tests {
     }
 
     #[test]
+    fn mask_scalar_matches_spake2_vectors() {
+        // spake2.json's `w` values are the stretched passwords of phrase cases 1-3.
+        let phrases: serde_json::Value =
+            serde_json::from_str(&crate::test_vectors::read("pairing_phrase.json")).unwrap();
+        let spake: serde_json::Value =
+            serde_json::from_str(&crate::test_vectors::read("spake2.json")).unwrap();
+        let mut matched = 0;
+        for c in phrases["cases"].as_array().unwrap() {
+            let p = PairingPhrase::parse(c["phrase"].as_str().unwrap()).unwrap();
+            let w = c["stretched_password"].as_str().unwrap();
+            for sc in spake["cases"].as_array().unwrap() {
+                if sc["w"].as_str() == Some(w) {
+                    assert_eq!(
+                        hex::encode(mask_scalar(p.entropy()).to_bytes()),
+                        sc["w_mod_n"].as_str().unwrap()
+                    );
+                    matched += 1;
+                }
+            }
+        }
+        assert_eq!(matched, 3);
+    }
+
+    #[test]
     fn xx_v2_vector_and_mask_scalar() {
         let v: serde_json::Value =
             serde_json::from_str(&crate::test_vectors::read("xx_handshake_v2.json")).unwrap();
