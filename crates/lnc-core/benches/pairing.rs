@@ -26,6 +26,21 @@ fn scrypt_stretch(b: Bencher) {
     b.bench(|| pairing::stretch(black_box(p.entropy())));
 }
 
+/// Baseline for the ratio: the scrypt crate called directly with the same inputs.
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn scrypt_raw_crate(b: Bencher) {
+    let Some(p) = phrase() else { return };
+    let Ok(params) = scrypt::Params::new(16, 8, 1) else {
+        return;
+    };
+    b.bench(|| {
+        let mut out = [0u8; 32];
+        let e = black_box(p.entropy().as_bytes());
+        let _ = scrypt::scrypt(e, e, &params, &mut out);
+        out
+    });
+}
+
 /// Stretch plus reduction to the SPAKE2 scalar.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn mask_scalar(b: Bencher) {
@@ -37,6 +52,17 @@ fn mask_scalar(b: Bencher) {
 #[divan::bench]
 fn phrase_parse() -> bool {
     PairingPhrase::parse(black_box(PHRASE)).is_ok()
+}
+
+/// Baseline for the ratio: ten exact look-ups with the bip39 crate (no splitting, no case
+/// folding, no packing).
+#[divan::bench]
+fn word_lookup_raw_bip39() -> u32 {
+    PHRASE
+        .split(' ')
+        .filter_map(|w| bip39::Language::English.find_word(black_box(w)))
+        .map(u32::from)
+        .sum()
 }
 
 /// Parsing with mixed case and odd whitespace.
