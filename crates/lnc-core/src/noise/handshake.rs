@@ -51,7 +51,9 @@ pub enum HandshakeError {
         max: u8,
     },
     /// An act has the wrong size (truncated, padded or corrupted in transit).
-    #[error("noise handshake: act {act} is {got} bytes, expected {expected} (truncated or corrupted message)")]
+    #[error(
+        "noise handshake: act {act} is {got} bytes, expected {expected} (truncated or corrupted message)"
+    )]
     ActLength {
         /// Act number (1–3).
         act: u8,
@@ -132,7 +134,8 @@ pub enum HandshakeError {
 const HINT_TAMPER: &str = "the message was corrupted or tampered with in transit";
 const HINT_XX_INITIATOR: &str = "the pairing phrase is probably wrong (or the session was revoked, or the message was tampered with); check the phrase and pair again";
 const HINT_XX_RESPONDER: &str = "the client used a different pairing phrase (or the message was tampered with); treat the session's phrase as burnt";
-const HINT_XX_ACT3: &str = "the client's static key did not authenticate (tampered or replayed message)";
+const HINT_XX_ACT3: &str =
+    "the client's static key did not authenticate (tampered or replayed message)";
 const HINT_KK_RESPONDER: &str = "the client's stored credentials do not match this session (stale keys); pair again with a new phrase";
 const HINT_KK_INITIATOR: &str = "the node does not hold the keys we stored for it (session revoked or node reset); pair again with a new phrase";
 
@@ -144,7 +147,7 @@ fn invalid_key(act: u8, what: &'static str) -> impl FnOnce(KeyError) -> Handshak
     move |source| HandshakeError::InvalidKey { act, what, source }
 }
 
-fn take<'a>(buf: &'a [u8], at: usize, n: usize, act: u8) -> Result<&'a [u8], HandshakeError> {
+fn take(buf: &[u8], at: usize, n: usize, act: u8) -> Result<&[u8], HandshakeError> {
     buf.get(at..at + n).ok_or(HandshakeError::ActLength {
         act,
         expected: at + n,
@@ -318,7 +321,12 @@ impl Core {
     }
 
     /// The empty-payload tag that ends acts 1 and 3.
-    fn read_tag(&mut self, act: u8, bytes: &[u8], hint: &'static str) -> Result<(), HandshakeError> {
+    fn read_tag(
+        &mut self,
+        act: u8,
+        bytes: &[u8],
+        hint: &'static str,
+    ) -> Result<(), HandshakeError> {
         self.sym
             .decrypt_and_hash(bytes)
             .map(|_| ())
@@ -690,7 +698,13 @@ impl XxResponder {
         auth_data: &[u8],
         rng: &mut R,
     ) -> Result<Self, HandshakeError> {
-        Self::with_ephemeral(config, local_static, password, auth_data, SecretKey::generate(rng))
+        Self::with_ephemeral(
+            config,
+            local_static,
+            password,
+            auth_data,
+            SecretKey::generate(rng),
+        )
     }
 
     /// Like [`XxResponder::new`] with a caller-chosen ephemeral key (test vectors only).
@@ -746,9 +760,9 @@ impl XxResponderSendAct2 {
     /// Act 2 (`<- e, ee, s, es` + auth data) in our max version's format.
     pub fn write_act2(mut self) -> Result<(XxResponderAwaitAct3, Vec<u8>), HandshakeError> {
         let c = &mut self.core;
-        let mut out = Vec::with_capacity(XX_ACT2_V0_LEN.max(
-            XX_ACT2_PREFIX + V1_LEN_FIELD + c.auth_data.len() + TAG_LEN,
-        ));
+        let mut out = Vec::with_capacity(
+            XX_ACT2_V0_LEN.max(XX_ACT2_PREFIX + V1_LEN_FIELD + c.auth_data.len() + TAG_LEN),
+        );
         out.push(c.version);
         c.write_e(&mut out);
         let re = c.remote_ephemeral()?;
@@ -805,7 +819,12 @@ impl KkInitiator {
         remote_static: &PublicKey,
         rng: &mut R,
     ) -> Result<Self, HandshakeError> {
-        Self::with_ephemeral(config, local_static, remote_static, SecretKey::generate(rng))
+        Self::with_ephemeral(
+            config,
+            local_static,
+            remote_static,
+            SecretKey::generate(rng),
+        )
     }
 
     /// Like [`KkInitiator::new`] with a caller-chosen ephemeral key (test vectors only).
@@ -957,8 +976,17 @@ mod tests {
         let cs = SecretKey::from_bytes(&[0x11; 32]).unwrap();
         let ss = SecretKey::from_bytes(&[0x22; 32]).unwrap();
         let w = MaskScalar::from_stretched(&[3u8; 32]);
-        let init = XxInitiator::with_ephemeral(&cfg, &cs, &w, SecretKey::from_bytes(&[0x33; 32]).unwrap()).unwrap();
-        let resp = XxResponder::with_ephemeral(&cfg, &ss, &w, b"", SecretKey::from_bytes(&[0x44; 32]).unwrap()).unwrap();
+        let init =
+            XxInitiator::with_ephemeral(&cfg, &cs, &w, SecretKey::from_bytes(&[0x33; 32]).unwrap())
+                .unwrap();
+        let resp = XxResponder::with_ephemeral(
+            &cfg,
+            &ss,
+            &w,
+            b"",
+            SecretKey::from_bytes(&[0x44; 32]).unwrap(),
+        )
+        .unwrap();
         let (init, a1) = init.write_act1().unwrap();
         let mut st = resp.read_act1(&a1).unwrap();
         let c = &mut st.core;

@@ -43,18 +43,50 @@ fn mask_of(t: &Value) -> MaskScalar {
 
 fn assert_state(act: &Value, h: [u8; 32], ck: [u8; 32], who: &str) {
     let n = &act["act"];
-    assert_eq!(hex::encode(h), act["h_after"].as_str().unwrap(), "{who}: h after act {n}");
-    assert_eq!(hex::encode(ck), act["ck_after"].as_str().unwrap(), "{who}: ck after act {n}");
+    assert_eq!(
+        hex::encode(h),
+        act["h_after"].as_str().unwrap(),
+        "{who}: h after act {n}"
+    );
+    assert_eq!(
+        hex::encode(ck),
+        act["ck_after"].as_str().unwrap(),
+        "{who}: ck after act {n}"
+    );
 }
 
 fn assert_keys(e: &mut Established, side: &Value, who: &str) {
-    assert_eq!(e.transport.sender().key_for_tests(), h32(&side["send_key"]), "{who} send key");
-    assert_eq!(e.transport.receiver().key_for_tests(), h32(&side["recv_key"]), "{who} recv key");
-    assert_eq!(e.transport.sender().salt_for_tests(), h32(&side["cipher_salt"]), "{who} salt");
-    assert_eq!(e.transport.receiver().salt_for_tests(), h32(&side["cipher_salt"]), "{who} salt");
-    assert_eq!(e.chaining_key_for_tests(), h32(&side["cipher_salt"]), "{who} final ck");
+    assert_eq!(
+        e.transport.sender().key_for_tests(),
+        h32(&side["send_key"]),
+        "{who} send key"
+    );
+    assert_eq!(
+        e.transport.receiver().key_for_tests(),
+        h32(&side["recv_key"]),
+        "{who} recv key"
+    );
+    assert_eq!(
+        e.transport.sender().salt_for_tests(),
+        h32(&side["cipher_salt"]),
+        "{who} salt"
+    );
+    assert_eq!(
+        e.transport.receiver().salt_for_tests(),
+        h32(&side["cipher_salt"]),
+        "{who} salt"
+    );
+    assert_eq!(
+        e.chaining_key_for_tests(),
+        h32(&side["cipher_salt"]),
+        "{who} final ck"
+    );
     assert_eq!(e.handshake_hash(), h32(&side["final_h"]), "{who} final h");
-    assert_eq!(e.remote_static, pk(&side["remote_static_learned"]), "{who} remote static");
+    assert_eq!(
+        e.remote_static,
+        pk(&side["remote_static_learned"]),
+        "{who} remote static"
+    );
 }
 
 /// Runs our XX initiator against the recorded responder acts and checks everything.
@@ -68,18 +100,50 @@ fn xx_initiator_vs_vector(t: &Value) -> Established {
         sk(&c["ephemeral_priv"]),
     )
     .unwrap();
-    assert_eq!(init.handshake_hash(), h32(&t["initial_h_after_prologue_and_premessages"]));
+    assert_eq!(
+        init.handshake_hash(),
+        h32(&t["initial_h_after_prologue_and_premessages"])
+    );
     let (init, act1) = init.write_act1().unwrap();
-    assert_eq!(hex::encode(&act1), acts[0]["bytes"].as_str().unwrap(), "act 1 bytes");
+    assert_eq!(
+        hex::encode(&act1),
+        acts[0]["bytes"].as_str().unwrap(),
+        "act 1 bytes"
+    );
     assert_eq!(act1[1..34], hx(&t["client_masked_ephemeral"])[..]);
-    assert_state(&acts[0], init.handshake_hash(), init.chaining_key_for_tests(), "initiator");
+    assert_state(
+        &acts[0],
+        init.handshake_hash(),
+        init.chaining_key_for_tests(),
+        "initiator",
+    );
     let init = init.read_act2(&hx(&acts[1]["bytes"])).unwrap();
-    assert_state(&acts[1], init.handshake_hash(), init.chaining_key_for_tests(), "initiator");
-    assert_eq!(init.auth_data(), &hx(&t["auth_data_received_by_client"])[..]);
-    assert_eq!(init.version().as_u8() as u64, t["negotiated_version"].as_u64().unwrap());
+    assert_state(
+        &acts[1],
+        init.handshake_hash(),
+        init.chaining_key_for_tests(),
+        "initiator",
+    );
+    assert_eq!(
+        init.auth_data(),
+        &hx(&t["auth_data_received_by_client"])[..]
+    );
+    assert_eq!(
+        init.version().as_u8() as u64,
+        t["negotiated_version"].as_u64().unwrap()
+    );
     let (act3, mut est) = init.write_act3().unwrap();
-    assert_eq!(hex::encode(&act3), acts[2]["bytes"].as_str().unwrap(), "act 3 bytes");
-    assert_state(&acts[2], est.handshake_hash(), est.chaining_key_for_tests(), "initiator");
+    assert_eq!(
+        hex::encode(&act3),
+        acts[2]["bytes"].as_str().unwrap(),
+        "act 3 bytes"
+    );
+    assert_state(
+        &acts[2],
+        est.handshake_hash(),
+        est.chaining_key_for_tests(),
+        "initiator",
+    );
     assert_keys(&mut est, c, "initiator");
     assert_eq!(
         est.auth_data.as_deref().map(|a| a.as_slice()),
@@ -102,16 +166,38 @@ fn xx_responder_vs_vector(t: &Value) -> Established {
     )
     .unwrap();
     let resp = resp.read_act1(&hx(&acts[0]["bytes"])).unwrap();
-    assert_state(&acts[0], resp.handshake_hash(), resp.chaining_key_for_tests(), "responder");
+    assert_state(
+        &acts[0],
+        resp.handshake_hash(),
+        resp.chaining_key_for_tests(),
+        "responder",
+    );
     let (resp, act2) = resp.write_act2().unwrap();
-    assert_eq!(hex::encode(&act2), acts[1]["bytes"].as_str().unwrap(), "act 2 bytes");
+    assert_eq!(
+        hex::encode(&act2),
+        acts[1]["bytes"].as_str().unwrap(),
+        "act 2 bytes"
+    );
     assert_eq!(act2.len() as u64, acts[1]["len"].as_u64().unwrap());
-    assert_state(&acts[1], resp.handshake_hash(), resp.chaining_key_for_tests(), "responder");
+    assert_state(
+        &acts[1],
+        resp.handshake_hash(),
+        resp.chaining_key_for_tests(),
+        "responder",
+    );
     let mut est = resp.read_act3(&hx(&acts[2]["bytes"])).unwrap();
-    assert_state(&acts[2], est.handshake_hash(), est.chaining_key_for_tests(), "responder");
+    assert_state(
+        &acts[2],
+        est.handshake_hash(),
+        est.chaining_key_for_tests(),
+        "responder",
+    );
     assert_keys(&mut est, s, "responder");
     assert!(est.auth_data.is_none());
-    assert_eq!(est.version.as_u8() as u64, t["negotiated_version"].as_u64().unwrap());
+    assert_eq!(
+        est.version.as_u8() as u64,
+        t["negotiated_version"].as_u64().unwrap()
+    );
     est
 }
 
@@ -132,8 +218,14 @@ fn check_transport(t: &Value, client: Established, server: Established) {
             d => panic!("direction {d}"),
         };
         let wire = tx.seal_to_vec(&pt).unwrap();
-        assert_eq!(hex::encode(&wire[..RECORD_HEADER_LEN]), m["header_ct"].as_str().unwrap());
-        assert_eq!(hex::encode(&wire[RECORD_HEADER_LEN..]), m["body_ct"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(&wire[..RECORD_HEADER_LEN]),
+            m["header_ct"].as_str().unwrap()
+        );
+        assert_eq!(
+            hex::encode(&wire[RECORD_HEADER_LEN..]),
+            m["body_ct"].as_str().unwrap()
+        );
         assert_eq!(hex::encode(&wire), m["wire"].as_str().unwrap());
         let hdr = hx(&m["header_ct"]);
         let d = dec.decode(&hdr).unwrap();
@@ -198,12 +290,29 @@ fn kk_pair(t: &Value) -> (Established, Established) {
         sk(&c["ephemeral_priv"]),
     )
     .unwrap();
-    assert_eq!(init.handshake_hash(), h32(&t["initial_h_after_prologue_and_premessages"]));
+    assert_eq!(
+        init.handshake_hash(),
+        h32(&t["initial_h_after_prologue_and_premessages"])
+    );
     let (init, act1) = init.write_act1().unwrap();
-    assert_eq!(hex::encode(&act1), acts[0]["bytes"].as_str().unwrap(), "KK act 1");
-    assert_state(&acts[0], init.handshake_hash(), init.chaining_key_for_tests(), "KK initiator");
+    assert_eq!(
+        hex::encode(&act1),
+        acts[0]["bytes"].as_str().unwrap(),
+        "KK act 1"
+    );
+    assert_state(
+        &acts[0],
+        init.handshake_hash(),
+        init.chaining_key_for_tests(),
+        "KK initiator",
+    );
     let mut ce = init.read_act2(&hx(&acts[1]["bytes"])).unwrap();
-    assert_state(&acts[1], ce.handshake_hash(), ce.chaining_key_for_tests(), "KK initiator");
+    assert_state(
+        &acts[1],
+        ce.handshake_hash(),
+        ce.chaining_key_for_tests(),
+        "KK initiator",
+    );
     assert_keys(&mut ce, c, "KK initiator");
     assert_eq!(
         ce.auth_data.as_deref().map(|a| a.as_slice()),
@@ -221,12 +330,29 @@ fn kk_pair(t: &Value) -> (Established, Established) {
         sk(&s["ephemeral_priv"]),
     )
     .unwrap();
-    assert_eq!(resp.handshake_hash(), h32(&t["initial_h_after_prologue_and_premessages"]));
+    assert_eq!(
+        resp.handshake_hash(),
+        h32(&t["initial_h_after_prologue_and_premessages"])
+    );
     let resp = resp.read_act1(&hx(&acts[0]["bytes"])).unwrap();
-    assert_state(&acts[0], resp.handshake_hash(), resp.chaining_key_for_tests(), "KK responder");
+    assert_state(
+        &acts[0],
+        resp.handshake_hash(),
+        resp.chaining_key_for_tests(),
+        "KK responder",
+    );
     let (act2, mut se) = resp.write_act2().unwrap();
-    assert_eq!(hex::encode(&act2), acts[1]["bytes"].as_str().unwrap(), "KK act 2");
-    assert_state(&acts[1], se.handshake_hash(), se.chaining_key_for_tests(), "KK responder");
+    assert_eq!(
+        hex::encode(&act2),
+        acts[1]["bytes"].as_str().unwrap(),
+        "KK act 2"
+    );
+    assert_state(
+        &acts[1],
+        se.handshake_hash(),
+        se.chaining_key_for_tests(),
+        "KK responder",
+    );
     assert_keys(&mut se, s, "KK responder");
     (ce, se)
 }
@@ -274,12 +400,24 @@ fn transport_key_rotation_vector() {
                 m["header_nonce_before_rotation_logic"].as_u64().unwrap(),
                 "nonce before message {i}"
             );
-            assert_eq!(tx.key_for_tests(), h32(&m["send_key_used"]), "key for message {i}");
-            assert_eq!(tx.salt_for_tests(), h32(&m["salt_used"]), "salt for message {i}");
+            assert_eq!(
+                tx.key_for_tests(),
+                h32(&m["send_key_used"]),
+                "key for message {i}"
+            );
+            assert_eq!(
+                tx.salt_for_tests(),
+                h32(&m["salt_used"]),
+                "salt for message {i}"
+            );
         }
         let wire = tx.seal_to_vec(pt.as_bytes()).unwrap();
         if let Some(m) = sel {
-            assert_eq!(hex::encode(&wire), m["wire"].as_str().unwrap(), "wire of message {i}");
+            assert_eq!(
+                hex::encode(&wire),
+                m["wire"].as_str().unwrap(),
+                "wire of message {i}"
+            );
             checked += 1;
         }
         // The receiving side rotates in lockstep.
@@ -325,18 +463,36 @@ fn run_xx(
     let (init, a1) = init.write_act1().unwrap();
     let resp = match resp.read_act1(&a1) {
         Ok(r) => r,
-        Err(e) => return XxRun { client: Err(e.clone()), server: Err(e) },
+        Err(e) => {
+            return XxRun {
+                client: Err(e.clone()),
+                server: Err(e),
+            };
+        }
     };
     let (resp, a2) = match resp.write_act2() {
         Ok(x) => x,
-        Err(e) => return XxRun { client: Err(e.clone()), server: Err(e) },
+        Err(e) => {
+            return XxRun {
+                client: Err(e.clone()),
+                server: Err(e),
+            };
+        }
     };
     let init = match init.read_act2(&a2) {
         Ok(i) => i,
-        Err(e) => return XxRun { client: Err(e.clone()), server: Err(e) },
+        Err(e) => {
+            return XxRun {
+                client: Err(e.clone()),
+                server: Err(e),
+            };
+        }
     };
     let (a3, ce) = init.write_act3().unwrap();
-    XxRun { client: Ok(ce), server: resp.read_act3(&a3) }
+    XxRun {
+        client: Ok(ce),
+        server: resp.read_act3(&a3),
+    }
 }
 
 #[test]
@@ -352,8 +508,16 @@ fn xx_round_trip_all_version_ranges() {
         (0, 2, 1, 2, None), // initiator sends 0, below the responder's min: act 1 fails
     ] {
         let v = |x: u8| HandshakeVersion::from_u8(x).unwrap();
-        let cc = NoiseConfig { min_version: v(cmin), max_version: v(cmax), ..d };
-        let sc = NoiseConfig { min_version: v(smin), max_version: v(smax), ..d };
+        let cc = NoiseConfig {
+            min_version: v(cmin),
+            max_version: v(cmax),
+            ..d
+        };
+        let sc = NoiseConfig {
+            min_version: v(smin),
+            max_version: v(smax),
+            ..d
+        };
         let run = run_xx(&cc, &sc, &w(1), &w(1), b"Macaroon: 0201");
         match want {
             Some(ver) => {
@@ -362,12 +526,18 @@ fn xx_round_trip_all_version_ranges() {
                 assert_eq!(c.version.as_u8(), ver);
                 assert_eq!(s.version.as_u8(), ver);
                 assert_eq!(c.handshake_hash(), s.handshake_hash());
-                assert_eq!(c.auth_data.as_deref().map(|a| a.as_slice()), Some(&b"Macaroon: 0201"[..]));
+                assert_eq!(
+                    c.auth_data.as_deref().map(|a| a.as_slice()),
+                    Some(&b"Macaroon: 0201"[..])
+                );
                 assert_eq!(c.should_persist_remote_static(), ver >= 2);
             }
             None => {
                 let e = run.client.unwrap_err();
-                assert!(matches!(e, HandshakeError::UnsupportedVersion { .. }), "{e}");
+                assert!(
+                    matches!(e, HandshakeError::UnsupportedVersion { .. }),
+                    "{e}"
+                );
             }
         }
     }
@@ -377,7 +547,10 @@ fn xx_round_trip_all_version_ranges() {
 fn unsupported_version_errors_name_the_act() {
     let d = NoiseConfig::default();
     let run = run_xx(
-        &NoiseConfig { max_version: HandshakeVersion::V1, ..d },
+        &NoiseConfig {
+            max_version: HandshakeVersion::V1,
+            ..d
+        },
         &d,
         &w(1),
         &w(1),
@@ -385,11 +558,30 @@ fn unsupported_version_errors_name_the_act() {
     );
     assert_eq!(
         run.client.unwrap_err(),
-        HandshakeError::UnsupportedVersion { act: 2, got: 2, min: 0, max: 1 }
+        HandshakeError::UnsupportedVersion {
+            act: 2,
+            got: 2,
+            min: 0,
+            max: 1
+        }
     );
-    let run = run_xx(&d, &NoiseConfig::pinned(HandshakeVersion::V2), &w(1), &w(1), b"");
+    let run = run_xx(
+        &d,
+        &NoiseConfig::pinned(HandshakeVersion::V2),
+        &w(1),
+        &w(1),
+        b"",
+    );
     let e = run.server.unwrap_err();
-    assert_eq!(e, HandshakeError::UnsupportedVersion { act: 1, got: 0, min: 2, max: 2 });
+    assert_eq!(
+        e,
+        HandshakeError::UnsupportedVersion {
+            act: 1,
+            got: 0,
+            min: 2,
+            max: 2
+        }
+    );
     assert!(e.to_string().contains("act 1"), "{e}");
 }
 
@@ -420,7 +612,17 @@ fn wrong_password_fails_responder_at_act1() {
     let d = NoiseConfig::default();
     let run = run_xx(&d, &d, &w(1), &w(2), b"x");
     let e = run.server.unwrap_err();
-    assert!(matches!(e, HandshakeError::AuthFailed { act: 1, what: "payload tag", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            HandshakeError::AuthFailed {
+                act: 1,
+                what: "payload tag",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("pairing phrase"), "{e}");
 }
 
@@ -445,7 +647,14 @@ fn wrong_password_fails_initiator_at_act2() {
     let (resp, a2) = resp.read_act1(&forged).unwrap().write_act2().unwrap();
     let e = init.read_act2(&a2).unwrap_err();
     assert!(
-        matches!(e, HandshakeError::AuthFailed { act: 2, what: "encrypted static key", .. }),
+        matches!(
+            e,
+            HandshakeError::AuthFailed {
+                act: 2,
+                what: "encrypted static key",
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("pairing phrase"), "{e}");
@@ -453,7 +662,10 @@ fn wrong_password_fails_initiator_at_act2() {
     // act 3 from an honest run, it fails at act 3.
     let (_, _, a3) = xx_acts(&d);
     let e = resp.read_act3(&a3).unwrap_err();
-    assert!(matches!(e, HandshakeError::AuthFailed { act: 3, .. }), "{e}");
+    assert!(
+        matches!(e, HandshakeError::AuthFailed { act: 3, .. }),
+        "{e}"
+    );
 }
 
 /// A fresh XX exchange with fixed keys: (initiator awaiting act 2, act1, responder
@@ -490,7 +702,11 @@ fn xx_feed(cfg: &NoiseConfig, act: u8, bad: &[u8]) -> Result<(), HandshakeError>
 
 #[test]
 fn truncated_extended_and_tampered_acts_fail_cleanly() {
-    for v in [HandshakeVersion::V0, HandshakeVersion::V1, HandshakeVersion::V2] {
+    for v in [
+        HandshakeVersion::V0,
+        HandshakeVersion::V1,
+        HandshakeVersion::V2,
+    ] {
         let cfg = NoiseConfig::pinned(v);
         let (a1, a2, a3) = xx_acts(&cfg);
         // Sanity: the untouched acts pass.
@@ -501,17 +717,26 @@ fn truncated_extended_and_tampered_acts_fail_cleanly() {
             for cut in [0, 1, 33, act.len() - 1] {
                 let e = xx_feed(&cfg, n, &act[..cut]).unwrap_err();
                 assert!(
-                    matches!(e, HandshakeError::ActLength { .. } | HandshakeError::AuthFailed { .. }),
+                    matches!(
+                        e,
+                        HandshakeError::ActLength { .. } | HandshakeError::AuthFailed { .. }
+                    ),
                     "v{v} act {n} cut {cut}: {e}"
                 );
             }
             let mut longer = act.clone();
             longer.push(0);
-            assert!(xx_feed(&cfg, n, &longer).is_err(), "v{v} act {n} with a trailing byte");
+            assert!(
+                xx_feed(&cfg, n, &longer).is_err(),
+                "v{v} act {n} with a trailing byte"
+            );
             for i in 1..act.len() {
                 let mut t = act.clone();
                 t[i] ^= 0x01;
-                assert!(xx_feed(&cfg, n, &t).is_err(), "v{v} act {n} flipped byte {i}");
+                assert!(
+                    xx_feed(&cfg, n, &t).is_err(),
+                    "v{v} act {n} flipped byte {i}"
+                );
             }
         }
         // Act 3 with another version byte: mismatch, before any crypto.
@@ -519,7 +744,10 @@ fn truncated_extended_and_tampered_acts_fail_cleanly() {
         t[0] ^= 0x07;
         assert_eq!(
             xx_feed(&cfg, 3, &t).unwrap_err(),
-            HandshakeError::VersionMismatch { expected: v.as_u8(), got: v.as_u8() ^ 7 }
+            HandshakeError::VersionMismatch {
+                expected: v.as_u8(),
+                got: v.as_u8() ^ 7
+            }
         );
     }
 }
@@ -530,20 +758,44 @@ fn oversize_auth_data() {
     let v0 = NoiseConfig::pinned(HandshakeVersion::V0);
     // v0: 498 bytes fit exactly; 499 are refused by our writer (Go would truncate).
     let run = run_xx(&v0, &v0, &w(1), &w(1), &[0xab; 498]);
-    assert_eq!(run.client.unwrap().auth_data.unwrap().as_slice(), &[0xab; 498][..]);
-    let e = run_xx(&v0, &v0, &w(1), &w(1), &[0xab; 499]).server.unwrap_err();
-    assert_eq!(e, HandshakeError::AuthDataTooLarge { len: 499, max: 498, version: 0 });
+    assert_eq!(
+        run.client.unwrap().auth_data.unwrap().as_slice(),
+        &[0xab; 498][..]
+    );
+    let e = run_xx(&v0, &v0, &w(1), &w(1), &[0xab; 499])
+        .server
+        .unwrap_err();
+    assert_eq!(
+        e,
+        HandshakeError::AuthDataTooLarge {
+            len: 499,
+            max: 498,
+            version: 0
+        }
+    );
     // v1+: a 3 MiB macaroon passes with a raised cap (Go tests 3 MiB) ...
-    let big = NoiseConfig { max_auth_data_len: 4 << 20, ..d };
+    let big = NoiseConfig {
+        max_auth_data_len: 4 << 20,
+        ..d
+    };
     let run = run_xx(&big, &d, &w(1), &w(1), &vec![7u8; 3 << 20]);
     assert_eq!(run.client.unwrap().auth_data.unwrap().len(), 3 << 20);
     // ... and is refused by a reader whose cap is lower, before allocating.
-    let small = NoiseConfig { max_auth_data_len: 100, ..d };
-    let e = run_xx(&small, &d, &w(1), &w(1), &[1u8; 101]).client.unwrap_err();
+    let small = NoiseConfig {
+        max_auth_data_len: 100,
+        ..d
+    };
+    let e = run_xx(&small, &d, &w(1), &w(1), &[1u8; 101])
+        .client
+        .unwrap_err();
     assert_eq!(e, HandshakeError::AuthDataOverCap { len: 101, max: 100 });
     assert!(run_xx(&small, &d, &w(1), &w(1), &[1u8; 100]).client.is_ok());
     // Empty auth data is fine in every version.
-    for v in [HandshakeVersion::V0, HandshakeVersion::V1, HandshakeVersion::V2] {
+    for v in [
+        HandshakeVersion::V0,
+        HandshakeVersion::V1,
+        HandshakeVersion::V2,
+    ] {
         let c = NoiseConfig::pinned(v);
         let run = run_xx(&c, &c, &w(1), &w(1), b"");
         assert_eq!(run.client.unwrap().auth_data.unwrap().len(), 0);
@@ -574,7 +826,10 @@ fn kk_round_trip_and_wrong_keys() {
     let resp = KkResponder::new(&d, &ss, &other.public_key(), b"", &mut r).unwrap();
     let (_, a1) = init.write_act1().unwrap();
     let e = resp.read_act1(&a1).unwrap_err();
-    assert!(matches!(e, HandshakeError::AuthFailed { act: 1, .. }), "{e}");
+    assert!(
+        matches!(e, HandshakeError::AuthFailed { act: 1, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("pair again"), "{e}");
 
     // The client expects another node key: the node cannot even read act 1 (its ss
@@ -586,7 +841,10 @@ fn kk_round_trip_and_wrong_keys() {
     let (_, a1b) = init2.write_act1().unwrap();
     let (a2, _) = resp.read_act1(&a1b).unwrap().write_act2().unwrap();
     let e = init.read_act2(&a2).unwrap_err();
-    assert!(matches!(e, HandshakeError::AuthFailed { act: 2, .. }), "{e}");
+    assert!(
+        matches!(e, HandshakeError::AuthFailed { act: 2, .. }),
+        "{e}"
+    );
 
     // Truncations of KK acts.
     let init = KkInitiator::new(&d, &cs, &ss.public_key(), &mut r).unwrap();
@@ -631,7 +889,9 @@ fn record_limits_and_split_writes() {
     let mut out = Vec::new();
     assert_eq!(
         tx.seal(&vec![0u8; MAX_RECORD_PAYLOAD + 1], &mut out),
-        Err(TransportError::PayloadTooLarge { len: MAX_RECORD_PAYLOAD + 1 })
+        Err(TransportError::PayloadTooLarge {
+            len: MAX_RECORD_PAYLOAD + 1
+        })
     );
     assert!(out.is_empty());
     tx.seal(&vec![9u8; MAX_RECORD_PAYLOAD], &mut out).unwrap();
@@ -663,7 +923,10 @@ fn in_place_seal_and_open_match_the_copying_api() {
         assert_eq!(rec, wire);
         assert_eq!(ra.open_in_place(&mut rec).unwrap(), &payload[..]);
     }
-    assert!(matches!(a.seal_in_place(&mut [0u8; 10]), Err(TransportError::BadRecordBuffer { .. })));
+    assert!(matches!(
+        a.seal_in_place(&mut [0u8; 10]),
+        Err(TransportError::BadRecordBuffer { .. })
+    ));
     assert!(matches!(
         a.seal_in_place(&mut vec![0u8; record_len(65536)]),
         Err(TransportError::PayloadTooLarge { len: 65536 })
@@ -675,10 +938,16 @@ fn low_level_open_enforces_header_body_order() {
     let (mut tx, mut rx) = pair();
     let wire = tx.seal_to_vec(b"hello").unwrap();
     let mut body = wire[RECORD_HEADER_LEN..].to_vec();
-    assert!(matches!(rx.open_body(&mut body), Err(TransportError::OutOfOrder(_))));
+    assert!(matches!(
+        rx.open_body(&mut body),
+        Err(TransportError::OutOfOrder(_))
+    ));
     let hdr: [u8; RECORD_HEADER_LEN] = wire[..RECORD_HEADER_LEN].try_into().unwrap();
     assert_eq!(rx.open_header(&hdr).unwrap(), 5 + TAG_LEN);
-    assert!(matches!(rx.open_header(&hdr), Err(TransportError::OutOfOrder(_))));
+    assert!(matches!(
+        rx.open_header(&hdr),
+        Err(TransportError::OutOfOrder(_))
+    ));
     assert_eq!(rx.open_body(&mut body).unwrap(), b"hello");
 }
 
@@ -688,7 +957,10 @@ fn tampering_poisons_the_decoder_and_failed_opens_still_count() {
     let mut wire = tx.seal_to_vec(b"payload").unwrap();
     wire[RECORD_HEADER_LEN + 1] ^= 0x80;
     let mut dec = RecordDecoder::new(rx);
-    assert_eq!(dec.decode_all(&wire, |_| {}), Err(TransportError::BodyAuthFailed));
+    assert_eq!(
+        dec.decode_all(&wire, |_| {}),
+        Err(TransportError::BodyAuthFailed)
+    );
     assert_eq!(dec.decode(b"x").unwrap_err(), TransportError::Poisoned);
     // Header + failed body = two AEAD operations consumed, as in Go.
     assert_eq!(dec.into_inner().nonce(), 2);
@@ -800,13 +1072,22 @@ fn fuzz_acts(which: u8, data: &[u8]) -> bool {
     let ce = SecretKey::from_bytes(&[0x33; 32]).unwrap();
     let se = SecretKey::from_bytes(&[0x44; 32]).unwrap();
     match which {
-        0 => XxResponder::with_ephemeral(&d, &ss, &w(1), b"a", se).unwrap().read_act1(data).is_ok(),
+        0 => XxResponder::with_ephemeral(&d, &ss, &w(1), b"a", se)
+            .unwrap()
+            .read_act1(data)
+            .is_ok(),
         1 => {
-            let (i, _) = XxInitiator::with_ephemeral(&d, &cs, &w(1), ce).unwrap().write_act1().unwrap();
+            let (i, _) = XxInitiator::with_ephemeral(&d, &cs, &w(1), ce)
+                .unwrap()
+                .write_act1()
+                .unwrap();
             i.read_act2(data).is_ok()
         }
         2 => {
-            let (_, a1) = XxInitiator::with_ephemeral(&d, &cs, &w(1), ce).unwrap().write_act1().unwrap();
+            let (_, a1) = XxInitiator::with_ephemeral(&d, &cs, &w(1), ce)
+                .unwrap()
+                .write_act1()
+                .unwrap();
             let r = XxResponder::with_ephemeral(&d, &ss, &w(1), b"a", se).unwrap();
             let (r, _) = r.read_act1(&a1).unwrap().write_act2().unwrap();
             r.read_act3(data).is_ok()

@@ -65,9 +65,7 @@ pub enum TransportError {
     #[error("noise transport: {0} (the caller must alternate open_header and open_body)")]
     OutOfOrder(&'static str),
     /// The decoder hit an error earlier; the stream position is lost for good.
-    #[error(
-        "noise transport: the record stream already failed; reconnect to start a new session"
-    )]
+    #[error("noise transport: the record stream already failed; reconnect to start a new session")]
     Poisoned,
 }
 
@@ -259,9 +257,14 @@ impl TransportReceiver {
 
     /// Opens the 18-byte encrypted header and returns the body length **including** the
     /// 16-byte tag, i.e. how many bytes to read next.
-    pub fn open_header(&mut self, header: &[u8; RECORD_HEADER_LEN]) -> Result<usize, TransportError> {
+    pub fn open_header(
+        &mut self,
+        header: &[u8; RECORD_HEADER_LEN],
+    ) -> Result<usize, TransportError> {
         if self.pending_body.is_some() {
-            return Err(TransportError::OutOfOrder("header opened while a body was due"));
+            return Err(TransportError::OutOfOrder(
+                "header opened while a body was due",
+            ));
         }
         let mut len = [0u8; 2];
         let (ct, tag) = header.split_at(2);
@@ -309,7 +312,10 @@ impl TransportReceiver {
     }
 
     /// Opens one whole record (`header ‖ body`) in place and returns its plaintext.
-    pub fn open_in_place<'a>(&mut self, record: &'a mut [u8]) -> Result<&'a mut [u8], TransportError> {
+    pub fn open_in_place<'a>(
+        &mut self,
+        record: &'a mut [u8],
+    ) -> Result<&'a mut [u8], TransportError> {
         if record.len() < RECORD_HEADER_LEN {
             return Err(TransportError::BadRecordBuffer {
                 expected: RECORD_HEADER_LEN + TAG_LEN,
@@ -508,7 +514,8 @@ impl RecordDecoder {
         if self.body_have == 0 && rest.len() >= total {
             // Fast path: the whole body is here; decrypt straight into our buffer.
             self.body_len = None;
-            self.rx.open_body_into(&rest[..total], &mut self.buf[..len])?;
+            self.rx
+                .open_body_into(&rest[..total], &mut self.buf[..len])?;
             return Ok((consumed + total, Some(len)));
         }
         let take = (total - self.body_have).min(rest.len());
