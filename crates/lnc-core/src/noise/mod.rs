@@ -15,6 +15,14 @@
 //! Wire-level quirks reproduced on purpose (spec §5.2, §9): the handshake cipher starts
 //! active with an all-zero key; the version byte of each act is plaintext and not hashed;
 //! the initiator's act-3 static key continues the act-2 nonce.
+//!
+//! Security notes (inherent in the Go wire format, kept for compatibility):
+//! * Act 1's tag uses the all-zero key with `h` over the *unmasked* ephemeral as associated
+//!   data. A node with another phrase therefore fails at act 1 already, and anyone who sees
+//!   act 1 (the relay) can test phrase guesses offline. 110 bits of phrase entropy plus
+//!   scrypt (N = 2^16) per guess keep that out of reach; never shorten the phrase.
+//! * The version byte is not authenticated: an on-path attacker can downgrade 2 → 1, which
+//!   only stops the peers from persisting keys (they keep pairing with XX).
 
 mod handshake;
 mod symmetric;

@@ -876,6 +876,18 @@ fn debug_output_is_redacted() {
 // ---------------------------------------------------------------------------------------
 // Transport
 
+#[test]
+fn halves_and_states_can_move_between_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<TransportSender>();
+    send_sync::<TransportReceiver>();
+    send_sync::<RecordDecoder>();
+    send_sync::<Established>();
+    send_sync::<XxInitiatorAwaitAct2>();
+    send_sync::<XxResponderAwaitAct3>();
+    send_sync::<KkInitiatorAwaitAct2>();
+}
+
 fn pair() -> (TransportSender, TransportReceiver) {
     (
         TransportSender::from_raw_for_tests([1u8; 32], [2u8; 32]),
