@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         _ => NoiseConfig::pinned(HandshakeVersion::V2),
     };
     // A small cap keeps the v1 length field interesting without large allocations.
-    let cfg = NoiseConfig { max_auth_data_len: 4096, ..version };
+    let cfg = NoiseConfig {
+        max_auth_data_len: 4096,
+        ..version
+    };
     let w = MaskScalar::from_stretched(&[7u8; 32]);
     let (cs, ss, ce, se) = (key(0x11), key(0x22), key(0x33), key(0x44));
     match sel & 0x0f {
@@ -63,7 +66,10 @@ fuzz_target!(|data: &[u8]| {
                 .read_act1(act);
         }
         4 => {
-            let kk = NoiseConfig { max_auth_data_len: 4096, ..NoiseConfig::default() };
+            let kk = NoiseConfig {
+                max_auth_data_len: 4096,
+                ..NoiseConfig::default()
+            };
             let (i, _) = KkInitiator::with_ephemeral(&kk, &cs, &ss.public_key(), ce)
                 .expect("valid config")
                 .write_act1()
@@ -72,7 +78,10 @@ fuzz_target!(|data: &[u8]| {
         }
         5..=7 => {
             // Round trip with the fuzz input as auth data.
-            let big = NoiseConfig { max_auth_data_len: 1 << 20, ..version };
+            let big = NoiseConfig {
+                max_auth_data_len: 1 << 20,
+                ..version
+            };
             let (i, a1) = XxInitiator::with_ephemeral(&big, &cs, &w, ce)
                 .expect("valid config")
                 .write_act1()

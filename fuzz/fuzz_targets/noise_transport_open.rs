@@ -61,7 +61,8 @@ fuzz_target!(|data: &[u8]| {
         let mut dec = RecordDecoder::new(TransportReceiver::from_raw_for_tests(KEY, SALT));
         let mut got = Vec::new();
         for c in wire.chunks(chunk) {
-            dec.decode_all(c, |p| got.push(p.to_vec())).expect("own records open");
+            dec.decode_all(c, |p| got.push(p.to_vec()))
+                .expect("own records open");
         }
         assert!(dec.is_at_record_boundary());
         assert_eq!(got, msgs);

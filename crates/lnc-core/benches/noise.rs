@@ -5,6 +5,8 @@
 //! `transport::lnc_in_place` / `transport::raw_chacha20poly1305` (same bytes, same AEAD,
 //! plus our header record and rotation); `lnc_copying` adds the bytes-in/bytes-out copies.
 
+#![allow(clippy::unwrap_used)] // benchmark code: a failure should abort loudly
+
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use divan::counter::BytesCount;
@@ -63,7 +65,8 @@ mod transport {
     #[divan::bench]
     fn lnc_copying(b: Bencher) {
         let mut tx = TransportSender::from_raw_for_tests([7u8; 32], [9u8; 32]);
-        let mut dec = RecordDecoder::new(TransportReceiver::from_raw_for_tests([7u8; 32], [9u8; 32]));
+        let mut dec =
+            RecordDecoder::new(TransportReceiver::from_raw_for_tests([7u8; 32], [9u8; 32]));
         let payload = vec![0xabu8; LEN];
         let mut wire = Vec::with_capacity(record_len(LEN));
         b.counter(BytesCount::new(LEN)).bench_local(|| {

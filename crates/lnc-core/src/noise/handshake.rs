@@ -361,9 +361,7 @@ impl Core {
                 })?;
             out.reserve(V1_LEN_FIELD + len + TAG_LEN);
             self.sym.encrypt_and_hash(&len32.to_be_bytes(), out);
-            let data = core::mem::take(&mut *self.auth_data);
-            self.sym.encrypt_and_hash(&data, out);
-            *self.auth_data = data;
+            self.sym.encrypt_and_hash(&self.auth_data, out);
         }
         Ok(())
     }
