@@ -16,6 +16,37 @@
 //! active with an all-zero key; the version byte of each act is plaintext and not hashed;
 //! the initiator's act-3 static key continues the act-2 nonce.
 //!
+//! A whole pairing handshake and one record, both sides in one process:
+//!
+//! ```
+//! use lnc_core::keys::SecretKey;
+//! use lnc_core::noise::{NoiseConfig, RecordDecoder, XxInitiator, XxResponder};
+//! use lnc_core::spake2::MaskScalar;
+//! use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+//!
+//! let mut rng = ChaCha20Rng::seed_from_u64(1); // an OS-seeded CSPRNG in real code
+//! let cfg = NoiseConfig::default();
+//! let w = MaskScalar::from_stretched(&[7u8; 32]); // the scrypt-stretched phrase
+//! let (app_key, node_key) = (SecretKey::generate(&mut rng), SecretKey::generate(&mut rng));
+//!
+//! let app = XxInitiator::new(&cfg, &app_key, &w, &mut rng)?;
+//! let node = XxResponder::new(&cfg, &node_key, &w, b"Macaroon: 0201", &mut rng)?;
+//! let (app, act1) = app.write_act1()?; // each act: one mailbox message
+//! let (node, act2) = node.read_act1(&act1)?.write_act2()?;
+//! let (act3, app_done) = app.read_act2(&act2)?.write_act3()?;
+//! let node_done = node.read_act3(&act3)?;
+//! assert_eq!(app_done.auth_data.as_deref().map(|a| &a[..]), Some(&b"Macaroon: 0201"[..]));
+//! assert!(app_done.should_persist_remote_static()); // v2: next time use KK
+//!
+//! let (mut tx, _) = app_done.transport.into_split();
+//! let (_, rx) = node_done.transport.into_split();
+//! let mut wire = Vec::new();
+//! tx.seal_all(b"hello", &mut wire);
+//! let mut decoder = RecordDecoder::new(rx);
+//! decoder.decode_all(&wire, |msg| assert_eq!(msg, b"hello"))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Security notes (inherent in the Go wire format, kept for compatibility):
 //! * Act 1's tag uses the all-zero key with `h` over the *unmasked* ephemeral as associated
 //!   data. A node with another phrase therefore fails at act 1 already, and anyone who sees
