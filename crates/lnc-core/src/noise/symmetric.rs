@@ -4,6 +4,9 @@
 //! the cipher is *active* with an all-zero key, so XX act 1 carries a 16-byte tag made with
 //! `k = 0^32` (spec §5.2). Everything else is standard: `MixHash`, `MixKey` via
 //! HKDF-SHA256(salt = ck), `EncryptAndHash` with `ad = h`.
+//!
+//! Go's handshake cipher also carries the transport's rotate-at-1000 check; a handshake
+//! uses at most three nonces per key, so it is left out here.
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
