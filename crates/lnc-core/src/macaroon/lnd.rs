@@ -48,7 +48,10 @@ pub struct Op {
 impl Op {
     /// Builds an op from its two parts.
     pub fn new(entity: &str, action: &str) -> Self {
-        Op { entity: entity.into(), action: action.into() }
+        Op {
+            entity: entity.into(),
+            action: action.into(),
+        }
     }
 
     /// The `uri:<full method>` op that grants exactly one method.
@@ -102,7 +105,9 @@ pub enum IdError {
     #[error("macaroon id: protobuf varint overflow (the macaroon is corrupt)")]
     VarintOverflow,
     /// A known field has the wrong wire type, or a group/invalid wire type appears.
-    #[error("macaroon id: field {field} has wire type {wire_type}, not allowed (the macaroon is corrupt)")]
+    #[error(
+        "macaroon id: field {field} has wire type {wire_type}, not allowed (the macaroon is corrupt)"
+    )]
     BadWireType {
         /// The field number.
         field: u64,
@@ -136,10 +141,17 @@ impl MacaroonId {
         for op in canonical_ops(ops) {
             match groups.last_mut() {
                 Some(g) if g.entity == op.entity => g.actions.push(op.action),
-                _ => groups.push(OpGroup { entity: op.entity, actions: vec![op.action] }),
+                _ => groups.push(OpGroup {
+                    entity: op.entity,
+                    actions: vec![op.action],
+                }),
             }
         }
-        MacaroonId { nonce: nonce.to_vec(), storage_id: storage_id.to_vec(), ops: groups }
+        MacaroonId {
+            nonce: nonce.to_vec(),
+            storage_id: storage_id.to_vec(),
+            ops: groups,
+        }
     }
 
     /// As [`MacaroonId::new`] with a fresh random nonce from the caller's CSPRNG.
@@ -151,7 +163,9 @@ impl MacaroonId {
 
     /// The storage ID of a litd session macaroon: decimal ASCII of `0xFFEEDDCC ‖ session ID`.
     pub fn session_storage_id(session_id: [u8; 4]) -> Vec<u8> {
-        super_macaroon_root_key_id(session_id).to_string().into_bytes()
+        super_macaroon_root_key_id(session_id)
+            .to_string()
+            .into_bytes()
     }
 
     /// Encodes as LND does: version byte, then the protobuf fields in number order, empty
@@ -177,14 +191,23 @@ impl MacaroonId {
         if version != ID_VERSION {
             return Err(IdError::UnsupportedVersion(version));
         }
-        let mut out = MacaroonId { nonce: Vec::new(), storage_id: Vec::new(), ops: Vec::new() };
+        let mut out = MacaroonId {
+            nonce: Vec::new(),
+            storage_id: Vec::new(),
+            ops: Vec::new(),
+        };
         let mut r = PbReader { buf: body };
         while let Some((field, value)) = r.next_field()? {
             match (field, value) {
                 (1, PbValue::Bytes(b)) => out.nonce = b.to_vec(),
                 (2, PbValue::Bytes(b)) => out.storage_id = b.to_vec(),
                 (3, PbValue::Bytes(b)) => out.ops.push(decode_op(b)?),
-                (1..=3, v) => return Err(IdError::BadWireType { field, wire_type: v.wire_type() }),
+                (1..=3, v) => {
+                    return Err(IdError::BadWireType {
+                        field,
+                        wire_type: v.wire_type(),
+                    });
+                }
                 _ => {}
             }
         }
@@ -201,13 +224,17 @@ impl MacaroonId {
 
     /// Whether the id grants `op`.
     pub fn allows(&self, op: &Op) -> bool {
-        self.ops.iter().any(|g| g.entity == op.entity && g.actions.iter().any(|a| *a == op.action))
+        self.ops
+            .iter()
+            .any(|g| g.entity == op.entity && g.actions.contains(&op.action))
     }
 
     /// True when every op's action is `read` (so no method that changes anything is
     /// allowed). A `uri:` op is never read-only. An id with no ops is read-only.
     pub fn is_read_only(&self) -> bool {
-        self.ops.iter().all(|g| g.entity != ENTITY_URI && g.actions.iter().all(|a| a == "read"))
+        self.ops
+            .iter()
+            .all(|g| g.entity != ENTITY_URI && g.actions.iter().all(|a| a == "read"))
     }
 
     /// The storage ID as LiT reads it (`strconv.ParseUint(storageId, 10, 64)`).
@@ -285,7 +312,11 @@ impl<'a> PbReader<'a> {
                 return Ok(x);
             }
         }
-        if self.buf.len() >= 10 { Err(IdError::VarintOverflow) } else { Err(IdError::Truncated) }
+        if self.buf.len() >= 10 {
+            Err(IdError::VarintOverflow)
+        } else {
+            Err(IdError::Truncated)
+        }
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8], IdError> {
@@ -331,17 +362,27 @@ impl<'a> PbReader<'a> {
 }
 
 fn utf8(b: &[u8]) -> Result<String, IdError> {
-    core::str::from_utf8(b).map(str::to_owned).map_err(|_| IdError::InvalidUtf8)
+    core::str::from_utf8(b)
+        .map(str::to_owned)
+        .map_err(|_| IdError::InvalidUtf8)
 }
 
 fn decode_op(buf: &[u8]) -> Result<OpGroup, IdError> {
-    let mut g = OpGroup { entity: String::new(), actions: Vec::new() };
+    let mut g = OpGroup {
+        entity: String::new(),
+        actions: Vec::new(),
+    };
     let mut r = PbReader { buf };
     while let Some((field, value)) = r.next_field()? {
         match (field, value) {
             (1, PbValue::Bytes(b)) => g.entity = utf8(b)?,
             (2, PbValue::Bytes(b)) => g.actions.push(utf8(b)?),
-            (1..=2, v) => return Err(IdError::BadWireType { field, wire_type: v.wire_type() }),
+            (1..=2, v) => {
+                return Err(IdError::BadWireType {
+                    field,
+                    wire_type: v.wire_type(),
+                });
+            }
             _ => {}
         }
     }
@@ -418,7 +459,9 @@ pub enum PermissionError {
     #[error("{0}: unknown permissions required for method")]
     UnknownMethod(String),
     /// The macaroon lacks a required op and has no `uri:` op for the method.
-    #[error("macaroon permission denied: it lacks {missing} (ask for a session with more permissions)")]
+    #[error(
+        "macaroon permission denied: it lacks {missing} (ask for a session with more permissions)"
+    )]
     Denied {
         /// The first missing op.
         missing: Op,
@@ -449,7 +492,12 @@ impl PermissionTable {
     {
         let mut t = Self::new();
         for (m, ops) in pairs {
-            t.insert(m, ops.into_iter().map(|(e, a)| Op::new(e.as_ref(), a.as_ref())).collect());
+            t.insert(
+                m,
+                ops.into_iter()
+                    .map(|(e, a)| Op::new(e.as_ref(), a.as_ref()))
+                    .collect(),
+            );
         }
         t
     }
@@ -498,7 +546,9 @@ fn check_ops(id: &MacaroonId, required: &[Op], full_method: &str) -> Result<(), 
     match required.iter().find(|op| !id.allows(op)) {
         None => Ok(()),
         Some(_) if id.allows(&Op::uri(full_method)) => Ok(()),
-        Some(missing) => Err(PermissionError::Denied { missing: missing.clone() }),
+        Some(missing) => Err(PermissionError::Denied {
+            missing: missing.clone(),
+        }),
     }
 }
 

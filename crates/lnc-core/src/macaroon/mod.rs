@@ -235,7 +235,12 @@ impl Macaroon {
         caveats: Vec<Caveat>,
         signature: Signature,
     ) -> Self {
-        Macaroon { location, identifier, caveats, signature }
+        Macaroon {
+            location,
+            identifier,
+            caveats,
+            signature,
+        }
     }
 
     /// The location hint (LND uses `lnd`; empty when absent).
@@ -276,7 +281,10 @@ impl Macaroon {
         }
         let len = self.encoded_len() + v2::field_len(condition.len()) + 1;
         if len > MAX_ENCODED_LEN {
-            return Err(LimitError::TooLarge { len, max: MAX_ENCODED_LEN });
+            return Err(LimitError::TooLarge {
+                len,
+                max: MAX_ENCODED_LEN,
+            });
         }
         self.signature = Signature(keyed_hash(self.signature.as_bytes(), condition));
         self.caveats.push(Caveat::FirstParty(condition.to_vec()));

@@ -34,7 +34,10 @@ fn accept_all(_: &str) -> CheckOutcome {
 
 /// Checks a `steps`-style entry (signature, V2 binary, base64 forms, length) against `mac`.
 fn check_serializations(mac: &Macaroon, step: &Value) {
-    assert_eq!(mac.signature().as_bytes().as_slice(), hx(&step["signature_hex"]));
+    assert_eq!(
+        mac.signature().as_bytes().as_slice(),
+        hx(&step["signature_hex"])
+    );
     let bin = mac.to_v2_bytes();
     assert_eq!(hex_encode(&bin), s(&step["v2_binary_hex"]));
     assert_eq!(mac.to_hex(), s(&step["v2_binary_hex"]));
@@ -68,11 +71,17 @@ fn go_macaroon_key_derivation_and_steps() {
     let root = RootKey::new(&hx(&g["root_key_hex"]));
     let kd = &g["key_derivation"];
     assert_eq!(s(&kd["generator_string"]).as_bytes(), KEY_GENERATOR);
-    assert_eq!(root.derive().as_bytes().as_slice(), hx(&kd["derived_key_hex"]));
+    assert_eq!(
+        root.derive().as_bytes().as_slice(),
+        hx(&kd["derived_key_hex"])
+    );
     let id = s(&g["id"]["utf8"]).as_bytes();
     assert_eq!(id, hx(&g["id"]["hex"]));
     let mut mac = Macaroon::new(&root, id, s(&g["location"]).as_bytes());
-    assert_eq!(mac.signature().as_bytes().as_slice(), hx(&kd["initial_signature_hex"]));
+    assert_eq!(
+        mac.signature().as_bytes().as_slice(),
+        hx(&kd["initial_signature_hex"])
+    );
 
     let steps = g["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 4);
@@ -80,9 +89,14 @@ fn go_macaroon_key_derivation_and_steps() {
         let cavs = step["caveats"].as_array().unwrap();
         assert_eq!(cavs.len(), i);
         if i > 0 {
-            mac.add_first_party_caveat(s(&cavs[i - 1]).as_bytes()).unwrap();
+            mac.add_first_party_caveat(s(&cavs[i - 1]).as_bytes())
+                .unwrap();
         }
-        let got: Vec<&str> = mac.caveats().iter().map(|c| c.condition().unwrap()).collect();
+        let got: Vec<&str> = mac
+            .caveats()
+            .iter()
+            .map(|c| c.condition().unwrap())
+            .collect();
         let want: Vec<&str> = cavs.iter().map(s).collect();
         assert_eq!(got, want);
         check_serializations(&mac, step);
@@ -102,7 +116,11 @@ fn go_macaroon_hmac_trace() {
     assert_eq!(s(&trace[0]["op"]), "makekey");
     assert_eq!(hx(&trace[0]["data1"]["hex"]), root.as_bytes());
     for (i, (step, sig)) in trace.iter().zip(&chain).enumerate() {
-        assert_eq!(sig.as_bytes().as_slice(), hx(&step["result_hex"]), "trace step {i}");
+        assert_eq!(
+            sig.as_bytes().as_slice(),
+            hx(&step["result_hex"]),
+            "trace step {i}"
+        );
         if i >= 2 {
             assert_eq!(s(&step["op"]), "hash");
             assert_eq!(hx(&step["data1"]["hex"]), mac.caveats()[i - 2].id());
@@ -145,8 +163,14 @@ fn libmacaroons_tutorial() {
 fn v1_encodings_are_refused_with_a_typed_error() {
     let v = vectors();
     let g = &v["go_macaroon"];
-    for v1 in [&g["v1_3_caveats"], &g["libmacaroons_tutorial"]["v1_1_caveat"]] {
-        assert_eq!(Macaroon::decode(&hx(&v1["v1_binary_hex"])), Err(DecodeError::V1Unsupported));
+    for v1 in [
+        &g["v1_3_caveats"],
+        &g["libmacaroons_tutorial"]["v1_1_caveat"],
+    ] {
+        assert_eq!(
+            Macaroon::decode(&hx(&v1["v1_binary_hex"])),
+            Err(DecodeError::V1Unsupported)
+        );
         // Same signature as the V2 form: the chain does not depend on the encoding.
         assert_eq!(hx(&v1["signature_hex"]).len(), SIGNATURE_LEN);
     }
@@ -176,7 +200,10 @@ fn go_macaroon_verification_outcomes() {
         match result {
             Ok(()) => assert_eq!(want, "ok", "{name}"),
             Err(e) => {
-                assert!(e.to_string().contains(want), "{name}: {e} does not contain {want}");
+                assert!(
+                    e.to_string().contains(want),
+                    "{name}: {e} does not contain {want}"
+                );
                 let expected_kind = match name {
                     "caveat_checker_rejects" => matches!(e, VerifyError::CaveatNotSatisfied { .. }),
                     _ => e == VerifyError::SignatureMismatch,
@@ -217,13 +244,19 @@ fn go_macaroon_decode_edges() {
                 assert_eq!(macs.len() as u64, e["count"].as_u64().unwrap());
                 assert_eq!(v2::encode_slice(&macs), input);
                 // A single-macaroon decode sees the second one as trailing data.
-                assert!(matches!(Macaroon::decode(&input), Err(DecodeError::TrailingData(_))));
+                assert!(matches!(
+                    Macaroon::decode(&input),
+                    Err(DecodeError::TrailingData(_))
+                ));
             }
             "trailing_byte" => {
                 assert_eq!(want, "ok");
                 // go-macaroon ignores what follows the signature; so does decode_lenient.
                 let mac = Macaroon::decode_lenient(&input).unwrap();
-                assert_eq!(mac.caveats().len() as u64, e["parsed_caveats"].as_u64().unwrap());
+                assert_eq!(
+                    mac.caveats().len() as u64,
+                    e["parsed_caveats"].as_u64().unwrap()
+                );
                 // The strict decoder refuses it.
                 assert_eq!(Macaroon::decode(&input), Err(DecodeError::TrailingData(1)));
             }
@@ -267,15 +300,27 @@ fn lnd_ids_and_macaroons() {
     for case in cases {
         let name = s(&case["name"]);
         let root = RootKey::new(&hx(&case["root_key_hex"]));
-        let requested: Vec<Op> =
-            case["ops_requested"].as_array().unwrap().iter().map(|o| op_of(s(o))).collect();
-        let canonical: Vec<Op> =
-            case["ops_canonical"].as_array().unwrap().iter().map(|o| op_of(s(o))).collect();
+        let requested: Vec<Op> = case["ops_requested"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| op_of(s(o)))
+            .collect();
+        let canonical: Vec<Op> = case["ops_canonical"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| op_of(s(o)))
+            .collect();
         assert_eq!(lnd::canonical_ops(&requested), canonical, "{name}");
 
         let dec = &case["id_decoded"];
         let nonce: [u8; 16] = hx(&dec["nonce_hex"]).try_into().unwrap();
-        assert_eq!(nonce, fastuuid_nonce(&hx(&case["nonce_seed_24_hex"])), "{name}");
+        assert_eq!(
+            nonce,
+            fastuuid_nonce(&hx(&case["nonce_seed_24_hex"])),
+            "{name}"
+        );
         let storage = hx(&case["root_key_id"]["hex"]);
         let id = MacaroonId::new(nonce, &storage, &requested);
         let id_bytes = id.encode();
@@ -285,7 +330,10 @@ fn lnd_ids_and_macaroons() {
         // Decode and compare with the generic protowire walk.
         let back = MacaroonId::decode(&id_bytes).unwrap();
         assert_eq!(back, id);
-        assert_eq!(u64::from(id_bytes[0]), dec["version_byte"].as_u64().unwrap());
+        assert_eq!(
+            u64::from(id_bytes[0]),
+            dec["version_byte"].as_u64().unwrap()
+        );
         assert_eq!(back.storage_id, hx(&dec["storage_id"]["hex"]));
         let groups = dec["ops"].as_array().unwrap();
         assert_eq!(back.ops.len(), groups.len());
@@ -295,7 +343,10 @@ fn lnd_ids_and_macaroons() {
             assert_eq!(g.actions, acts);
         }
         assert_eq!(back.ops(), canonical);
-        assert_eq!(dec["top_level_fields_in_order"].as_array().unwrap().len(), 2 + groups.len());
+        assert_eq!(
+            dec["top_level_fields_in_order"].as_array().unwrap().len(),
+            2 + groups.len()
+        );
 
         // The bare macaroon LND writes to disk / returns from BakeMacaroon.
         let mut mac = lnd::bake(&root, &id);
@@ -313,10 +364,19 @@ fn lnd_ids_and_macaroons() {
         // What bakery recovers.
         let bv = &case["bakery_verify_macaroon"];
         let conds = mac.verify_signature(&root).unwrap();
-        let want: Vec<&[u8]> =
-            bv["conditions"].as_array().unwrap().iter().map(|c| s(c).as_bytes()).collect();
+        let want: Vec<&[u8]> = bv["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| s(c).as_bytes())
+            .collect();
         assert_eq!(conds, want);
-        let ops: Vec<Op> = bv["ops"].as_array().unwrap().iter().map(|o| op_of(s(o))).collect();
+        let ops: Vec<Op> = bv["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| op_of(s(o)))
+            .collect();
         assert_eq!(mac.lnd_id().unwrap().ops(), ops);
         assert_eq!(mac.lnd_id().unwrap().is_read_only(), name != "admin");
 
@@ -330,7 +390,9 @@ fn lnd_ids_and_macaroons() {
                     mac.clone()
                 }
             };
-            let key = c.get("root_key_hex").map_or(root.clone(), |k| RootKey::new(&hx(k)));
+            let key = c
+                .get("root_key_hex")
+                .map_or(root.clone(), |k| RootKey::new(&hx(k)));
             let now = UnixTime::parse_rfc3339(s(&c["clock"])).unwrap();
             let peer = Some("127.0.0.1".parse().unwrap());
             let checker = (
@@ -338,8 +400,12 @@ fn lnd_ids_and_macaroons() {
                 IpLock::new(peer),
                 LndCustom::new(|_: &str, _: &str| Err("no middleware".to_string())),
             );
-            let required: Vec<Op> =
-                c["required"].as_array().unwrap().iter().map(|o| op_of(s(o))).collect();
+            let required: Vec<Op> = c["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| op_of(s(o)))
+                .collect();
             let got = m.check_mac_auth(&key, &checker, &required, "/lnrpc.Lightning/Test");
             let want = s(&c["result"]);
             match got {
@@ -348,7 +414,10 @@ fn lnd_ids_and_macaroons() {
                     assert_eq!(id, back);
                 }
                 Err(e) => {
-                    assert!(e.to_string().contains(want), "{name}/{cname}: {e} vs {want}");
+                    assert!(
+                        e.to_string().contains(want),
+                        "{name}/{cname}: {e} vs {want}"
+                    );
                 }
             }
         }
@@ -362,7 +431,12 @@ fn lit_session_storage_id() {
     assert_eq!(s(&case["name"]), "lit_session_root_key_id");
     let be = hx(&case["root_key_id_be_bytes_hex"]);
     let session: [u8; 4] = be[4..].try_into().unwrap();
-    assert_eq!(lnd::super_macaroon_root_key_id(session).to_be_bytes().as_slice(), be);
+    assert_eq!(
+        lnd::super_macaroon_root_key_id(session)
+            .to_be_bytes()
+            .as_slice(),
+        be
+    );
     let storage = MacaroonId::session_storage_id(session);
     assert_eq!(storage, hx(&case["root_key_id"]["hex"]));
     assert_eq!(storage, s(&case["root_key_id_uint64"]).as_bytes());
@@ -385,7 +459,10 @@ fn bake_from_root_key_admin() {
     let id = MacaroonId::new(nonce, lnd::DEFAULT_ROOT_KEY_ID, &Preset::Admin.ops());
     assert_eq!(hex_encode(&id.encode()), s(&b["id_hex"]));
     let mac = lnd::bake(&root, &id);
-    assert_eq!(mac.signature().as_bytes().as_slice(), hx(&b["signature_hex"]));
+    assert_eq!(
+        mac.signature().as_bytes().as_slice(),
+        hx(&b["signature_hex"])
+    );
     assert_eq!(mac.to_hex(), s(&b["v2_binary_hex"]));
 }
 
@@ -414,16 +491,27 @@ fn table_from_json(p: &Value) -> PermissionTable {
 fn lnd_permission_presets_match_lnd() {
     let p = perms_json();
     let own = |t: &[(&str, &str)]| -> Vec<(String, String)> {
-        t.iter().map(|&(e, a)| (e.to_string(), a.to_string())).collect()
+        t.iter()
+            .map(|&(e, a)| (e.to_string(), a.to_string()))
+            .collect()
     };
     assert_eq!(own(READ_PERMISSIONS), pairs(&p["read_permissions"]));
     assert_eq!(own(WRITE_PERMISSIONS), pairs(&p["write_permissions"]));
     assert_eq!(own(INVOICE_PERMISSIONS), pairs(&p["invoice_permissions"]));
-    let admin: Vec<(String, String)> =
-        Preset::Admin.ops().into_iter().map(|o| (o.entity, o.action)).collect();
+    let admin: Vec<(String, String)> = Preset::Admin
+        .ops()
+        .into_iter()
+        .map(|o| (o.entity, o.action))
+        .collect();
     assert_eq!(admin, pairs(&p["admin_permissions"]));
-    assert_eq!(Preset::ReadOnly.ops(), lnd::ops_from_pairs(READ_PERMISSIONS));
-    assert_eq!(Preset::Invoice.ops(), lnd::ops_from_pairs(INVOICE_PERMISSIONS));
+    assert_eq!(
+        Preset::ReadOnly.ops(),
+        lnd::ops_from_pairs(READ_PERMISSIONS)
+    );
+    assert_eq!(
+        Preset::Invoice.ops(),
+        lnd::ops_from_pairs(INVOICE_PERMISSIONS)
+    );
     assert_eq!(s(&p["permission_entity_custom_uri"]), lnd::ENTITY_URI);
 }
 
@@ -431,7 +519,10 @@ fn lnd_permission_presets_match_lnd() {
 fn lnd_permission_table_checks_methods() {
     let p = perms_json();
     let table = table_from_json(&p);
-    assert_eq!(table.len() as u64, p["counts"]["all_methods_total"].as_u64().unwrap());
+    assert_eq!(
+        table.len() as u64,
+        p["counts"]["all_methods_total"].as_u64().unwrap()
+    );
     let ro = MacaroonId::new([0; 16], b"0", &Preset::ReadOnly.ops());
     let admin = MacaroonId::new([0; 16], b"0", &Preset::Admin.ops());
     let inv = MacaroonId::new([0; 16], b"0", &Preset::Invoice.ops());
@@ -447,24 +538,46 @@ fn lnd_permission_table_checks_methods() {
     assert!(table.check(&ro, "/lnrpc.Lightning/GetInfo").is_ok());
     assert_eq!(
         table.check(&ro, "/lnrpc.Lightning/SendPaymentSync"),
-        Err(PermissionError::Denied { missing: Op::new("offchain", "write") })
+        Err(PermissionError::Denied {
+            missing: Op::new("offchain", "write")
+        })
     );
     assert!(table.check(&inv, "/lnrpc.Lightning/AddInvoice").is_ok());
-    assert!(table.check(&inv, "/lnrpc.Lightning/SendPaymentSync").is_err());
+    assert!(
+        table
+            .check(&inv, "/lnrpc.Lightning/SendPaymentSync")
+            .is_err()
+    );
     assert_eq!(
         table.check(&admin, "/lnrpc.Lightning/NoSuchMethod"),
-        Err(PermissionError::UnknownMethod("/lnrpc.Lightning/NoSuchMethod".into()))
+        Err(PermissionError::UnknownMethod(
+            "/lnrpc.Lightning/NoSuchMethod".into()
+        ))
     );
     // A uri: op grants exactly its method.
-    let uri = MacaroonId::new([0; 16], b"0", &[Op::uri("/lnrpc.Lightning/SendPaymentSync")]);
-    assert!(table.check(&uri, "/lnrpc.Lightning/SendPaymentSync").is_ok());
+    let uri = MacaroonId::new(
+        [0; 16],
+        b"0",
+        &[Op::uri("/lnrpc.Lightning/SendPaymentSync")],
+    );
+    assert!(
+        table
+            .check(&uri, "/lnrpc.Lightning/SendPaymentSync")
+            .is_ok()
+    );
     assert!(table.check(&uri, "/lnrpc.Lightning/GetInfo").is_err());
     assert!(!uri.is_read_only());
     // Through a whole macaroon.
     let root = RootKey::new(&[7; 32]);
     let mac = lnd::bake(&root, &ro);
-    assert!(mac.has_permission_for_method(&table, "/lnrpc.Lightning/GetInfo").unwrap());
-    assert!(!mac.has_permission_for_method(&table, "/lnrpc.Lightning/AddInvoice").unwrap());
+    assert!(
+        mac.has_permission_for_method(&table, "/lnrpc.Lightning/GetInfo")
+            .unwrap()
+    );
+    assert!(
+        !mac.has_permission_for_method(&table, "/lnrpc.Lightning/AddInvoice")
+            .unwrap()
+    );
     assert!(table.all_ops().contains(&Op::new("signer", "generate")));
 }
 
@@ -473,16 +586,22 @@ fn lnd_style_time_and_ip_checks() {
     let root = RootKey::new(&[1; 32]);
     let id = MacaroonId::new([2; 16], b"0", &Preset::ReadOnly.ops());
     let mut mac = lnd::bake(&root, &id);
-    mac.add_first_party_caveat(b"time-before 2030-01-01T00:00:00.5+01:00").unwrap();
+    mac.add_first_party_caveat(b"time-before 2030-01-01T00:00:00.5+01:00")
+        .unwrap();
     mac.add_first_party_caveat(b"ipaddr 10.0.0.1").unwrap();
     mac.add_first_party_caveat(b"iprange 10.0.0.0/24").unwrap();
-    mac.add_first_party_caveat(b"lnd-custom account abcd").unwrap();
+    mac.add_first_party_caveat(b"lnd-custom account abcd")
+        .unwrap();
     let exp = mac.expires_at().unwrap().unwrap();
     assert_eq!(exp, UnixTime::new(1_893_452_400, 500_000_000).unwrap());
     let before = UnixTime::new(exp.secs(), 499_999_999).unwrap();
     let ok_peer = Some("::ffff:10.0.0.1".parse().unwrap());
     let custom = LndCustom::new(|n: &str, v: &str| {
-        if n == "account" && v == "abcd" { Ok(()) } else { Err("no".into()) }
+        if n == "account" && v == "abcd" {
+            Ok(())
+        } else {
+            Err("no".into())
+        }
     });
     let req = [Op::new("info", "read")];
     let m = "/lnrpc.Lightning/GetInfo";
@@ -493,7 +612,9 @@ fn lnd_style_time_and_ip_checks() {
     assert!(check(before, ok_peer).is_ok());
     let e = check(exp, ok_peer).unwrap_err().to_string();
     assert!(e.contains("macaroon has expired"), "{e}");
-    let e = check(before, Some("10.0.0.2".parse().unwrap())).unwrap_err().to_string();
+    let e = check(before, Some("10.0.0.2".parse().unwrap()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("macaroon locked to different IP address"), "{e}");
     let e = check(before, None).unwrap_err().to_string();
     assert!(e.contains("unable to get peer info"), "{e}");
@@ -514,8 +635,14 @@ fn rfc3339_edges() {
     let p = UnixTime::parse_rfc3339;
     assert_eq!(p("1970-01-01T00:00:00Z"), Some(UnixTime::from_secs(0)));
     assert_eq!(p("1969-12-31T23:59:59Z"), Some(UnixTime::from_secs(-1)));
-    assert_eq!(p("2000-02-29T12:00:00-00:30"), Some(UnixTime::from_secs(951_825_600 + 1800)));
-    assert_eq!(p("2030-01-01T00:00:00.123456789Z"), UnixTime::new(1_893_456_000, 123_456_789));
+    assert_eq!(
+        p("2000-02-29T12:00:00-00:30"),
+        Some(UnixTime::from_secs(951_825_600 + 1800))
+    );
+    assert_eq!(
+        p("2030-01-01T00:00:00.123456789Z"),
+        UnixTime::new(1_893_456_000, 123_456_789)
+    );
     for bad in [
         "",
         "2030-01-01",
@@ -535,7 +662,10 @@ fn rfc3339_edges() {
     }
     let t = UnixTime::new(1_893_456_000, 120_000_000).unwrap();
     assert_eq!(t.to_rfc3339_nano().unwrap(), "2030-01-01T00:00:00.12Z");
-    assert_eq!(UnixTime::from_secs(-1).to_rfc3339_nano().unwrap(), "1969-12-31T23:59:59Z");
+    assert_eq!(
+        UnixTime::from_secs(-1).to_rfc3339_nano().unwrap(),
+        "1969-12-31T23:59:59Z"
+    );
     assert_eq!(UnixTime::from_secs(i64::MAX).to_rfc3339_nano(), None);
 }
 
@@ -563,11 +693,22 @@ fn third_party_caveats_are_carried_not_verified() {
         verification_id: vec![9; 40],
     }));
     let chain_sig = keyed_hash2(mac.signature().as_bytes(), &[9; 40], b"tp-id");
-    let tp = Macaroon::from_parts(vec![], b"id".to_vec(), caveats, Signature::from_bytes(chain_sig));
+    let tp = Macaroon::from_parts(
+        vec![],
+        b"id".to_vec(),
+        caveats,
+        Signature::from_bytes(chain_sig),
+    );
     let back = Macaroon::decode(&tp.to_v2_bytes()).unwrap();
     assert_eq!(back, tp);
-    assert_eq!(back.signature_chain(&root).last().unwrap(), back.signature());
-    assert_eq!(back.verify_signature(&root), Err(VerifyError::ThirdPartyCaveat { index: 1 }));
+    assert_eq!(
+        back.signature_chain(&root).last().unwrap(),
+        back.signature()
+    );
+    assert_eq!(
+        back.verify_signature(&root),
+        Err(VerifyError::ThirdPartyCaveat { index: 1 })
+    );
 }
 
 #[test]
@@ -583,30 +724,77 @@ fn strict_decoder_rejects_malformed_sections() {
         Macaroon::decode(&v)
     };
     assert!(with(&[]).is_ok());
-    assert_eq!(with(&[1, 1, b'x', 0]), Err(DecodeError::CaveatWithoutIdentifier));
-    assert_eq!(with(&[1, 1, b'x', 2, 1, b'c', 0]), Err(DecodeError::LocationInFirstPartyCaveat));
-    assert_eq!(with(&[2, 1, b'c', 4, 0, 0]), Err(DecodeError::EmptyVerificationId));
-    assert_eq!(with(&[2, 1, b'c', 5, 1, 1, 0]), Err(DecodeError::InvalidCaveatField));
-    assert_eq!(with(&[2, 1, b'c', 4, 1, 1, 5, 0, 0]), Err(DecodeError::ExtraCaveatFields));
-    assert_eq!(with(&[2, 1, b'c', 2, 1, b'c', 0]), Err(DecodeError::FieldsOutOfOrder));
+    assert_eq!(
+        with(&[1, 1, b'x', 0]),
+        Err(DecodeError::CaveatWithoutIdentifier)
+    );
+    assert_eq!(
+        with(&[1, 1, b'x', 2, 1, b'c', 0]),
+        Err(DecodeError::LocationInFirstPartyCaveat)
+    );
+    assert_eq!(
+        with(&[2, 1, b'c', 4, 0, 0]),
+        Err(DecodeError::EmptyVerificationId)
+    );
+    assert_eq!(
+        with(&[2, 1, b'c', 5, 1, 1, 0]),
+        Err(DecodeError::InvalidCaveatField)
+    );
+    assert_eq!(
+        with(&[2, 1, b'c', 4, 1, 1, 5, 0, 0]),
+        Err(DecodeError::ExtraCaveatFields)
+    );
+    assert_eq!(
+        with(&[2, 1, b'c', 2, 1, b'c', 0]),
+        Err(DecodeError::FieldsOutOfOrder)
+    );
     // Header without identifier / with extras.
-    assert_eq!(Macaroon::decode(&[2, 1, 1, b'l', 0]), Err(DecodeError::InvalidHeader));
-    assert_eq!(Macaroon::decode(&[2, 2, 0, 4, 0, 0]), Err(DecodeError::InvalidHeader));
+    assert_eq!(
+        Macaroon::decode(&[2, 1, 1, b'l', 0]),
+        Err(DecodeError::InvalidHeader)
+    );
+    assert_eq!(
+        Macaroon::decode(&[2, 2, 0, 4, 0, 0]),
+        Err(DecodeError::InvalidHeader)
+    );
     // Signature problems.
-    assert_eq!(Macaroon::decode(&[2, 2, 0, 0, 0, 5, 0]), Err(DecodeError::MissingSignature));
-    assert_eq!(Macaroon::decode(&[2, 2, 0, 0, 0, 6, 1, 0]), Err(DecodeError::BadSignatureLength(1)));
-    assert_eq!(Macaroon::decode(&[2, 2, 0, 0, 0]), Err(DecodeError::VarintTruncated));
+    assert_eq!(
+        Macaroon::decode(&[2, 2, 0, 0, 0, 5, 0]),
+        Err(DecodeError::MissingSignature)
+    );
+    assert_eq!(
+        Macaroon::decode(&[2, 2, 0, 0, 0, 6, 1, 0]),
+        Err(DecodeError::BadSignatureLength(1))
+    );
+    assert_eq!(
+        Macaroon::decode(&[2, 2, 0, 0, 0]),
+        Err(DecodeError::VarintTruncated)
+    );
     assert_eq!(Macaroon::decode(&[2, 2]), Err(DecodeError::VarintTruncated));
-    assert_eq!(Macaroon::decode(&[2, 2, 0]), Err(DecodeError::SectionTruncated));
+    assert_eq!(
+        Macaroon::decode(&[2, 2, 0]),
+        Err(DecodeError::SectionTruncated)
+    );
     let mut overflow = vec![2, 2];
     overflow.extend_from_slice(&[0xff; 11]);
-    assert_eq!(Macaroon::decode(&overflow), Err(DecodeError::VarintOverflow));
+    assert_eq!(
+        Macaroon::decode(&overflow),
+        Err(DecodeError::VarintOverflow)
+    );
     // Size cap: a field claiming more than the cap is refused before anything is read.
     let mut big = vec![2, 2, 0x80, 0x80, 0x08];
     big.resize(MAX_ENCODED_LEN + 10, 0);
-    assert_eq!(Macaroon::decode(&big), Err(DecodeError::TooLarge { max: MAX_ENCODED_LEN }));
+    assert_eq!(
+        Macaroon::decode(&big),
+        Err(DecodeError::TooLarge {
+            max: MAX_ENCODED_LEN
+        })
+    );
     assert_eq!(Macaroon::from_hex("zz"), Err(DecodeError::InvalidHex));
-    assert_eq!(Macaroon::from_base64("!!!"), Err(DecodeError::InvalidBase64));
+    assert_eq!(
+        Macaroon::from_base64("!!!"),
+        Err(DecodeError::InvalidBase64)
+    );
 }
 
 #[test]
@@ -640,18 +828,36 @@ fn caveat_limits() {
 #[test]
 fn id_decoder_errors() {
     assert_eq!(MacaroonId::decode(&[]), Err(lnd::IdError::Empty));
-    assert_eq!(MacaroonId::decode(&[2]), Err(lnd::IdError::UnsupportedVersion(2)));
-    assert_eq!(MacaroonId::decode(&[3, 0x0a, 5, 1]), Err(lnd::IdError::Truncated));
+    assert_eq!(
+        MacaroonId::decode(&[2]),
+        Err(lnd::IdError::UnsupportedVersion(2))
+    );
+    assert_eq!(
+        MacaroonId::decode(&[3, 0x0a, 5, 1]),
+        Err(lnd::IdError::Truncated)
+    );
     assert_eq!(
         MacaroonId::decode(&[3, 0x08, 1]),
-        Err(lnd::IdError::BadWireType { field: 1, wire_type: 0 })
+        Err(lnd::IdError::BadWireType {
+            field: 1,
+            wire_type: 0
+        })
     );
-    assert_eq!(MacaroonId::decode(&[3, 0x1a, 2, 0x0a, 0]).unwrap().ops[0].entity, "");
-    assert_eq!(MacaroonId::decode(&[3, 0x1a, 3, 0x0a, 1, 0xff]), Err(lnd::IdError::InvalidUtf8));
+    assert_eq!(
+        MacaroonId::decode(&[3, 0x1a, 2, 0x0a, 0]).unwrap().ops[0].entity,
+        ""
+    );
+    assert_eq!(
+        MacaroonId::decode(&[3, 0x1a, 3, 0x0a, 1, 0xff]),
+        Err(lnd::IdError::InvalidUtf8)
+    );
     assert_eq!(MacaroonId::decode(&[3, 0x03]), Err(lnd::IdError::ZeroField));
     assert_eq!(
         MacaroonId::decode(&[3, 0x0b]),
-        Err(lnd::IdError::BadWireType { field: 1, wire_type: 3 })
+        Err(lnd::IdError::BadWireType {
+            field: 1,
+            wire_type: 3
+        })
     );
     // Unknown fields are skipped (proto3), known ones still read.
     let id = MacaroonId::decode(&[3, 0x20, 7, 0x2d, 1, 2, 3, 4, 0x12, 1, b'0']).unwrap();
@@ -675,15 +881,31 @@ fn arb_caveat() -> impl Strategy<Value = Caveat> {
 }
 
 fn arb_macaroon() -> impl Strategy<Value = Macaroon> {
-    (arb_bytes(30), arb_bytes(300), proptest::collection::vec(arb_caveat(), 0..8), any::<[u8; 32]>())
+    (
+        arb_bytes(30),
+        arb_bytes(300),
+        proptest::collection::vec(arb_caveat(), 0..8),
+        any::<[u8; 32]>(),
+    )
         .prop_map(|(l, i, c, s)| Macaroon::from_parts(l, i, c, Signature::from_bytes(s)))
 }
 
 fn arb_id() -> impl Strategy<Value = MacaroonId> {
-    let group = ("[a-z]{0,10}", proptest::collection::vec("[a-z:/.]{0,12}", 0..4))
+    let group = (
+        "[a-z]{0,10}",
+        proptest::collection::vec("[a-z:/.]{0,12}", 0..4),
+    )
         .prop_map(|(entity, actions)| OpGroup { entity, actions });
-    (arb_bytes(20), arb_bytes(24), proptest::collection::vec(group, 0..6))
-        .prop_map(|(nonce, storage_id, ops)| MacaroonId { nonce, storage_id, ops })
+    (
+        arb_bytes(20),
+        arb_bytes(24),
+        proptest::collection::vec(group, 0..6),
+    )
+        .prop_map(|(nonce, storage_id, ops)| MacaroonId {
+            nonce,
+            storage_id,
+            ops,
+        })
 }
 
 proptest! {

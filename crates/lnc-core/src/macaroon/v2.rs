@@ -70,16 +70,22 @@ pub enum DecodeError {
     )]
     UnknownFormat(u8),
     /// A varint runs off the end of the data.
-    #[error("macaroon decode: unmarshal v2: varint value extends past end of buffer (the macaroon is truncated)")]
+    #[error(
+        "macaroon decode: unmarshal v2: varint value extends past end of buffer (the macaroon is truncated)"
+    )]
     VarintTruncated,
     /// A varint does not fit in 64 bits.
     #[error("macaroon decode: unmarshal v2: varint value out of range (the macaroon is corrupt)")]
     VarintOverflow,
     /// A field's length runs past the end of the data.
-    #[error("macaroon decode: unmarshal v2: field data extends past end of buffer (the macaroon is truncated; copy it again)")]
+    #[error(
+        "macaroon decode: unmarshal v2: field data extends past end of buffer (the macaroon is truncated; copy it again)"
+    )]
     FieldTruncated,
     /// A section has no end-of-section marker.
-    #[error("macaroon decode: unmarshal v2: section extends past end of buffer (the macaroon is truncated; copy it again)")]
+    #[error(
+        "macaroon decode: unmarshal v2: section extends past end of buffer (the macaroon is truncated; copy it again)"
+    )]
     SectionTruncated,
     /// Field types in a section do not strictly increase (includes repeated fields).
     #[error("macaroon decode: unmarshal v2: fields out of order (the macaroon is corrupt)")]
@@ -91,23 +97,35 @@ pub enum DecodeError {
     #[error("macaroon decode: unmarshal v2: no identifier in caveat (the macaroon is corrupt)")]
     CaveatWithoutIdentifier,
     /// A first-party caveat carries a location.
-    #[error("macaroon decode: unmarshal v2: location not allowed in first party caveat (the macaroon is corrupt)")]
+    #[error(
+        "macaroon decode: unmarshal v2: location not allowed in first party caveat (the macaroon is corrupt)"
+    )]
     LocationInFirstPartyCaveat,
     /// A caveat section has more fields than location, identifier, verification id.
-    #[error("macaroon decode: unmarshal v2: extra fields found in caveat (the macaroon is corrupt)")]
+    #[error(
+        "macaroon decode: unmarshal v2: extra fields found in caveat (the macaroon is corrupt)"
+    )]
     ExtraCaveatFields,
     /// A caveat section has an unknown field after its identifier.
-    #[error("macaroon decode: unmarshal v2: invalid field found in caveat (the macaroon is corrupt)")]
+    #[error(
+        "macaroon decode: unmarshal v2: invalid field found in caveat (the macaroon is corrupt)"
+    )]
     InvalidCaveatField,
     /// A verification-id field is present but empty (ambiguous: go-macaroon would turn the
     /// caveat into a first-party one).
-    #[error("macaroon decode: unmarshal v2: empty verification id in caveat (the macaroon is corrupt)")]
+    #[error(
+        "macaroon decode: unmarshal v2: empty verification id in caveat (the macaroon is corrupt)"
+    )]
     EmptyVerificationId,
     /// The field after the caveats is not a signature.
-    #[error("macaroon decode: unmarshal v2: unexpected field found instead of signature (the macaroon is corrupt)")]
+    #[error(
+        "macaroon decode: unmarshal v2: unexpected field found instead of signature (the macaroon is corrupt)"
+    )]
     MissingSignature,
     /// The signature is not 32 bytes.
-    #[error("macaroon decode: unmarshal v2: signature has unexpected length {0} (want 32; the macaroon is corrupt)")]
+    #[error(
+        "macaroon decode: unmarshal v2: signature has unexpected length {0} (want 32; the macaroon is corrupt)"
+    )]
     BadSignatureLength(usize),
     /// Bytes follow the signature ([`Macaroon::decode`] only; see [`Macaroon::decode_lenient`]).
     #[error("macaroon decode: {0} bytes after the signature; pass exactly one macaroon")]
@@ -169,7 +187,10 @@ impl<'a> Reader<'a> {
     /// One section. Only the first three fields are kept (no valid section has more); the
     /// count tells the callers about the rest, so a hostile section allocates nothing.
     fn section(&mut self) -> Result<Section<'a>, DecodeError> {
-        let mut s = Section { fields: [(0, &[]); 3], count: 0 };
+        let mut s = Section {
+            fields: [(0, &[]); 3],
+            count: 0,
+        };
         let mut prev: Option<u64> = None;
         loop {
             if self.is_empty() {
@@ -306,8 +327,9 @@ fn parse_v2(data: &[u8]) -> Result<(Macaroon, usize), DecodeError> {
     if ty != FIELD_SIGNATURE {
         return Err(DecodeError::MissingSignature);
     }
-    let sig: [u8; SIGNATURE_LEN] =
-        sig.try_into().map_err(|_| DecodeError::BadSignatureLength(sig.len()))?;
+    let sig: [u8; SIGNATURE_LEN] = sig
+        .try_into()
+        .map_err(|_| DecodeError::BadSignatureLength(sig.len()))?;
     let consumed = data.len() - r.buf.len();
     let mac = Macaroon::from_parts(
         location.to_vec(),
@@ -328,7 +350,9 @@ fn parse_capped(data: &[u8]) -> Result<(Macaroon, usize), DecodeError> {
             | DecodeError::FieldTruncated
             | DecodeError::SectionTruncated
             | DecodeError::BadSignatureLength(_),
-        ) if data.len() > MAX_ENCODED_LEN => Err(DecodeError::TooLarge { max: MAX_ENCODED_LEN }),
+        ) if data.len() > MAX_ENCODED_LEN => Err(DecodeError::TooLarge {
+            max: MAX_ENCODED_LEN,
+        }),
         other => other,
     }
 }
@@ -361,7 +385,9 @@ impl Macaroon {
     pub fn from_hex(text: &str) -> Result<Self, DecodeError> {
         let text = text.trim();
         if text.len() / 2 > MAX_ENCODED_LEN {
-            return Err(DecodeError::TooLarge { max: MAX_ENCODED_LEN });
+            return Err(DecodeError::TooLarge {
+                max: MAX_ENCODED_LEN,
+            });
         }
         Self::decode(&hex_decode(text).ok_or(DecodeError::InvalidHex)?)
     }
@@ -371,7 +397,9 @@ impl Macaroon {
     pub fn from_base64(text: &str) -> Result<Self, DecodeError> {
         let text = text.trim();
         if text.len() / 4 * 3 > MAX_ENCODED_LEN + 3 {
-            return Err(DecodeError::TooLarge { max: MAX_ENCODED_LEN });
+            return Err(DecodeError::TooLarge {
+                max: MAX_ENCODED_LEN,
+            });
         }
         Self::decode(&base64_decode(text).ok_or(DecodeError::InvalidBase64)?)
     }
@@ -387,7 +415,11 @@ impl Macaroon {
             n += match cav {
                 Caveat::FirstParty(c) => field_len(c.len()),
                 Caveat::ThirdParty(t) => {
-                    let loc = if t.location.is_empty() { 0 } else { field_len(t.location.len()) };
+                    let loc = if t.location.is_empty() {
+                        0
+                    } else {
+                        field_len(t.location.len())
+                    };
                     let vid = if t.verification_id.is_empty() {
                         0
                     } else {
@@ -608,10 +640,13 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
-    bytes.chunks_exact(2).map(|p| Some((nibble(p[0])? << 4) | nibble(p[1])?)).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|p| Some((nibble(p[0])? << 4) | nibble(p[1])?))
+        .collect()
 }
 
 /// Base64 to bytes in any of go-macaroon's four accepted forms.

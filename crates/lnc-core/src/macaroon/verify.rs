@@ -50,7 +50,10 @@ impl UnixTime {
 
     /// From `SystemTime::now().duration_since(UNIX_EPOCH)` (saturating far in the future).
     pub fn from_duration_since_epoch(d: Duration) -> Self {
-        UnixTime { secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX), nanos: d.subsec_nanos() }
+        UnixTime {
+            secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: d.subsec_nanos(),
+        }
     }
 
     /// Whole seconds since the epoch.
@@ -146,7 +149,7 @@ impl UnixTime {
 }
 
 fn is_leap(y: u32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
 
 fn days_in_month(y: u32, m: u32) -> u32 {
@@ -462,15 +465,18 @@ impl Macaroon {
     pub fn expires_at(&self) -> Result<Option<UnixTime>, VerifyError> {
         let mut earliest: Option<UnixTime> = None;
         for cond in self.first_party_conditions() {
-            let Ok(text) = core::str::from_utf8(cond) else { continue };
+            let Ok(text) = core::str::from_utf8(cond) else {
+                continue;
+            };
             let (name, arg) = split_condition(text);
             if name != COND_TIME_BEFORE {
                 continue;
             }
-            let t = UnixTime::parse_rfc3339(arg).ok_or_else(|| VerifyError::CaveatNotSatisfied {
-                condition: text.into(),
-                reason: "cannot parse time-before time".into(),
-            })?;
+            let t =
+                UnixTime::parse_rfc3339(arg).ok_or_else(|| VerifyError::CaveatNotSatisfied {
+                    condition: text.into(),
+                    reason: "cannot parse time-before time".into(),
+                })?;
             earliest = Some(earliest.map_or(t, |e| e.min(t)));
         }
         Ok(earliest)
