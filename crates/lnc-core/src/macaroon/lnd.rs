@@ -578,6 +578,16 @@ impl Macaroon {
         MacaroonId::decode(&self.identifier)
     }
 
+    /// The ops this LND macaroon grants (from its id; no signature check).
+    pub fn lnd_ops(&self) -> Result<Vec<Op>, IdError> {
+        Ok(self.lnd_id()?.ops())
+    }
+
+    /// Whether this LND macaroon only grants `read` ops (see [`MacaroonId::is_read_only`]).
+    pub fn is_read_only(&self) -> Result<bool, IdError> {
+        Ok(self.lnd_id()?.is_read_only())
+    }
+
     /// Whether this macaroon's ops satisfy `full_method` per `table` (no signature or caveat
     /// check: for a client deciding what to offer, not for a verifier).
     pub fn has_permission_for_method(

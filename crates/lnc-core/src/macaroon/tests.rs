@@ -966,6 +966,31 @@ proptest! {
     }
 
     #[test]
+    fn lnd_id_groups_canonical_ops(
+        ops in proptest::collection::vec(
+            ("[a-d]{1,2}", proptest::sample::select(vec!["read", "write", "generate"])),
+            0..12,
+        ),
+        nonce in any::<[u8; 16]>(),
+    ) {
+        let ops: Vec<Op> = ops.iter().map(|(e, a)| Op::new(e, a)).collect();
+        let id = MacaroonId::new(nonce, b"0", &ops);
+        prop_assert_eq!(id.ops(), lnd::canonical_ops(&ops));
+        // One group per entity, in order.
+        let entities: Vec<&str> = id.ops.iter().map(|g| g.entity.as_str()).collect();
+        let mut sorted = entities.clone();
+        sorted.dedup();
+        prop_assert_eq!(&entities, &sorted);
+        for op in &ops {
+            prop_assert!(id.allows(op));
+        }
+        let mac = lnd::bake(&RootKey::new(&nonce), &id);
+        let back = Macaroon::decode(&mac.to_v2_bytes()).unwrap();
+        prop_assert_eq!(back.lnd_ops().unwrap(), id.ops());
+        prop_assert_eq!(back.is_read_only().unwrap(), ops.iter().all(|o| o.action == "read"));
+    }
+
+    #[test]
     fn lnd_id_round_trip(id in arb_id()) {
         let bytes = id.encode();
         prop_assert_eq!(MacaroonId::decode(&bytes).unwrap(), id);
