@@ -88,7 +88,9 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one refusal.
     pub fn reject(&self, reason: &'static str) {
-        self.rejections.get_or_create(&vec![("reason", reason)]).inc();
+        self.rejections
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
     }
 
     /// The text exposition.

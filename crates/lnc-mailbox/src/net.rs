@@ -220,12 +220,13 @@ impl Server {
     /// first start in self-signed mode).
     pub async fn bind(config: Config) -> Result<Self, ServeError> {
         let tls = tls::load(&config.tls, &config.data_dir)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
             addr: config.listen,
             source,
@@ -238,9 +239,7 @@ impl Server {
             ),
             None => None,
         };
-        let metrics_addr = metrics_listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok());
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let metrics = Arc::new(Metrics::default());
         let store = Store::new(
             config.limits.clone(),
@@ -375,7 +374,11 @@ impl Server {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(Some(u32::try_from(config.limits.max_streams_per_ip.saturating_mul(2)).unwrap_or(u32::MAX).max(100)))
+            .max_concurrent_streams(Some(
+                u32::try_from(config.limits.max_streams_per_ip.saturating_mul(2))
+                    .unwrap_or(u32::MAX)
+                    .max(100),
+            ))
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20))
             .initial_stream_window_size(256 * 1024)
@@ -504,18 +507,17 @@ impl ConnCtx {
             drop(guard);
             return;
         }
-        let svc = tower::ServiceExt::map_request(router, move |mut req: http::Request<Incoming>| {
-            let ip = client_ip(peer_ip, req.headers(), &trusted);
-            req.extensions_mut().insert(ClientInfo {
-                ip,
-                _conn: guard.clone(),
+        let svc =
+            tower::ServiceExt::map_request(router, move |mut req: http::Request<Incoming>| {
+                let ip = client_ip(peer_ip, req.headers(), &trusted);
+                req.extensions_mut().insert(ClientInfo {
+                    ip,
+                    _conn: guard.clone(),
+                });
+                req
             });
-            req
-        });
-        let conn = builder.serve_connection_with_upgrades(
-            TokioIo::new(io),
-            TowerToHyperService::new(svc),
-        );
+        let conn =
+            builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
         let conn = watcher.watch(conn.into_owned());
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "connection ended with error");
@@ -560,7 +562,10 @@ mod tests {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let lb: IpAddr = "10.0.0.2".parse().unwrap();
         let mut h = http::HeaderMap::new();
-        h.insert("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.0.0.2".parse().unwrap(),
+        );
         let untrusted: IpAddr = "9.9.9.9".parse().unwrap();
         assert_eq!(client_ip(untrusted, &h, &[proxy]), untrusted);
         assert_eq!(

@@ -74,7 +74,11 @@ fn self_signed(dir: &Path, hosts: &[String]) -> Result<(PathBuf, PathBuf), TlsEr
         return Ok((cert, key));
     }
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     names.extend(hosts.iter().cloned());
     let generated = rcgen::generate_simple_self_signed(names)?;
     std::fs::write(&cert, generated.cert.pem()).map_err(io_err(&cert))?;

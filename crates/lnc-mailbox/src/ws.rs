@@ -132,7 +132,9 @@ async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 fn ping_timer(timers: &Timers) -> tokio::time::Interval {
-    let period = timers.ws_ping_interval.unwrap_or(Duration::from_secs(86_400 * 365));
+    let period = timers
+        .ws_ping_interval
+        .unwrap_or(Duration::from_secs(86_400 * 365));
     let mut t = tokio::time::interval_at(Instant::now() + period, period);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t

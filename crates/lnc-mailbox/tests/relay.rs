@@ -93,7 +93,10 @@ async fn grpc_relay_and_occupancy_release() {
         let t0 = Instant::now();
         let e = c.recv_stream(desc(&id)).await.unwrap_err();
         assert_eq!(e.message(), "read stream occupied");
-        assert!(t0.elapsed() >= Duration::from_millis(100), "server waits before refusing");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(100),
+            "server waits before refusing"
+        );
         let (tx, task) = writer(&c);
         tx.send(cbox(&id, b"hello")).await.unwrap();
         let m = timeout(T, r1.message()).await.unwrap().unwrap().unwrap();
@@ -106,7 +109,9 @@ async fn grpc_relay_and_occupancy_release() {
         assert_eq!(e.message(), "write stream occupied");
         // The reader goes away: its side is released, a new reader attaches.
         drop(r1);
-        timeout(T, relay.handle.wait_for(|s| s.readers == 0)).await.unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 0))
+            .await
+            .unwrap();
         let mut r2 = c.recv_stream(desc(&id)).await.unwrap().into_inner();
         tx.send(cbox(&id, b"again")).await.unwrap();
         let m = timeout(T, r2.message()).await.unwrap().unwrap().unwrap();
@@ -114,7 +119,9 @@ async fn grpc_relay_and_occupancy_release() {
         // The writer half-closes: its side is released too.
         drop(tx);
         timeout(T, task).await.unwrap().unwrap().unwrap();
-        timeout(T, relay.handle.wait_for(|s| s.writers == 0)).await.unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.writers == 0))
+            .await
+            .unwrap();
         let (tx3, _task3) = writer(&c);
         tx3.send(cbox(&id, b"third")).await.unwrap();
         let m = timeout(T, r2.message()).await.unwrap().unwrap().unwrap();
@@ -135,7 +142,9 @@ async fn ws_error_frames_match_go_vectors() {
         let relay = Relay::start(config(tls)).await;
         // Unknown stream.
         let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
-        ws.send(Message::Text(json::desc_frame(&sid(4)).into())).await.unwrap();
+        ws.send(Message::Text(json::desc_frame(&sid(4)).into()))
+            .await
+            .unwrap();
         assert_eq!(ws_text(&mut ws).await, expect("recv_unknown_stream"));
         // Occupied, via a REST-created stream.
         let id = sid(5);
@@ -144,36 +153,66 @@ async fn ws_error_frames_match_go_vectors() {
             json::b64_encode(&id)
         );
         let (st, resp) = relay
-            .http("POST", lnc_hashmail::paths::REST_BOX, &[("Content-Type", "application/json")], &body)
+            .http(
+                "POST",
+                lnc_hashmail::paths::REST_BOX,
+                &[("Content-Type", "application/json")],
+                &body,
+            )
             .await;
         assert_eq!(st, 200);
         assert_eq!(common::body(&resp), r#"{"success":{"desc":null}}"#);
-        let (st, resp) = relay.http("POST", lnc_hashmail::paths::REST_BOX, &[], &body).await;
+        let (st, resp) = relay
+            .http("POST", lnc_hashmail::paths::REST_BOX, &[], &body)
+            .await;
         assert_eq!(st, 409);
         let got: serde_json::Value = serde_json::from_str(common::body(&resp)).unwrap();
-        assert_eq!(got, serde_json::json!({"code":6,"message":"stream already active","details":[]}));
+        assert_eq!(
+            got,
+            serde_json::json!({"code":6,"message":"stream already active","details":[]})
+        );
         let mut first = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
-        first.send(Message::Text(json::desc_frame(&id).into())).await.unwrap();
-        timeout(T, relay.handle.wait_for(|s| s.readers == 1)).await.unwrap();
+        first
+            .send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 1))
+            .await
+            .unwrap();
         let mut second = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
-        second.send(Message::Text(json::desc_frame(&id).into())).await.unwrap();
+        second
+            .send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
         assert_eq!(ws_text(&mut second).await, expect("recv_occupied_stream"));
         // Closing the first reader's socket releases the side.
         first.close(None).await.unwrap();
-        timeout(T, relay.handle.wait_for(|s| s.readers == 0)).await.unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 0))
+            .await
+            .unwrap();
         let mut third = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
-        third.send(Message::Text(json::desc_frame(&id).into())).await.unwrap();
-        timeout(T, relay.handle.wait_for(|s| s.readers == 1)).await.unwrap();
+        third
+            .send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 1))
+            .await
+            .unwrap();
         // Send on unknown stream: error frame on the send socket.
         let mut s = relay.ws(lnc_hashmail::paths::WS_SEND).await;
-        s.send(Message::Text(json::send_frame(&sid(6), &[1, 20]).into())).await.unwrap();
+        s.send(Message::Text(json::send_frame(&sid(6), &[1, 20]).into()))
+            .await
+            .unwrap();
         let f = json::parse_recv_frame(&ws_text(&mut s).await).unwrap();
         assert!(matches!(f, json::RecvFrame::Error(e) if e.message == "stream not found"));
         // REST delete (query params) works and frees the stream.
         let q = format!(
             "{}?desc.stream_id={}",
             lnc_hashmail::paths::REST_BOX,
-            json::b64_encode(&id).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+            json::b64_encode(&id)
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
         );
         let (st, _) = relay.http("DELETE", &q, &[], "").await;
         assert_eq!(st, 200);
@@ -196,8 +235,12 @@ async fn relay_many(tls: bool, grpc_to_ws: bool) {
     };
     if grpc_to_ws {
         let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
-        ws.send(Message::Text(json::desc_frame(&id).into())).await.unwrap();
-        timeout(T, relay.handle.wait_for(|s| s.readers == 1)).await.unwrap();
+        ws.send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 1))
+            .await
+            .unwrap();
         let (tx, _task) = writer(&c);
         let id2 = id.clone();
         tokio::spawn(async move {
@@ -208,7 +251,9 @@ async fn relay_many(tls: bool, grpc_to_ws: bool) {
         });
         for i in 0..N {
             let f = json::parse_recv_frame(&ws_text(&mut ws).await).unwrap();
-            let json::RecvFrame::Result(b) = f else { panic!("error frame") };
+            let json::RecvFrame::Result(b) = f else {
+                panic!("error frame")
+            };
             assert_eq!(b.msg.0, payload(i), "message {i}");
             assert_eq!(b.desc.unwrap().stream_id.0, id);
         }
@@ -218,7 +263,9 @@ async fn relay_many(tls: bool, grpc_to_ws: bool) {
         let id2 = id.clone();
         tokio::spawn(async move {
             for i in 0..N {
-                ws.send(Message::Text(json::send_frame(&id2, &payload(i)).into())).await.unwrap();
+                ws.send(Message::Text(json::send_frame(&id2, &payload(i)).into()))
+                    .await
+                    .unwrap();
             }
             std::future::pending::<()>().await;
         });
@@ -228,7 +275,10 @@ async fn relay_many(tls: bool, grpc_to_ws: bool) {
         }
     }
     let text = relay.handle.metrics_text();
-    assert!(text.contains(&format!("lnc_mailbox_messages_relayed_total {N}")), "{text}");
+    assert!(
+        text.contains(&format!("lnc_mailbox_messages_relayed_total {N}")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -260,9 +310,15 @@ async fn backpressure_holds_writer_without_reader() {
         tx
     });
     // The queue fills to its bound and the writer is held back.
-    timeout(T, relay.handle.wait_for(|s| s.queued == 4)).await.unwrap();
+    timeout(T, relay.handle.wait_for(|s| s.queued == 4))
+        .await
+        .unwrap();
     timeout(T, async {
-        while !relay.handle.metrics_text().contains("lnc_mailbox_writer_backpressure_total 1") {
+        while !relay
+            .handle
+            .metrics_text()
+            .contains("lnc_mailbox_writer_backpressure_total 1")
+        {
             relay.handle.wait_for(|_| true).await;
             tokio::task::yield_now().await;
         }
@@ -289,12 +345,23 @@ async fn idle_mailboxes_are_collected() {
     create(&mut c, &idle).await;
     create(&mut c, &used).await;
     let mut r = c.recv_stream(desc(&used)).await.unwrap().into_inner();
-    timeout(T, relay.handle.wait_for(|s| s.mailboxes == 1)).await.unwrap();
-    assert!(c.recv_stream(desc(&idle)).await.unwrap_err().message().contains("stream not found"));
+    timeout(T, relay.handle.wait_for(|s| s.mailboxes == 1))
+        .await
+        .unwrap();
+    assert!(
+        c.recv_stream(desc(&idle))
+            .await
+            .unwrap_err()
+            .message()
+            .contains("stream not found")
+    );
     // The attached one survived and still relays.
     let (tx, _t) = writer(&c);
     tx.send(cbox(&used, b"alive")).await.unwrap();
-    assert_eq!(&timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..], b"alive");
+    assert_eq!(
+        &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+        b"alive"
+    );
 }
 
 #[tokio::test]
@@ -326,8 +393,17 @@ async fn stream_limits() {
         create(&mut c, &sid(13)).await;
         let e = c.new_cipher_box(auth_req(&sid(14))).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-        assert!(e.message().contains("max_streams_per_ip=2"), "{}", e.message());
-        assert!(relay.handle.metrics_text().contains("reason=\"max_streams_per_ip\""));
+        assert!(
+            e.message().contains("max_streams_per_ip=2"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            relay
+                .handle
+                .metrics_text()
+                .contains("reason=\"max_streams_per_ip\"")
+        );
     })
     .await;
     // Total cap (per-IP high).
@@ -355,11 +431,19 @@ async fn message_size_limit() {
         tx.send(cbox(&id, &[0; 1001])).await.unwrap();
         let e = timeout(T, task).await.unwrap().unwrap().unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-        assert!(e.message().contains("max_message_bytes=1000"), "{}", e.message());
+        assert!(
+            e.message().contains("max_message_bytes=1000"),
+            "{}",
+            e.message()
+        );
         // WebSocket: same limit, error frame code 8.
-        timeout(T, relay.handle.wait_for(|s| s.writers == 0)).await.unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.writers == 0))
+            .await
+            .unwrap();
         let mut ws = relay.ws(lnc_hashmail::paths::WS_SEND).await;
-        ws.send(Message::Text(json::send_frame(&id, &[0; 1001]).into())).await.unwrap();
+        ws.send(Message::Text(json::send_frame(&id, &[0; 1001]).into()))
+            .await
+            .unwrap();
         match json::parse_recv_frame(&ws_text(&mut ws).await).unwrap() {
             json::RecvFrame::Error(s) => {
                 assert_eq!(s.code, 8);
@@ -391,9 +475,15 @@ async fn connection_limit_per_ip() {
         let mut c2 = relay.grpc().await;
         let e = c2.new_cipher_box(auth_req(&sid(20))).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-        assert!(e.message().contains("max_connections_per_ip=1"), "{}", e.message());
+        assert!(
+            e.message().contains("max_connections_per_ip=1"),
+            "{}",
+            e.message()
+        );
         // WebSocket / REST equivalent: HTTP 429 with the error JSON.
-        let (st, resp) = relay.http("POST", lnc_hashmail::paths::REST_BOX, &[], "{}").await;
+        let (st, resp) = relay
+            .http("POST", lnc_hashmail::paths::REST_BOX, &[], "{}")
+            .await;
         assert_eq!(st, 429);
         assert!(resp.contains("max_connections_per_ip"));
         // The first connection still works.
@@ -422,7 +512,11 @@ async fn stream_rate_limit_delays_writer() {
         assert_eq!(&m.msg[..], &[i]);
     }
     // 5 in the burst, 10 more at 20/s: at least ~0.5 s.
-    assert!(t0.elapsed() >= Duration::from_millis(450), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -437,7 +531,12 @@ async fn forwarded_for_from_trusted_proxy() {
             json::b64_encode(&sid(n))
         );
         relay
-            .http("POST", lnc_hashmail::paths::REST_BOX, &[("X-Forwarded-For", ip)], &body)
+            .http(
+                "POST",
+                lnc_hashmail::paths::REST_BOX,
+                &[("X-Forwarded-For", ip)],
+                &body,
+            )
             .await
             .0
     };
@@ -471,20 +570,36 @@ async fn create_auth_tokens() {
         let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
         let (tx, _t) = writer(&c);
         tx.send(cbox(&id, b"m")).await.unwrap();
-        assert_eq!(&timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..], b"m");
+        assert_eq!(
+            &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+            b"m"
+        );
         // Deletion only with the creating token.
-        assert_eq!(c.del_cipher_box(auth_req(&id)).await.unwrap_err().code(), tonic::Code::Unauthenticated);
-        assert_eq!(c.del_cipher_box(with("tok-b")).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            c.del_cipher_box(auth_req(&id)).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            c.del_cipher_box(with("tok-b")).await.unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
         c.del_cipher_box(with("tok-a")).await.unwrap();
         // REST create with the header.
         let body = format!(
             "{{\"desc\":{{\"stream_id\":\"{}\"}},\"lnd_auth\":{{}}}}",
             json::b64_encode(&id)
         );
-        let (st, _) = relay.http("POST", lnc_hashmail::paths::REST_BOX, &[], &body).await;
+        let (st, _) = relay
+            .http("POST", lnc_hashmail::paths::REST_BOX, &[], &body)
+            .await;
         assert_eq!(st, 401);
         let (st, _) = relay
-            .http("POST", lnc_hashmail::paths::REST_BOX, &[("Authorization", "Bearer tok-b")], &body)
+            .http(
+                "POST",
+                lnc_hashmail::paths::REST_BOX,
+                &[("Authorization", "Bearer tok-b")],
+                &body,
+            )
             .await;
         assert_eq!(st, 200);
     })
@@ -502,38 +617,82 @@ async fn malformed_input_ends_only_its_stream() {
         let mut r = c.recv_stream(desc(&good)).await.unwrap().into_inner();
         let (tx, _t) = writer(&c);
         tx.send(cbox(&good, b"1")).await.unwrap();
-        assert_eq!(&timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..], b"1");
+        assert_eq!(
+            &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+            b"1"
+        );
 
         let expect_err = async |frame: Message, path: &str, needle: &str| {
             let mut ws = relay.ws(path).await;
             ws.send(frame).await.unwrap();
             match json::parse_recv_frame(&ws_text(&mut ws).await).unwrap() {
-                json::RecvFrame::Error(s) => assert!(s.message.contains(needle), "{} !~ {needle}", s.message),
+                json::RecvFrame::Error(s) => {
+                    assert!(s.message.contains(needle), "{} !~ {needle}", s.message)
+                }
                 other => panic!("{other:?}"),
             }
         };
         use lnc_hashmail::paths::{WS_RECEIVE, WS_SEND};
-        expect_err(Message::Binary(vec![1, 2, 3].into()), WS_SEND, "binary frames").await;
-        expect_err(Message::Binary(vec![1, 2, 3].into()), WS_RECEIVE, "binary frames").await;
+        expect_err(
+            Message::Binary(vec![1, 2, 3].into()),
+            WS_SEND,
+            "binary frames",
+        )
+        .await;
+        expect_err(
+            Message::Binary(vec![1, 2, 3].into()),
+            WS_RECEIVE,
+            "binary frames",
+        )
+        .await;
         expect_err(Message::Text("not json".into()), WS_SEND, "malformed").await;
-        expect_err(Message::Text("{\"stream_id\":\"!!\"}".into()), WS_RECEIVE, "base64").await;
-        expect_err(Message::Text("{\"msg\":\"AA==\"}".into()), WS_SEND, "descriptor required").await;
-        expect_err(Message::Text("{\"stream_id\":\"AAAA\"}".into()), WS_RECEIVE, "64 bytes").await;
+        expect_err(
+            Message::Text("{\"stream_id\":\"!!\"}".into()),
+            WS_RECEIVE,
+            "base64",
+        )
+        .await;
+        expect_err(
+            Message::Text("{\"msg\":\"AA==\"}".into()),
+            WS_SEND,
+            "descriptor required",
+        )
+        .await;
+        expect_err(
+            Message::Text("{\"stream_id\":\"AAAA\"}".into()),
+            WS_RECEIVE,
+            "64 bytes",
+        )
+        .await;
         // URL-safe base64 is accepted.
-        let url_id = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &good);
+        let url_id =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &good);
         let mut ws = relay.ws(WS_SEND).await;
         // The good stream's writer is busy: occupied, not a parse error.
-        ws.send(Message::Text(format!("{{\"desc\":{{\"stream_id\":\"{url_id}\"}},\"msg\":\"AA\"}}").into())).await.unwrap();
+        ws.send(Message::Text(
+            format!("{{\"desc\":{{\"stream_id\":\"{url_id}\"}},\"msg\":\"AA\"}}").into(),
+        ))
+        .await
+        .unwrap();
         let f = json::parse_recv_frame(&ws_text(&mut ws).await).unwrap();
         assert!(matches!(f, json::RecvFrame::Error(s) if s.message == "write stream occupied"));
         // gRPC: first message without desc.
         let (tx_bad, task_bad) = writer(&c);
-        tx_bad.send(lnc_hashmail::pb::CipherBox { desc: None, msg: vec![1].into() }).await.unwrap();
+        tx_bad
+            .send(lnc_hashmail::pb::CipherBox {
+                desc: None,
+                msg: vec![1].into(),
+            })
+            .await
+            .unwrap();
         let e = timeout(T, task_bad).await.unwrap().unwrap().unwrap_err();
         assert_eq!(e.message(), "cipher box descriptor required");
         // The healthy session is undisturbed.
         tx.send(cbox(&good, b"2")).await.unwrap();
-        assert_eq!(&timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..], b"2");
+        assert_eq!(
+            &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+            b"2"
+        );
     })
     .await;
 }
@@ -548,8 +707,12 @@ async fn graceful_shutdown_ends_streams_with_status() {
         create(&mut c, &b).await;
         let mut r = c.recv_stream(desc(&a)).await.unwrap().into_inner();
         let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
-        ws.send(Message::Text(json::desc_frame(&b).into())).await.unwrap();
-        timeout(T, relay.handle.wait_for(|s| s.readers == 2)).await.unwrap();
+        ws.send(Message::Text(json::desc_frame(&b).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 2))
+            .await
+            .unwrap();
         relay.stop().await;
         let e = timeout(T, r.message()).await.unwrap().unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unavailable);
@@ -559,7 +722,11 @@ async fn graceful_shutdown_ends_streams_with_status() {
             other => panic!("{other:?}"),
         }
         // No longer accepting.
-        assert!(tokio::net::TcpStream::connect(relay.handle.local_addr()).await.is_err());
+        assert!(
+            tokio::net::TcpStream::connect(relay.handle.local_addr())
+                .await
+                .is_err()
+        );
     })
     .await;
 }
@@ -577,7 +744,9 @@ async fn metrics_endpoint() {
     tx.send(cbox(&id, b"abc")).await.unwrap();
     timeout(T, r.message()).await.unwrap().unwrap().unwrap();
     let _ = c.recv_stream(desc(&sid(31))).await;
-    let io = tokio::net::TcpStream::connect(relay.handle.metrics_addr().unwrap()).await.unwrap();
+    let io = tokio::net::TcpStream::connect(relay.handle.metrics_addr().unwrap())
+        .await
+        .unwrap();
     let (st, text) = http_raw(Box::new(io), "GET", "/metrics", &[], "").await;
     assert_eq!(st, 200);
     for needle in [
@@ -605,7 +774,9 @@ async fn tls_alpn_and_persistent_certificate() {
         (vec![&b"h2"[..], b"http/1.1"], &b"h2"[..]),
         (vec![&b"http/1.1"[..]], &b"http/1.1"[..]),
     ] {
-        let tcp = tokio::net::TcpStream::connect(relay.handle.local_addr()).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(relay.handle.local_addr())
+            .await
+            .unwrap();
         let s = tls_connect(roots.clone(), &offer, tcp).await.unwrap();
         assert_eq!(s.get_ref().1.alpn_protocol(), Some(want));
     }
@@ -622,7 +793,10 @@ async fn cors_preflight_and_unknown_paths() {
         .http(
             "OPTIONS",
             lnc_hashmail::paths::REST_BOX,
-            &[("Origin", "https://app.example"), ("Access-Control-Request-Headers", "content-type")],
+            &[
+                ("Origin", "https://app.example"),
+                ("Access-Control-Request-Headers", "content-type"),
+            ],
             "",
         )
         .await;
@@ -632,8 +806,13 @@ async fn cors_preflight_and_unknown_paths() {
     assert!(lower.contains("access-control-allow-headers: content-type"));
     let (st, resp) = relay.http("GET", "/nope", &[], "").await;
     assert_eq!(st, 404);
-    assert!(resp.to_ascii_lowercase().contains("access-control-allow-origin: *"));
+    assert!(
+        resp.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *")
+    );
     // receive without upgrade: a JSON error, no panic.
-    let (st, _) = relay.http("POST", lnc_hashmail::paths::WS_RECEIVE, &[], "{}").await;
+    let (st, _) = relay
+        .http("POST", lnc_hashmail::paths::WS_RECEIVE, &[], "{}")
+        .await;
     assert_eq!(st, 400);
 }

@@ -128,7 +128,13 @@ impl Relay {
     }
 
     /// Raw HTTP/1.1 request; returns (status, body).
-    pub async fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
         let io = self.connect(&[b"http/1.1"]).await;
         http_raw(io, method, path, headers, body).await
     }
@@ -155,10 +161,18 @@ pub async fn tls_connect(
         .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
 }
 
-pub async fn http_raw(mut io: BoxIo, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+pub async fn http_raw(
+    mut io: BoxIo,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -170,11 +184,16 @@ pub async fn http_raw(mut io: BoxIo, method: &str, path: &str, headers: &[(&str,
     req.push_str(body);
     io.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(T, io.read_to_end(&mut out)).await.unwrap();
+    let _ = tokio::time::timeout(T, io.read_to_end(&mut out))
+        .await
+        .unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
     let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -246,9 +265,7 @@ pub fn writer(
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let mut c = c.clone();
-    let task = tokio::spawn(async move {
-        c.send_stream(tokio_stream_wrapper(rx)).await
-    });
+    let task = tokio::spawn(async move { c.send_stream(tokio_stream_wrapper(rx)).await });
     (tx, task)
 }
 
@@ -260,10 +277,13 @@ fn tokio_stream_wrapper(
 
 /// Reads the vector file (a missing vector fails the test).
 pub fn vector(name: &str) -> serde_json::Value {
-    let dir = std::env::var("LNC_VECTORS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/go")
-    });
+    let dir = std::env::var("LNC_VECTORS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/go")
+        });
     let p = dir.join(name);
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("vector {}: {e}", p.display()));
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("vector {}: {e}", p.display()));
     serde_json::from_str(&text).unwrap()
 }

@@ -173,7 +173,8 @@ async fn relay_pair(
 ) -> anyhow::Result<Pair> {
     create(grpc, &id).await?;
     let mut recv = ws(addr, lnc_hashmail::paths::WS_RECEIVE).await?;
-    recv.send(Message::Text(json::desc_frame(&id).into())).await?;
+    recv.send(Message::Text(json::desc_frame(&id).into()))
+        .await?;
     let send = ws(addr, lnc_hashmail::paths::WS_SEND).await?;
     let (tx, _) = send.split();
     let (_, rx) = recv.split();
@@ -198,12 +199,19 @@ fn parse_ts(frame: &str) -> anyhow::Result<u64> {
         Ok(json::RecvFrame::Error(s)) => anyhow::bail!("relay error: {}", s.message),
         Err(_) => json::parse_cipher_box(frame)?.msg.0,
     };
-    let b: [u8; 8] = msg.get(..8).and_then(|s| s.try_into().ok()).context("short message")?;
+    let b: [u8; 8] = msg
+        .get(..8)
+        .and_then(|s| s.try_into().ok())
+        .context("short message")?;
     Ok(u64::from_be_bytes(b))
 }
 
 /// Pipelined throughput over `pairs`: every pair sends `per_pair` messages.
-async fn throughput(pairs: Vec<Pair>, per_pair: usize, size: usize) -> anyhow::Result<(f64, Duration)> {
+async fn throughput(
+    pairs: Vec<Pair>,
+    per_pair: usize,
+    size: usize,
+) -> anyhow::Result<(f64, Duration)> {
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for mut p in pairs {
@@ -240,9 +248,10 @@ async fn latency(mut p: Pair, n: usize, size: usize) -> anyhow::Result<Vec<Durat
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
-        p.tx
-            .send(Message::Text(json::send_frame(&p.id, &payload(size, t0)).into()))
-            .await?;
+        p.tx.send(Message::Text(
+            json::send_frame(&p.id, &payload(size, t0)).into(),
+        ))
+        .await?;
         next_text(&mut p.rx).await?;
         out.push(start.elapsed());
     }
@@ -257,12 +266,17 @@ async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
         .unwrap_or(1);
     let echo = echo_server().await?;
     let mut clients = grpc_clients(b.addr, b.connections).await?;
-    println!("# lnc bench mailbox against {} (echo baseline on {echo})", b.addr);
+    println!(
+        "# lnc bench mailbox against {} (echo baseline on {echo})",
+        b.addr
+    );
 
     // 1. Idle pairs: memory.
     let rss0 = rss_kib(b.server_pid);
     let t = Instant::now();
-    let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(b.idle_pairs * 2)));
+    let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(
+        b.idle_pairs * 2,
+    )));
     futures_util::stream::iter(0..b.idle_pairs)
         .map(|i| {
             let mut c = clients[i % clients.len()].clone();
@@ -315,7 +329,12 @@ async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
         b.size,
     )
     .await?;
-    let echo_lat = latency(echo_pair(echo, vec![0; 64]).await?, b.latency_samples, b.size).await?;
+    let echo_lat = latency(
+        echo_pair(echo, vec![0; 64]).await?,
+        b.latency_samples,
+        b.size,
+    )
+    .await?;
     println!(
         "latency ({} B, {} samples): relay p50 {:?} p99 {:?}; raw ws echo p50 {:?} p99 {:?}; added p50 {:?} p99 {:?}",
         b.size,

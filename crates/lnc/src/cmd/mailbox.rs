@@ -48,14 +48,22 @@ pub struct MailboxArgs {
     #[arg(long, env = "LNC_MAILBOX_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Extra DNS name or IP for the self-signed certificate (repeatable).
-    #[arg(long = "tls-host", env = "LNC_MAILBOX_TLS_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long = "tls-host",
+        env = "LNC_MAILBOX_TLS_HOSTS",
+        value_delimiter = ','
+    )]
     tls_hosts: Vec<String>,
     /// File of bearer tokens (one per line) required to create/delete
     /// mailboxes. Off by default so unmodified Go nodes keep working.
     #[arg(long, env = "LNC_MAILBOX_CREATE_AUTH")]
     create_auth: Option<PathBuf>,
     /// Proxy IP whose X-Forwarded-For is trusted (repeatable / comma list).
-    #[arg(long = "trusted-proxy", env = "LNC_MAILBOX_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "LNC_MAILBOX_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     trusted_proxies: Vec<IpAddr>,
     /// Largest message in bytes [default: 131072].
     #[arg(long, env = "LNC_MAILBOX_MAX_MESSAGE_BYTES")]
@@ -304,7 +312,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lnc-mb-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("m.toml");
-        std::fs::write(&file, "max_streams = 7\nmax_streams_per_ip = 3\ninsecure = true\nidle_timeout_secs = 0\n").unwrap();
+        std::fs::write(
+            &file,
+            "max_streams = 7\nmax_streams_per_ip = 3\ninsecure = true\nidle_timeout_secs = 0\n",
+        )
+        .unwrap();
         let t = T::parse_from([
             "x",
             "--config",
