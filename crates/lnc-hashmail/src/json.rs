@@ -236,6 +236,7 @@ impl From<pb::CipherBox> for CipherBox {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

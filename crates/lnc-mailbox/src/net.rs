@@ -554,6 +554,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -565,6 +565,7 @@ impl Drop for WriteHalf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

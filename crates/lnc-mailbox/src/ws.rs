@@ -492,6 +492,7 @@ pub async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a mailbox (HashMail relay) that LNC apps and nodes meet through.
-    Mailbox(cmd::mailbox::MailboxArgs),
+    Mailbox(Box<cmd::mailbox::MailboxArgs>),
     /// Load generators and benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Mailbox(args) => cmd::mailbox::run(args).await,
+            Command::Mailbox(args) => cmd::mailbox::run(*args).await,
             Command::Bench(b) => cmd::bench::run(b).await,
         }
     })

@@ -297,6 +297,7 @@ pub async fn run(args: MailboxArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use clap::Parser;
