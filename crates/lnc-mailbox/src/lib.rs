@@ -1,0 +1,30 @@
+//! The LNC mailbox relay ("hashmail"): where an LNC app and node meet.
+//!
+//! Wire-compatible with the Go relay (aperture) for unmodified Go peers —
+//! `hashmailrpc.HashMail` over gRPC and the grpc-gateway WebSocket JSON
+//! protocol on one port — and better where Go is weak: every buffer and count
+//! is bounded, creation can require a token, malformed input ends only its own
+//! stream, and it is observable (Prometheus, tracing).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), lnc_mailbox::ServeError> {
+//! let server = lnc_mailbox::Server::bind(lnc_mailbox::Config::for_tests()).await?;
+//! println!("listening on {}", server.handle().local_addr());
+//! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod net;
+pub mod store;
+pub mod tls;
+pub mod ws;
+
+pub use config::{Config, Limits, Timers, TlsMode, parse_token_file};
+pub use error::RelayError;
+pub use net::{ServeError, Server, ServerHandle, serve};
+pub use store::StoreStats;

@@ -1,0 +1,103 @@
+//! Prometheus metrics of the relay, served on a separate (loopback by default)
+//! listener. Counters never include stream ids or message contents.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+/// All relay metrics (cheap atomics on the hot path).
+pub struct Metrics {
+    registry: Registry,
+    /// Live mailboxes.
+    pub mailboxes: Gauge,
+    /// Mailboxes with a reader, by `state` = active (a message in the last
+    /// 10 s) or idle; computed at scrape time.
+    pub sessions: Family<Labels, Gauge>,
+    /// Messages handed to readers.
+    pub messages: Counter,
+    /// Message bytes handed to readers.
+    pub bytes: Counter,
+    /// Refused requests by `reason`.
+    pub rejections: Family<Labels, Counter>,
+    /// Accepted TCP connections by `transport` (tls, plain).
+    pub connections: Family<Labels, Counter>,
+    /// Currently attached readers/writers by `transport` (grpc, ws) and `side`.
+    pub attached: Family<Labels, Gauge>,
+    /// Writers held back because a queue was full (back-pressure events).
+    pub backpressure: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("lnc_mailbox");
+        let m = Metrics {
+            registry: Registry::default(),
+            mailboxes: Gauge::default(),
+            sessions: Family::default(),
+            messages: Counter::default(),
+            bytes: Counter::default(),
+            rejections: Family::default(),
+            connections: Family::default(),
+            attached: Family::default(),
+            backpressure: Counter::default(),
+        };
+        registry.register("mailboxes", "Live mailboxes", m.mailboxes.clone());
+        registry.register(
+            "sessions",
+            "Mailboxes with a reader attached, by activity in the last 10 s",
+            m.sessions.clone(),
+        );
+        registry.register(
+            "messages_relayed",
+            "Messages delivered to readers",
+            m.messages.clone(),
+        );
+        registry.register(
+            "bytes_relayed",
+            "Message bytes delivered to readers",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Refused requests by reason",
+            m.rejections.clone(),
+        );
+        registry.register(
+            "connections",
+            "Accepted connections by transport",
+            m.connections.clone(),
+        );
+        registry.register(
+            "attached",
+            "Attached readers and writers by transport and side",
+            m.attached.clone(),
+        );
+        registry.register(
+            "writer_backpressure",
+            "Times a writer was held back by a full queue",
+            m.backpressure.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Counts one refusal.
+    pub fn reject(&self, reason: &'static str) {
+        self.rejections
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,506 @@
+//! The browser front end: WebSocket JSON frames and REST create/delete, handled
+//! natively on the shared store (the Go relay loops these back through its
+//! own gRPC listener).
+//!
+//! Frames are exactly the Go relay's: the receive socket's first text frame is
+//! a `CipherBoxDesc`, then one `{"result":CipherBox}` per message; the send
+//! socket takes one `CipherBox` per text frame; errors are
+//! `{"error":{"code":…,"message":…,"details":[]}}` followed by the end of the
+//! socket. Malformed input ends only that socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use lnc_hashmail::json::{self, ResultFrameEncoder};
+use lnc_hashmail::pb;
+use tokio::time::Instant;
+
+use crate::config::{Limits, Timers};
+use crate::error::RelayError;
+use crate::grpc::HashMailService;
+use crate::metrics::Metrics;
+use crate::net::ClientInfo;
+use crate::store::{Store, Transport, stream_id};
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) service: HashMailService,
+    pub(crate) store: Arc<Store>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limits: Limits,
+    pub(crate) timers: Timers,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+type Tx = SplitSink<WebSocket, Message>;
+type Rx = SplitStream<WebSocket>;
+
+/// Largest JSON frame for the largest allowed message: base64 (4/3) plus the
+/// stream id and JSON punctuation.
+fn max_frame(limits: &Limits) -> usize {
+    limits.max_message_bytes.div_ceil(3) * 4 + 512
+}
+
+fn configure(ws: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
+    let max = max_frame(limits);
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max * 2)
+}
+
+fn status_body(e: &RelayError) -> String {
+    serde_json::to_string(&json::Status {
+        code: e.code() as i32,
+        message: e.to_string(),
+        details: Vec::new(),
+    })
+    .unwrap_or_default()
+}
+
+fn rest_error(app: &App, e: RelayError) -> Response {
+    app.metrics.reject(e.reason());
+    (
+        e.http_status(),
+        [(header::CONTENT_TYPE, "application/json")],
+        status_body(&e),
+    )
+        .into_response()
+}
+
+async fn send_error(app: &App, tx: &mut Tx, e: RelayError) {
+    app.metrics.reject(e.reason());
+    tracing::debug!(error = %e, "websocket ended with error");
+    let frame = json::error_frame(e.code() as i32, &e.to_string());
+    let _ = tx.send(Message::Text(frame.into())).await;
+    let _ = tx
+        .send(Message::Close(Some(CloseFrame {
+            code: 1011,
+            reason: "".into(),
+        })))
+        .await;
+}
+
+/// Waits for the next data frame. Answers nothing itself: tungstenite replies
+/// to pings while we read.
+enum Incoming {
+    Text(String),
+    Gone,
+    Bad(RelayError),
+}
+
+async fn next_data(rx: &mut Rx, seen: &mut Instant) -> Incoming {
+    loop {
+        match rx.next().await {
+            None | Some(Ok(Message::Close(_))) => return Incoming::Gone,
+            Some(Err(e)) => {
+                // Oversize frames surface here as capacity errors.
+                let text = e.to_string();
+                return if text.contains("too long") || text.contains("size") {
+                    Incoming::Bad(RelayError::Malformed(format!("frame rejected: {text}")))
+                } else {
+                    Incoming::Gone
+                };
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => *seen = Instant::now(),
+            Some(Ok(Message::Binary(_))) => {
+                return Incoming::Bad(RelayError::Malformed(
+                    "binary frames are not supported; send JSON text frames".into(),
+                ));
+            }
+            Some(Ok(Message::Text(t))) => {
+                *seen = Instant::now();
+                return Incoming::Text(t.as_str().to_owned());
+            }
+        }
+    }
+}
+
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn ping_timer(timers: &Timers) -> tokio::time::Interval {
+    let period = timers
+        .ws_ping_interval
+        .unwrap_or(Duration::from_secs(86_400 * 365));
+    let mut t = tokio::time::interval_at(Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// Sends a ping, or returns false if the peer has been silent too long.
+async fn ping(timers: &Timers, tx: &mut Tx, seen: Instant) -> bool {
+    let Some(period) = timers.ws_ping_interval else {
+        return true;
+    };
+    if seen.elapsed() > period * 2 {
+        return false;
+    }
+    tx.send(Message::Ping(Bytes::from_static(b"are you there?")))
+        .await
+        .is_ok()
+}
+
+/// `GET /v1/lightning-node-connect/hashmail/receive?method=POST` (WebSocket).
+pub async fn receive(
+    State(app): State<App>,
+    Extension(client): Extension<ClientInfo>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return rest_error(
+            &app,
+            RelayError::Malformed("receive needs a WebSocket upgrade".into()),
+        );
+    };
+    app.metrics
+        .connections
+        .get_or_create(&vec![("transport", "ws_receive")])
+        .inc();
+    let limits = app.limits.clone();
+    configure(ws, &limits).on_upgrade(move |socket| run_receive(app, socket, client))
+}
+
+async fn run_receive(app: App, socket: WebSocket, client: ClientInfo) {
+    let (mut tx, mut rx) = socket.split();
+    let mut shutdown = app.shutdown.clone();
+    let mut seen = Instant::now();
+    let first = tokio::select! {
+        r = tokio::time::timeout(app.timers.handshake_timeout, next_data(&mut rx, &mut seen)) => r,
+        () = stopped(&mut shutdown) => return send_error(&app, &mut tx, RelayError::ShuttingDown).await,
+    };
+    let text = match first {
+        Err(_) => {
+            return send_error(
+                &app,
+                &mut tx,
+                RelayError::Malformed("no CipherBoxDesc frame in time".into()),
+            )
+            .await;
+        }
+        Ok(Incoming::Gone) => return,
+        Ok(Incoming::Bad(e)) => return send_error(&app, &mut tx, e).await,
+        Ok(Incoming::Text(t)) => t,
+    };
+    let id = match json::parse_desc(&text)
+        .map_err(|e| RelayError::Malformed(e.to_string()))
+        .and_then(|d| stream_id(&d.stream_id.0))
+    {
+        Ok(id) => id,
+        Err(e) => return send_error(&app, &mut tx, e).await,
+    };
+    let half = match app.store.open_reader(&id, Transport::Ws).await {
+        Ok(h) => h,
+        Err(e) => return send_error(&app, &mut tx, e).await,
+    };
+    tracing::debug!(ip = %client.ip, "websocket reader attached");
+    let encoder = ResultFrameEncoder::new(&id);
+    let mut pings = ping_timer(&app.timers);
+    loop {
+        tokio::select! {
+            msg = half.recv() => match msg {
+                Ok(m) => {
+                    if tx.send(Message::Text(encoder.encode(&m).into())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => return send_error(&app, &mut tx, e).await,
+            },
+            frame = rx.next() => match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                // Further frames on a receive socket are ignored (the Go
+                // relay closes the request body after the first).
+                Some(Ok(_)) => seen = Instant::now(),
+            },
+            _ = pings.tick() => {
+                if !ping(&app.timers, &mut tx, seen).await {
+                    break;
+                }
+            }
+        }
+    }
+    drop(half);
+}
+
+/// `GET /v1/lightning-node-connect/hashmail/send?method=POST` (WebSocket).
+pub async fn send(
+    State(app): State<App>,
+    Extension(client): Extension<ClientInfo>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return rest_error(
+            &app,
+            RelayError::Malformed("send needs a WebSocket upgrade".into()),
+        );
+    };
+    app.metrics
+        .connections
+        .get_or_create(&vec![("transport", "ws_send")])
+        .inc();
+    let limits = app.limits.clone();
+    configure(ws, &limits).on_upgrade(move |socket| run_send(app, socket, client))
+}
+
+fn parse_box(text: &str) -> Result<pb::CipherBox, RelayError> {
+    json::parse_cipher_box(text)
+        .map(Into::into)
+        .map_err(|e| RelayError::Malformed(e.to_string()))
+}
+
+async fn run_send(app: App, socket: WebSocket, client: ClientInfo) {
+    let (mut tx, mut rx) = socket.split();
+    let mut shutdown = app.shutdown.clone();
+    let mut seen = Instant::now();
+    let first = tokio::select! {
+        r = tokio::time::timeout(app.timers.handshake_timeout, next_data(&mut rx, &mut seen)) => r,
+        () = stopped(&mut shutdown) => return send_error(&app, &mut tx, RelayError::ShuttingDown).await,
+    };
+    let text = match first {
+        Err(_) => {
+            return send_error(
+                &app,
+                &mut tx,
+                RelayError::Malformed("no CipherBox frame in time".into()),
+            )
+            .await;
+        }
+        Ok(Incoming::Gone) => return,
+        Ok(Incoming::Bad(e)) => return send_error(&app, &mut tx, e).await,
+        Ok(Incoming::Text(t)) => t,
+    };
+    let first = match parse_box(&text).and_then(|b| {
+        let desc = b.desc.as_ref().ok_or(RelayError::MissingDesc)?;
+        Ok((stream_id(&desc.stream_id)?, b.msg))
+    }) {
+        Ok(x) => x,
+        Err(e) => return send_error(&app, &mut tx, e).await,
+    };
+    let half = match app.store.open_writer(&first.0, Transport::Ws).await {
+        Ok(h) => h,
+        Err(e) => return send_error(&app, &mut tx, e).await,
+    };
+    tracing::debug!(ip = %client.ip, "websocket writer attached");
+    if let Err(e) = half.send(first.1).await {
+        return send_error(&app, &mut tx, e).await;
+    }
+    let mut pings = ping_timer(&app.timers);
+    loop {
+        tokio::select! {
+            incoming = next_data(&mut rx, &mut seen) => match incoming {
+                Incoming::Gone => break,
+                Incoming::Bad(e) => return send_error(&app, &mut tx, e).await,
+                Incoming::Text(t) => {
+                    // Later frames' desc is ignored, as in the Go relay.
+                    let res = match parse_box(&t) {
+                        Ok(b) => half.send(b.msg).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = res {
+                        return send_error(&app, &mut tx, e).await;
+                    }
+                }
+            },
+            e = half.closed() => return send_error(&app, &mut tx, e).await,
+            _ = pings.tick() => {
+                if !ping(&app.timers, &mut tx, seen).await {
+                    break;
+                }
+            }
+        }
+    }
+    drop(half);
+}
+
+fn header_auth(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .or_else(|| headers.get("grpc-metadata-authorization"))
+        .map(HeaderValue::as_bytes)
+}
+
+/// `POST /v1/lightning-node-connect/hashmail` with a `CipherBoxAuth` body.
+pub async fn rest_create(
+    State(app): State<App>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: pb::CipherBoxAuth = match serde_json::from_slice::<json::CipherBoxAuth>(&body) {
+        Ok(r) => pb::CipherBoxAuth {
+            desc: r.desc.map(Into::into),
+            auth: r
+                .lnd_auth
+                .map(|_| pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
+        },
+        Err(e) => return rest_error(&app, RelayError::Malformed(e.to_string())),
+    };
+    let res = app
+        .service
+        .check_box_auth(&req, header_auth(&headers))
+        .and_then(|(id, token)| app.store.create(id, client.ip, token));
+    match res {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"success":{"desc":null}}"#,
+        )
+            .into_response(),
+        Err(e) => rest_error(&app, e),
+    }
+}
+
+/// `DELETE /v1/lightning-node-connect/hashmail?desc.stream_id=<b64>` (fields
+/// as query parameters, grpc-gateway style).
+pub async fn rest_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut sid = None;
+    let mut lnd_auth = false;
+    for pair in query.as_deref().unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "desc.stream_id" => {
+                // Query strings turn '+' into ' ' in form decoding; undo both.
+                let v = percent_decode(v).replace(' ', "+");
+                match json::b64_decode(&v) {
+                    Ok(b) => sid = Some(b),
+                    Err(e) => {
+                        return rest_error(
+                            &app,
+                            RelayError::Malformed(format!("desc.stream_id: {e}")),
+                        );
+                    }
+                }
+            }
+            k if k.starts_with("lnd_auth") => lnd_auth = true,
+            _ => {}
+        }
+    }
+    let req = pb::CipherBoxAuth {
+        desc: sid.map(|s| pb::CipherBoxDesc {
+            stream_id: s.into(),
+        }),
+        // REST DELETE cannot carry an empty message in a query: accept its
+        // absence (auth, if enabled, comes from the header).
+        auth: Some(pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
+    };
+    let _ = lnd_auth;
+    let res = app
+        .service
+        .check_box_auth(&req, header_auth(&headers))
+        .and_then(|(id, token)| app.store.delete(&id, token));
+    match res {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response(),
+        Err(e) => rest_error(&app, e),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| core::str::from_utf8(h).ok())
+                    .unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Anything else: a gRPC-gateway-style 404.
+pub async fn not_found(State(app): State<App>) -> Response {
+    app.metrics.reject("no_route");
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"code":5,"message":"Not Found","details":[]}"#,
+    )
+        .into_response()
+}
+
+/// CORS for browsers (the Go relay allows any origin): preflights are
+/// answered here, every response gets `Access-Control-Allow-Origin: *`.
+pub async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        let allow_headers = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("*"));
+        let mut resp = Response::new(Body::empty());
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Bb%3D%3D"), "a+b==");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

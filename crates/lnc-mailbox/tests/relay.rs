@@ -1,0 +1,818 @@
+//! Integration tests: the real relay on 127.0.0.1:0, driven by real clients,
+//! in both TLS and insecure mode.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use lnc_hashmail::json;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn both(f: impl AsyncFn(bool)) {
+    f(false).await;
+    f(true).await;
+}
+
+async fn ws_text(ws: &mut tokio_tungstenite::WebSocketStream<BoxIo>) -> String {
+    loop {
+        match timeout(T, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn grpc_create_delete_and_errors() {
+    both(async |tls| {
+        let relay = Relay::start(config(tls)).await;
+        let mut c = relay.grpc().await;
+        let id = sid(1);
+        let r = c.new_cipher_box(auth_req(&id)).await.unwrap().into_inner();
+        assert!(matches!(
+            r.resp,
+            Some(lnc_hashmail::pb::cipher_init_resp::Resp::Success(_))
+        ));
+        let e = c.new_cipher_box(auth_req(&id)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::AlreadyExists);
+        assert_eq!(e.message(), "stream already active");
+        c.del_cipher_box(auth_req(&id)).await.unwrap();
+        let e = c.del_cipher_box(auth_req(&id)).await.unwrap_err();
+        assert!(e.message().contains("stream not found"));
+        // Validation.
+        let mut no_desc = auth_req(&id);
+        no_desc.desc = None;
+        let e = c.new_cipher_box(no_desc).await.unwrap_err();
+        assert_eq!(e.message(), "cipher box descriptor required");
+        let mut no_auth = auth_req(&id);
+        no_auth.auth = None;
+        assert_eq!(
+            c.new_cipher_box(no_auth).await.unwrap_err().message(),
+            "auth type required"
+        );
+        let e = c.new_cipher_box(auth_req(&[1; 63])).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("64 bytes"));
+        let e = c.new_cipher_box(auth_req(&[])).await.unwrap_err();
+        assert_eq!(e.message(), "stream_id required");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn grpc_unknown_stream() {
+    both(async |tls| {
+        let relay = Relay::start(config(tls)).await;
+        let mut c = relay.grpc().await;
+        let e = c.recv_stream(desc(&sid(2))).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unknown);
+        assert_eq!(e.message(), "stream not found");
+        let (tx, task) = writer(&c);
+        tx.send(cbox(&sid(2), b"x")).await.unwrap();
+        let e = timeout(T, task).await.unwrap().unwrap().unwrap_err();
+        assert_eq!(e.message(), "stream not found");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn grpc_relay_and_occupancy_release() {
+    both(async |tls| {
+        let mut cfg = config(tls);
+        cfg.timers.occupied_wait = Duration::from_millis(100);
+        let relay = Relay::start(cfg).await;
+        let mut c = relay.grpc().await;
+        let id = sid(3);
+        create(&mut c, &id).await;
+        let mut r1 = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+        let t0 = Instant::now();
+        let e = c.recv_stream(desc(&id)).await.unwrap_err();
+        assert_eq!(e.message(), "read stream occupied");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(100),
+            "server waits before refusing"
+        );
+        let (tx, task) = writer(&c);
+        tx.send(cbox(&id, b"hello")).await.unwrap();
+        let m = timeout(T, r1.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(&m.msg[..], b"hello");
+        assert_eq!(&m.desc.unwrap().stream_id[..], &id[..]);
+        // Second writer is refused while the first holds the side.
+        let (tx2, task2) = writer(&c);
+        tx2.send(cbox(&id, b"x")).await.unwrap();
+        let e = timeout(T, task2).await.unwrap().unwrap().unwrap_err();
+        assert_eq!(e.message(), "write stream occupied");
+        // The reader goes away: its side is released, a new reader attaches.
+        drop(r1);
+        timeout(T, relay.handle.wait_for(|s| s.readers == 0))
+            .await
+            .unwrap();
+        let mut r2 = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+        tx.send(cbox(&id, b"again")).await.unwrap();
+        let m = timeout(T, r2.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(&m.msg[..], b"again");
+        // The writer half-closes: its side is released too.
+        drop(tx);
+        timeout(T, task).await.unwrap().unwrap().unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.writers == 0))
+            .await
+            .unwrap();
+        let (tx3, _task3) = writer(&c);
+        tx3.send(cbox(&id, b"third")).await.unwrap();
+        let m = timeout(T, r2.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(&m.msg[..], b"third");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ws_error_frames_match_go_vectors() {
+    let v = vector("traces/go_ws_error_frames.json");
+    let cases = v["client_view"].as_array().unwrap();
+    let expect = |name: &str| -> String {
+        let c = cases.iter().find(|c| c["name"] == name).unwrap();
+        c["received"][0]["text"].as_str().unwrap().to_owned()
+    };
+    both(async |tls| {
+        let relay = Relay::start(config(tls)).await;
+        // Unknown stream.
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        ws.send(Message::Text(json::desc_frame(&sid(4)).into()))
+            .await
+            .unwrap();
+        assert_eq!(ws_text(&mut ws).await, expect("recv_unknown_stream"));
+        // Occupied, via a REST-created stream.
+        let id = sid(5);
+        let body = format!(
+            "{{\"desc\":{{\"stream_id\":\"{}\"}},\"lnd_auth\":{{}}}}",
+            json::b64_encode(&id)
+        );
+        let (st, resp) = relay
+            .http(
+                "POST",
+                lnc_hashmail::paths::REST_BOX,
+                &[("Content-Type", "application/json")],
+                &body,
+            )
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(common::body(&resp), r#"{"success":{"desc":null}}"#);
+        let (st, resp) = relay
+            .http("POST", lnc_hashmail::paths::REST_BOX, &[], &body)
+            .await;
+        assert_eq!(st, 409);
+        let got: serde_json::Value = serde_json::from_str(common::body(&resp)).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({"code":6,"message":"stream already active","details":[]})
+        );
+        let mut first = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        first
+            .send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 1))
+            .await
+            .unwrap();
+        let mut second = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        second
+            .send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
+        assert_eq!(ws_text(&mut second).await, expect("recv_occupied_stream"));
+        // Closing the first reader's socket releases the side.
+        first.close(None).await.unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 0))
+            .await
+            .unwrap();
+        let mut third = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        third
+            .send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 1))
+            .await
+            .unwrap();
+        // Send on unknown stream: error frame on the send socket.
+        let mut s = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+        s.send(Message::Text(json::send_frame(&sid(6), &[1, 20]).into()))
+            .await
+            .unwrap();
+        let f = json::parse_recv_frame(&ws_text(&mut s).await).unwrap();
+        assert!(matches!(f, json::RecvFrame::Error(e) if e.message == "stream not found"));
+        // REST delete (query params) works and frees the stream.
+        let q = format!(
+            "{}?desc.stream_id={}",
+            lnc_hashmail::paths::REST_BOX,
+            json::b64_encode(&id)
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        );
+        let (st, _) = relay.http("DELETE", &q, &[], "").await;
+        assert_eq!(st, 200);
+        let f = json::parse_recv_frame(&ws_text(&mut third).await).unwrap();
+        assert!(matches!(f, json::RecvFrame::Error(_)));
+    })
+    .await;
+}
+
+async fn relay_many(tls: bool, grpc_to_ws: bool) {
+    const N: usize = 10_000;
+    let relay = Relay::start(config(tls)).await;
+    let mut c = relay.grpc().await;
+    let id = sid(7);
+    create(&mut c, &id).await;
+    let payload = |i: usize| -> Vec<u8> {
+        let mut v = (i as u32).to_be_bytes().to_vec();
+        v.extend(std::iter::repeat_n((i % 251) as u8, i % 300));
+        v
+    };
+    if grpc_to_ws {
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        ws.send(Message::Text(json::desc_frame(&id).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 1))
+            .await
+            .unwrap();
+        let (tx, _task) = writer(&c);
+        let id2 = id.clone();
+        tokio::spawn(async move {
+            for i in 0..N {
+                tx.send(cbox(&id2, &payload(i))).await.unwrap();
+            }
+            std::future::pending::<()>().await;
+        });
+        for i in 0..N {
+            let f = json::parse_recv_frame(&ws_text(&mut ws).await).unwrap();
+            let json::RecvFrame::Result(b) = f else {
+                panic!("error frame")
+            };
+            assert_eq!(b.msg.0, payload(i), "message {i}");
+            assert_eq!(b.desc.unwrap().stream_id.0, id);
+        }
+    } else {
+        let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+        let id2 = id.clone();
+        tokio::spawn(async move {
+            for i in 0..N {
+                ws.send(Message::Text(json::send_frame(&id2, &payload(i)).into()))
+                    .await
+                    .unwrap();
+            }
+            std::future::pending::<()>().await;
+        });
+        for i in 0..N {
+            let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+            assert_eq!(&m.msg[..], &payload(i)[..], "message {i}");
+        }
+    }
+    let text = relay.handle.metrics_text();
+    assert!(
+        text.contains(&format!("lnc_mailbox_messages_relayed_total {N}")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn relay_10k_grpc_to_ws() {
+    relay_many(false, true).await;
+    relay_many(true, true).await;
+}
+
+#[tokio::test]
+async fn relay_10k_ws_to_grpc() {
+    relay_many(false, false).await;
+    relay_many(true, false).await;
+}
+
+#[tokio::test]
+async fn backpressure_holds_writer_without_reader() {
+    let mut cfg = config(false);
+    cfg.limits.max_queue_messages = 4;
+    let relay = Relay::start(cfg).await;
+    let mut c = relay.grpc().await;
+    let id = sid(8);
+    create(&mut c, &id).await;
+    let (tx, _task) = writer(&c);
+    let id2 = id.clone();
+    let feeder = tokio::spawn(async move {
+        for i in 0..20u8 {
+            tx.send(cbox(&id2, &[i])).await.unwrap();
+        }
+        tx
+    });
+    // The queue fills to its bound and the writer is held back.
+    timeout(T, relay.handle.wait_for(|s| s.queued == 4))
+        .await
+        .unwrap();
+    timeout(T, async {
+        while !relay
+            .handle
+            .metrics_text()
+            .contains("lnc_mailbox_writer_backpressure_total 1")
+        {
+            relay.handle.wait_for(|_| true).await;
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(relay.handle.stats().queued, 4);
+    let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+    for i in 0..20u8 {
+        let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(&m.msg[..], &[i]);
+    }
+    let _tx = feeder.await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_mailboxes_are_collected() {
+    let mut cfg = config(false);
+    cfg.timers.idle_timeout = Some(Duration::from_millis(300));
+    cfg.timers.gc_interval = Duration::from_millis(50);
+    let relay = Relay::start(cfg).await;
+    let mut c = relay.grpc().await;
+    let (idle, used) = (sid(9), sid(10));
+    create(&mut c, &idle).await;
+    create(&mut c, &used).await;
+    let mut r = c.recv_stream(desc(&used)).await.unwrap().into_inner();
+    timeout(T, relay.handle.wait_for(|s| s.mailboxes == 1))
+        .await
+        .unwrap();
+    assert!(
+        c.recv_stream(desc(&idle))
+            .await
+            .unwrap_err()
+            .message()
+            .contains("stream not found")
+    );
+    // The attached one survived and still relays.
+    let (tx, _t) = writer(&c);
+    tx.send(cbox(&used, b"alive")).await.unwrap();
+    assert_eq!(
+        &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+        b"alive"
+    );
+}
+
+#[tokio::test]
+async fn gc_can_be_disabled() {
+    let mut cfg = config(false);
+    cfg.timers.idle_timeout = None;
+    cfg.timers.gc_interval = Duration::from_millis(10);
+    let relay = Relay::start(cfg).await;
+    let mut c = relay.grpc().await;
+    create(&mut c, &sid(11)).await;
+    // Another mailbox with a short life is not possible with GC off; check
+    // that the one we made survives many GC intervals' worth of events.
+    let mut c2 = relay.grpc().await;
+    for i in 0..20 {
+        create(&mut c2, &sid(100 + i)).await;
+    }
+    assert_eq!(relay.handle.stats().mailboxes, 21);
+}
+
+#[tokio::test]
+async fn stream_limits() {
+    both(async |tls| {
+        let mut cfg = config(tls);
+        cfg.limits.max_streams = 3;
+        cfg.limits.max_streams_per_ip = 2;
+        let relay = Relay::start(cfg).await;
+        let mut c = relay.grpc().await;
+        create(&mut c, &sid(12)).await;
+        create(&mut c, &sid(13)).await;
+        let e = c.new_cipher_box(auth_req(&sid(14))).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            e.message().contains("max_streams_per_ip=2"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            relay
+                .handle
+                .metrics_text()
+                .contains("reason=\"max_streams_per_ip\"")
+        );
+    })
+    .await;
+    // Total cap (per-IP high).
+    let mut cfg = config(false);
+    cfg.limits.max_streams = 2;
+    let relay = Relay::start(cfg).await;
+    let mut c = relay.grpc().await;
+    create(&mut c, &sid(15)).await;
+    create(&mut c, &sid(16)).await;
+    let e = c.new_cipher_box(auth_req(&sid(17))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    assert!(e.message().contains("max_streams=2"));
+}
+
+#[tokio::test]
+async fn message_size_limit() {
+    both(async |tls| {
+        let mut cfg = config(tls);
+        cfg.limits.max_message_bytes = 1000;
+        let relay = Relay::start(cfg).await;
+        let mut c = relay.grpc().await;
+        let id = sid(18);
+        create(&mut c, &id).await;
+        let (tx, task) = writer(&c);
+        tx.send(cbox(&id, &[0; 1001])).await.unwrap();
+        let e = timeout(T, task).await.unwrap().unwrap().unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            e.message().contains("max_message_bytes=1000"),
+            "{}",
+            e.message()
+        );
+        // WebSocket: same limit, error frame code 8.
+        timeout(T, relay.handle.wait_for(|s| s.writers == 0))
+            .await
+            .unwrap();
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+        ws.send(Message::Text(json::send_frame(&id, &[0; 1001]).into()))
+            .await
+            .unwrap();
+        match json::parse_recv_frame(&ws_text(&mut ws).await).unwrap() {
+            json::RecvFrame::Error(s) => {
+                assert_eq!(s.code, 8);
+                assert!(s.message.contains("max_message_bytes"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A frame far above the limit is refused by the WebSocket layer.
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+        let _ = ws.send(Message::Text("x".repeat(100_000).into())).await;
+        let got = timeout(T, ws.next()).await.unwrap();
+        match got {
+            Some(Ok(Message::Text(t))) => assert!(t.contains("error")),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connection_limit_per_ip() {
+    both(async |tls| {
+        let mut cfg = config(tls);
+        cfg.limits.max_connections_per_ip = 1;
+        let relay = Relay::start(cfg).await;
+        let mut c1 = relay.grpc().await;
+        create(&mut c1, &sid(19)).await;
+        let mut c2 = relay.grpc().await;
+        let e = c2.new_cipher_box(auth_req(&sid(20))).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            e.message().contains("max_connections_per_ip=1"),
+            "{}",
+            e.message()
+        );
+        // WebSocket / REST equivalent: HTTP 429 with the error JSON.
+        let (st, resp) = relay
+            .http("POST", lnc_hashmail::paths::REST_BOX, &[], "{}")
+            .await;
+        assert_eq!(st, 429);
+        assert!(resp.contains("max_connections_per_ip"));
+        // The first connection still works.
+        create(&mut c1, &sid(21)).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stream_rate_limit_delays_writer() {
+    let mut cfg = config(false);
+    cfg.limits.stream_rate_per_sec = 20.0;
+    cfg.limits.stream_burst = 5;
+    let relay = Relay::start(cfg).await;
+    let mut c = relay.grpc().await;
+    let id = sid(22);
+    create(&mut c, &id).await;
+    let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let (tx, _t) = writer(&c);
+    let t0 = Instant::now();
+    for i in 0..15u8 {
+        tx.send(cbox(&id, &[i])).await.unwrap();
+    }
+    for i in 0..15u8 {
+        let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(&m.msg[..], &[i]);
+    }
+    // 5 in the burst, 10 more at 20/s: at least ~0.5 s.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_from_trusted_proxy() {
+    let mut cfg = config(false);
+    cfg.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    cfg.limits.max_streams_per_ip = 1;
+    let relay = Relay::start(cfg).await;
+    let create_from = async |ip: &str, n: u8| {
+        let body = format!(
+            "{{\"desc\":{{\"stream_id\":\"{}\"}},\"lnd_auth\":{{}}}}",
+            json::b64_encode(&sid(n))
+        );
+        relay
+            .http(
+                "POST",
+                lnc_hashmail::paths::REST_BOX,
+                &[("X-Forwarded-For", ip)],
+                &body,
+            )
+            .await
+            .0
+    };
+    assert_eq!(create_from("1.1.1.1", 23).await, 200);
+    assert_eq!(create_from("1.1.1.1", 24).await, 429);
+    assert_eq!(create_from("2.2.2.2, 127.0.0.1", 25).await, 200);
+}
+
+#[tokio::test]
+async fn create_auth_tokens() {
+    both(async |tls| {
+        let mut cfg = config(tls);
+        cfg.create_tokens = Some(vec!["tok-a".into(), "tok-b".into()]);
+        let relay = Relay::start(cfg).await;
+        let mut c = relay.grpc().await;
+        let id = sid(26);
+        let e = c.new_cipher_box(auth_req(&id)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        let with = |tok: &str| {
+            let mut r = tonic::Request::new(auth_req(&id));
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {tok}").parse().unwrap());
+            r
+        };
+        assert_eq!(
+            c.new_cipher_box(with("wrong")).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        c.new_cipher_box(with("tok-a")).await.unwrap();
+        // Reading and writing need only the stream id.
+        let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+        let (tx, _t) = writer(&c);
+        tx.send(cbox(&id, b"m")).await.unwrap();
+        assert_eq!(
+            &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+            b"m"
+        );
+        // Deletion only with the creating token.
+        assert_eq!(
+            c.del_cipher_box(auth_req(&id)).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            c.del_cipher_box(with("tok-b")).await.unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        c.del_cipher_box(with("tok-a")).await.unwrap();
+        // REST create with the header.
+        let body = format!(
+            "{{\"desc\":{{\"stream_id\":\"{}\"}},\"lnd_auth\":{{}}}}",
+            json::b64_encode(&id)
+        );
+        let (st, _) = relay
+            .http("POST", lnc_hashmail::paths::REST_BOX, &[], &body)
+            .await;
+        assert_eq!(st, 401);
+        let (st, _) = relay
+            .http(
+                "POST",
+                lnc_hashmail::paths::REST_BOX,
+                &[("Authorization", "Bearer tok-b")],
+                &body,
+            )
+            .await;
+        assert_eq!(st, 200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_input_ends_only_its_stream() {
+    both(async |tls| {
+        let relay = Relay::start(config(tls)).await;
+        let mut c = relay.grpc().await;
+        // A healthy session alongside.
+        let good = sid(27);
+        create(&mut c, &good).await;
+        let mut r = c.recv_stream(desc(&good)).await.unwrap().into_inner();
+        let (tx, _t) = writer(&c);
+        tx.send(cbox(&good, b"1")).await.unwrap();
+        assert_eq!(
+            &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+            b"1"
+        );
+
+        let expect_err = async |frame: Message, path: &str, needle: &str| {
+            let mut ws = relay.ws(path).await;
+            ws.send(frame).await.unwrap();
+            match json::parse_recv_frame(&ws_text(&mut ws).await).unwrap() {
+                json::RecvFrame::Error(s) => {
+                    assert!(s.message.contains(needle), "{} !~ {needle}", s.message)
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        use lnc_hashmail::paths::{WS_RECEIVE, WS_SEND};
+        expect_err(
+            Message::Binary(vec![1, 2, 3].into()),
+            WS_SEND,
+            "binary frames",
+        )
+        .await;
+        expect_err(
+            Message::Binary(vec![1, 2, 3].into()),
+            WS_RECEIVE,
+            "binary frames",
+        )
+        .await;
+        expect_err(Message::Text("not json".into()), WS_SEND, "malformed").await;
+        expect_err(
+            Message::Text("{\"stream_id\":\"!!\"}".into()),
+            WS_RECEIVE,
+            "base64",
+        )
+        .await;
+        expect_err(
+            Message::Text("{\"msg\":\"AA==\"}".into()),
+            WS_SEND,
+            "descriptor required",
+        )
+        .await;
+        expect_err(
+            Message::Text("{\"stream_id\":\"AAAA\"}".into()),
+            WS_RECEIVE,
+            "64 bytes",
+        )
+        .await;
+        // URL-safe base64 is accepted.
+        let url_id =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &good);
+        let mut ws = relay.ws(WS_SEND).await;
+        // The good stream's writer is busy: occupied, not a parse error.
+        ws.send(Message::Text(
+            format!("{{\"desc\":{{\"stream_id\":\"{url_id}\"}},\"msg\":\"AA\"}}").into(),
+        ))
+        .await
+        .unwrap();
+        let f = json::parse_recv_frame(&ws_text(&mut ws).await).unwrap();
+        assert!(matches!(f, json::RecvFrame::Error(s) if s.message == "write stream occupied"));
+        // gRPC: first message without desc.
+        let (tx_bad, task_bad) = writer(&c);
+        tx_bad
+            .send(lnc_hashmail::pb::CipherBox {
+                desc: None,
+                msg: vec![1].into(),
+            })
+            .await
+            .unwrap();
+        let e = timeout(T, task_bad).await.unwrap().unwrap().unwrap_err();
+        assert_eq!(e.message(), "cipher box descriptor required");
+        // The healthy session is undisturbed.
+        tx.send(cbox(&good, b"2")).await.unwrap();
+        assert_eq!(
+            &timeout(T, r.message()).await.unwrap().unwrap().unwrap().msg[..],
+            b"2"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_streams_with_status() {
+    both(async |tls| {
+        let mut relay = Relay::start(config(tls)).await;
+        let mut c = relay.grpc().await;
+        let (a, b) = (sid(28), sid(29));
+        create(&mut c, &a).await;
+        create(&mut c, &b).await;
+        let mut r = c.recv_stream(desc(&a)).await.unwrap().into_inner();
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        ws.send(Message::Text(json::desc_frame(&b).into()))
+            .await
+            .unwrap();
+        timeout(T, relay.handle.wait_for(|s| s.readers == 2))
+            .await
+            .unwrap();
+        relay.stop().await;
+        let e = timeout(T, r.message()).await.unwrap().unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        assert_eq!(e.message(), "server shutting down");
+        match json::parse_recv_frame(&ws_text(&mut ws).await).unwrap() {
+            json::RecvFrame::Error(s) => assert_eq!(s.message, "server shutting down"),
+            other => panic!("{other:?}"),
+        }
+        // No longer accepting.
+        assert!(
+            tokio::net::TcpStream::connect(relay.handle.local_addr())
+                .await
+                .is_err()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_endpoint() {
+    let mut cfg = config(false);
+    cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let relay = Relay::start(cfg).await;
+    let mut c = relay.grpc().await;
+    let id = sid(30);
+    create(&mut c, &id).await;
+    let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let (tx, _t) = writer(&c);
+    tx.send(cbox(&id, b"abc")).await.unwrap();
+    timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+    let _ = c.recv_stream(desc(&sid(31))).await;
+    let io = tokio::net::TcpStream::connect(relay.handle.metrics_addr().unwrap())
+        .await
+        .unwrap();
+    let (st, text) = http_raw(Box::new(io), "GET", "/metrics", &[], "").await;
+    assert_eq!(st, 200);
+    for needle in [
+        "lnc_mailbox_mailboxes 1",
+        "lnc_mailbox_messages_relayed_total 1",
+        "lnc_mailbox_bytes_relayed_total 3",
+        "lnc_mailbox_sessions{state=\"active\"} 1",
+        "lnc_mailbox_rejections_total{reason=\"not_found\"} 1",
+        "lnc_mailbox_attached{transport=\"grpc\",side=\"read\"} 1",
+        "lnc_mailbox_connections_total{transport=\"plain\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn tls_alpn_and_persistent_certificate() {
+    let cfg = config(true);
+    let dir = cfg.data_dir.clone();
+    let mut relay = Relay::start(cfg.clone()).await;
+    let fp = relay.handle.tls_fingerprint().unwrap().to_owned();
+    assert_eq!(fp.len(), 32 * 3 - 1);
+    let roots = relay.tls.clone().unwrap();
+    for (offer, want) in [
+        (vec![&b"h2"[..], b"http/1.1"], &b"h2"[..]),
+        (vec![&b"http/1.1"[..]], &b"http/1.1"[..]),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(relay.handle.local_addr())
+            .await
+            .unwrap();
+        let s = tls_connect(roots.clone(), &offer, tcp).await.unwrap();
+        assert_eq!(s.get_ref().1.alpn_protocol(), Some(want));
+    }
+    relay.stop().await;
+    let relay2 = Relay::start(cfg).await;
+    assert_eq!(relay2.handle.tls_fingerprint().unwrap(), fp);
+    assert!(dir.join("tls.cert").exists() && dir.join("tls.key").exists());
+}
+
+#[tokio::test]
+async fn cors_preflight_and_unknown_paths() {
+    let relay = Relay::start(config(false)).await;
+    let (st, resp) = relay
+        .http(
+            "OPTIONS",
+            lnc_hashmail::paths::REST_BOX,
+            &[
+                ("Origin", "https://app.example"),
+                ("Access-Control-Request-Headers", "content-type"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(st, 200);
+    let lower = resp.to_ascii_lowercase();
+    assert!(lower.contains("access-control-allow-origin: *"));
+    assert!(lower.contains("access-control-allow-headers: content-type"));
+    let (st, resp) = relay.http("GET", "/nope", &[], "").await;
+    assert_eq!(st, 404);
+    assert!(
+        resp.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *")
+    );
+    // receive without upgrade: a JSON error, no panic.
+    let (st, _) = relay
+        .http("POST", lnc_hashmail::paths::WS_RECEIVE, &[], "{}")
+        .await;
+    assert_eq!(st, 400);
+}

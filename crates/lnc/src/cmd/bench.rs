@@ -1,0 +1,381 @@
+//! `lnc bench …`: load generators.
+//!
+//! `lnc bench mailbox` measures a running relay (started separately, e.g.
+//! `lnc mailbox --insecure`, so its RSS is its own): memory per idle stream
+//! pair (readers held as gRPC streams multiplexed over a few connections, the
+//! way nodes hold them), relay rate for 1 and N active pairs and added
+//! latency, each against a raw WebSocket echo server measured in the same run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use lnc_hashmail::json;
+use lnc_hashmail::pb;
+use lnc_hashmail::pb::hash_mail_client::HashMailClient;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tonic::transport::{Channel, Endpoint};
+
+/// Benchmarks.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Load a running mailbox (plaintext listener): idle memory, relay rate,
+    /// latency, against a raw WebSocket echo server.
+    Mailbox(MailboxBench),
+}
+
+/// Options of `lnc bench mailbox`.
+#[derive(Args, Debug)]
+pub struct MailboxBench {
+    /// The mailbox's plaintext address (`lnc mailbox --insecure`).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    addr: SocketAddr,
+    /// PID of the mailbox process, to report its RSS (Linux /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Idle stream pairs to hold (2 mailboxes + 2 gRPC readers each).
+    #[arg(long, default_value_t = 10_000)]
+    idle_pairs: usize,
+    /// gRPC connections the idle readers are multiplexed over.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Active pair counts to measure (WebSocket writer → relay → WebSocket reader).
+    #[arg(long, value_delimiter = ',', default_value = "1,1000")]
+    active_pairs: Vec<usize>,
+    /// Messages per active run (split over the pairs).
+    #[arg(long, default_value_t = 50_000)]
+    messages: usize,
+    /// Message size in bytes (a go-back-N packet; LNC's are mostly < 1 KiB).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Sequential round trips for the latency measurement.
+    #[arg(long, default_value_t = 2_000)]
+    latency_samples: usize,
+}
+
+/// Runs a benchmark.
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Mailbox(b) => mailbox(b).await,
+    }
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn stream_id(run: u64, pair: usize, side: u8) -> Vec<u8> {
+    let mut id = vec![0u8; 64];
+    id[..8].copy_from_slice(&run.to_be_bytes());
+    id[8..16].copy_from_slice(&(pair as u64).to_be_bytes());
+    id[63] = side;
+    id
+}
+
+async fn grpc_clients(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<HashMailClient<Channel>>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let ch = Endpoint::from_shared(format!("http://{addr}"))?
+            .initial_stream_window_size(64 * 1024)
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the mailbox at {addr}"))?;
+        out.push(HashMailClient::new(ch));
+    }
+    Ok(out)
+}
+
+fn auth(id: &[u8]) -> pb::CipherBoxAuth {
+    pb::CipherBoxAuth {
+        desc: Some(pb::CipherBoxDesc {
+            stream_id: id.to_vec().into(),
+        }),
+        auth: Some(pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
+    }
+}
+
+async fn create(c: &mut HashMailClient<Channel>, id: &[u8]) -> anyhow::Result<()> {
+    match c.new_cipher_box(auth(id)).await {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
+        Err(s) => Err(anyhow::anyhow!("NewCipherBox: {s}")),
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+async fn ws(addr: SocketAddr, path: &str) -> anyhow::Result<Ws> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let url = format!("ws://{addr}{path}?method=POST");
+    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+    Ok(ws)
+}
+
+async fn next_text(ws: &mut futures_util::stream::SplitStream<Ws>) -> anyhow::Result<String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_owned()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => anyhow::bail!("unexpected frame: {other:?}"),
+        }
+    }
+}
+
+/// A raw WebSocket echo server: the baseline for one network hop each way.
+async fn echo_server() -> anyhow::Result<SocketAddr> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() && ws.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// One pair of sockets: where to write and where to read.
+struct Pair {
+    tx: futures_util::stream::SplitSink<Ws, Message>,
+    rx: futures_util::stream::SplitStream<Ws>,
+    id: Vec<u8>,
+}
+
+async fn relay_pair(
+    addr: SocketAddr,
+    grpc: &mut HashMailClient<Channel>,
+    id: Vec<u8>,
+) -> anyhow::Result<Pair> {
+    create(grpc, &id).await?;
+    let mut recv = ws(addr, lnc_hashmail::paths::WS_RECEIVE).await?;
+    recv.send(Message::Text(json::desc_frame(&id).into()))
+        .await?;
+    let send = ws(addr, lnc_hashmail::paths::WS_SEND).await?;
+    let (tx, _) = send.split();
+    let (_, rx) = recv.split();
+    Ok(Pair { tx, rx, id })
+}
+
+async fn echo_pair(addr: SocketAddr, id: Vec<u8>) -> anyhow::Result<Pair> {
+    let (tx, rx) = ws(addr, "/echo").await?.split();
+    Ok(Pair { tx, rx, id })
+}
+
+fn payload(size: usize, t0: Instant) -> Vec<u8> {
+    let mut v = vec![0x5a; size.max(8)];
+    let ns = t0.elapsed().as_nanos() as u64;
+    v[..8].copy_from_slice(&ns.to_be_bytes());
+    v
+}
+
+fn parse_ts(frame: &str) -> anyhow::Result<u64> {
+    let msg = match json::parse_recv_frame(frame) {
+        Ok(json::RecvFrame::Result(b)) => b.msg.0,
+        Ok(json::RecvFrame::Error(s)) => anyhow::bail!("relay error: {}", s.message),
+        Err(_) => json::parse_cipher_box(frame)?.msg.0,
+    };
+    let b: [u8; 8] = msg
+        .get(..8)
+        .and_then(|s| s.try_into().ok())
+        .context("short message")?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// Pipelined throughput over `pairs`: every pair sends `per_pair` messages.
+async fn throughput(
+    pairs: Vec<Pair>,
+    per_pair: usize,
+    size: usize,
+) -> anyhow::Result<(f64, Duration)> {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for mut p in pairs {
+        tasks.push(tokio::spawn(async move {
+            let id = p.id.clone();
+            let mut tx = p.tx;
+            let sender = tokio::spawn(async move {
+                for _ in 0..per_pair {
+                    let frame = json::send_frame(&id, &payload(size, t0));
+                    tx.send(Message::Text(frame.into())).await?;
+                }
+                anyhow::Ok(tx)
+            });
+            let mut worst = Duration::ZERO;
+            for _ in 0..per_pair {
+                let ns = parse_ts(&next_text(&mut p.rx).await?)?;
+                worst = worst.max(t0.elapsed().saturating_sub(Duration::from_nanos(ns)));
+            }
+            let _tx = sender.await??;
+            anyhow::Ok(worst)
+        }));
+    }
+    let mut worst = Duration::ZERO;
+    for t in tasks {
+        worst = worst.max(t.await??);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(((per_pair as f64) / secs, worst))
+}
+
+/// Sequential one-message round trips on one pair: latency samples.
+async fn latency(mut p: Pair, n: usize, size: usize) -> anyhow::Result<Vec<Duration>> {
+    let t0 = Instant::now();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        p.tx.send(Message::Text(
+            json::send_frame(&p.id, &payload(size, t0)).into(),
+        ))
+        .await?;
+        next_text(&mut p.rx).await?;
+        out.push(start.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let echo = echo_server().await?;
+    let mut clients = grpc_clients(b.addr, b.connections).await?;
+    println!(
+        "# lnc bench mailbox against {} (echo baseline on {echo})",
+        b.addr
+    );
+
+    // 1. Idle pairs: memory.
+    let rss0 = rss_kib(b.server_pid);
+    let t = Instant::now();
+    let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(
+        b.idle_pairs * 2,
+    )));
+    futures_util::stream::iter(0..b.idle_pairs)
+        .map(|i| {
+            let mut c = clients[i % clients.len()].clone();
+            let readers = readers.clone();
+            async move {
+                for side in 0..2u8 {
+                    let id = stream_id(run, i, side);
+                    create(&mut c, &id).await?;
+                    let s = c
+                        .recv_stream(pb::CipherBoxDesc {
+                            stream_id: id.into(),
+                        })
+                        .await
+                        .map_err(|s| anyhow::anyhow!("RecvStream: {s}"))?
+                        .into_inner();
+                    readers.lock().await.push(s);
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = rss_kib(b.server_pid);
+    println!(
+        "idle: {} pairs (2 mailboxes + 2 gRPC readers each) over {} connections, set up in {:.1?}",
+        b.idle_pairs,
+        clients.len(),
+        t.elapsed()
+    );
+    if let (Some(a), Some(z)) = (rss0, rss1) {
+        let per_pair = (z.saturating_sub(a) as f64 * 1024.0) / b.idle_pairs.max(1) as f64;
+        println!(
+            "idle: server RSS {:.1} MiB before, {:.1} MiB with the pairs: {:.0} bytes per idle pair (100k pairs ≈ {:.0} MiB)",
+            a as f64 / 1024.0,
+            z as f64 / 1024.0,
+            per_pair,
+            per_pair * 100_000.0 / 1_048_576.0 + a as f64 / 1024.0
+        );
+    }
+
+    // 2. Latency: sequential round trips, relay vs echo.
+    let c0 = &mut clients[0];
+    let relay_lat = latency(
+        relay_pair(b.addr, c0, stream_id(run, usize::MAX - 1, 7)).await?,
+        b.latency_samples,
+        b.size,
+    )
+    .await?;
+    let echo_lat = latency(
+        echo_pair(echo, vec![0; 64]).await?,
+        b.latency_samples,
+        b.size,
+    )
+    .await?;
+    println!(
+        "latency ({} B, {} samples): relay p50 {:?} p99 {:?}; raw ws echo p50 {:?} p99 {:?}; added p50 {:?} p99 {:?}",
+        b.size,
+        b.latency_samples,
+        pct(&relay_lat, 0.5),
+        pct(&relay_lat, 0.99),
+        pct(&echo_lat, 0.5),
+        pct(&echo_lat, 0.99),
+        pct(&relay_lat, 0.5).saturating_sub(pct(&echo_lat, 0.5)),
+        pct(&relay_lat, 0.99).saturating_sub(pct(&echo_lat, 0.99)),
+    );
+
+    // 3. Throughput for each pair count.
+    for &n in &b.active_pairs {
+        let per_pair = (b.messages / n.max(1)).max(1);
+        let mut pairs = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = &mut clients[i % b.connections.max(1)];
+            pairs.push(relay_pair(b.addr, c, stream_id(run, usize::MAX - 10 - i, 9)).await?);
+        }
+        let (relay_rate, relay_worst) = throughput(pairs, per_pair, b.size).await?;
+        let mut pairs = Vec::with_capacity(n);
+        for _ in 0..n {
+            pairs.push(echo_pair(echo, vec![0; 64]).await?);
+        }
+        let (echo_rate, echo_worst) = throughput(pairs, per_pair, b.size).await?;
+        let total = per_pair * n;
+        println!(
+            "rate, {n} active pairs x {per_pair} msgs ({} B): relay {:.0} msg/s (max latency {:?}); raw ws echo {:.0} msg/s (max {:?}); relay/echo = {:.2}",
+            b.size,
+            relay_rate * n as f64,
+            relay_worst,
+            echo_rate * n as f64,
+            echo_worst,
+            relay_rate / echo_rate
+        );
+        let _ = total;
+    }
+    if let Some(r) = rss_kib(b.server_pid) {
+        println!("server RSS at the end: {:.1} MiB", r as f64 / 1024.0);
+    }
+    drop(readers);
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! `lnc`: Lightning Node Connect in Rust. Subcommands: `mailbox` (the relay)
+//! and `bench` (load tools); later `node`, `session`, `connect`, `call`, `demo`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Lightning Node Connect tools.
+#[derive(Parser)]
+#[command(name = "lnc", version, about, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing-subscriber EnvFilter syntax, e.g. `info`,
+    /// `lnc_mailbox=debug`).
+    #[arg(long, global = true, env = "LNC_LOG", default_value = "info")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a mailbox (HashMail relay) that LNC apps and nodes meet through.
+    Mailbox(Box<cmd::mailbox::MailboxArgs>),
+    /// Load generators and benchmarks.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Mailbox(args) => cmd::mailbox::run(*args).await,
+            Command::Bench(b) => cmd::bench::run(b).await,
+        }
+    })
+}
