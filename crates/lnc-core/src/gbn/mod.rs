@@ -1,0 +1,50 @@
+//! Go-back-N: reliable, ordered messages over the mailbox's two lossy one-way pipes
+//! (transport.md §1), as a sans-IO state machine.
+//!
+//! The mailbox relay gives each side a send pipe and a receive pipe that may lose messages
+//! (socket drops, relay restarts) and, when a driver retransmits after reconnecting,
+//! duplicate them. GBN turns that into the reliable message stream the Noise layer needs,
+//! and it must speak exactly the Go reference's protocol: the packet codec is in [`wire`],
+//! the knobs in [`config`], the machine in [`Connection`].
+//!
+//! The machine never reads a clock and never does IO (quinn-proto style): the driver
+//! passes `now` ([`crate::time::Instant`]) to [`Connection::handle_packet`],
+//! [`Connection::handle_timeout`] and [`Connection::poll_transmit`], sends what
+//! `poll_transmit` yields as one mailbox message per packet, and arms one timer at
+//! [`Connection::poll_timeout`].
+//!
+//! ## Where we differ from upstream (all interoperable with Go peers)
+//! - Pong timeout: `clamp(3 × smoothed RTT, 3 s, 15 s)` instead of a fixed 3 s; a running
+//!   pong timer is not restarted by later pings, so a dead peer is detected within
+//!   ping interval + pong timeout even while the send window is full (upstream cannot
+//!   ping then and never notices).
+//! - The resend timer is restarted by progress (an ACK that advances the window) and by
+//!   resends, not by every received packet, so a peer busy sending its own data cannot
+//!   postpone our retransmission forever.
+//! - Bounded receive memory: with N undelivered messages, in-order DATA is refused (no
+//!   ACK; a duplicate ACK of the last accepted packet keeps the peer from declaring us
+//!   dead); when the application catches up we send NACK(expected) to get the data at once.
+//!   Reassembled messages are capped (`max_message_size`); a larger one closes with an
+//!   error.
+//! - Server handshake: DATA while waiting for SYNACK means the client finished (its
+//!   SYNACK was lost), so we connect instead of failing the handshake; a FIN there closes.
+//!   Stale ACK/NACK are ignored. A SYN within one handshake timeout after connecting is a
+//!   late duplicate and ignored; later it means the client restarted and closes (as Go).
+//!   A client ignores SYN after connecting (Go closes).
+//! - The client does not restart its SYN timer for each ignored stale packet.
+//! - With chunking enabled an empty message still sends one empty final chunk.
+//! - `max_in_flight` may be set below N for networks that reorder (see [`Config`]).
+
+pub mod config;
+mod conn;
+mod rtt;
+#[doc(hidden)]
+pub mod testing;
+pub mod wire;
+
+pub use config::{Config, ConfigError, PongTimeout};
+pub use conn::{CloseReason, Connection, ConnectionError, Event, SendError, Side, Stats};
+pub use wire::{DecodeError, Packet, PacketKind};
+
+#[cfg(test)]
+mod tests;
