@@ -68,6 +68,7 @@ impl AddAssign<Duration> for Instant {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -173,6 +173,7 @@ pub enum ConfigError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

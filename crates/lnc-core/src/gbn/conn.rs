@@ -144,7 +144,6 @@ enum State {
     },
     /// Server: answered SYN(n), waiting for SYNACK.
     ServerAwaitSynAck {
-        n: u8,
         syn_sent: Option<Instant>,
         is_resend: bool,
     },
@@ -557,7 +556,6 @@ impl Connection {
         self.out.retain(|o| !matches!(o, Out::Syn(_)));
         self.out.push_back(Out::Syn(n));
         self.state = State::ServerAwaitSynAck {
-            n,
             syn_sent: None,
             is_resend: resend,
         };
@@ -683,10 +681,11 @@ impl Connection {
             return;
         }
         let rto = self.timeouts.resend_timeout();
-        if let Some(s) = &mut self.sync {
-            if seq == s.expected_ack && s.after_ack.is_none() {
-                s.after_ack = Some(now + rto);
-            }
+        if let Some(s) = &mut self.sync
+            && seq == s.expected_ack
+            && s.after_ack.is_none()
+        {
+            s.after_ack = Some(now + rto);
         }
         if !self.contains(seq) {
             return;
@@ -843,10 +842,10 @@ impl Connection {
             self.close_with(CloseReason::KeepaliveTimeout, true);
             return;
         }
-        if let Some(s) = self.sync {
-            if now >= s.deadline || s.after_ack.is_some_and(|t| now >= t) {
-                self.end_sync(now);
-            }
+        if let Some(s) = self.sync
+            && (now >= s.deadline || s.after_ack.is_some_and(|t| now >= t))
+        {
+            self.end_sync(now);
         }
         if self.sync.is_none() {
             let timer = self
@@ -858,25 +857,25 @@ impl Connection {
                 self.resend_queue(now);
             }
         }
-        if let (Some(t), Some(interval)) = (self.ping_at, self.config.ping_interval) {
-            if now >= t {
-                self.ping_at = Some(now + interval);
-                if self.pong_deadline.is_none() {
-                    let pong = self.config.pong_timeout.get(self.timeouts.srtt());
-                    self.pong_deadline = Some(now + pong);
-                    let step = pong / PROBES_PER_PONG_TIMEOUT;
-                    self.probe = Some((now + step, step));
-                }
-                self.ping();
-            }
-        }
-        if let Some((t, step)) = self.probe {
-            if now >= t {
-                // Deviation: one ping per pong timeout is a coin toss on a lossy link;
-                // probe a few times before declaring the peer dead.
+        if let (Some(t), Some(interval)) = (self.ping_at, self.config.ping_interval)
+            && now >= t
+        {
+            self.ping_at = Some(now + interval);
+            if self.pong_deadline.is_none() {
+                let pong = self.config.pong_timeout.get(self.timeouts.srtt());
+                self.pong_deadline = Some(now + pong);
+                let step = pong / PROBES_PER_PONG_TIMEOUT;
                 self.probe = Some((now + step, step));
-                self.ping();
             }
+            self.ping();
+        }
+        if let Some((t, step)) = self.probe
+            && now >= t
+        {
+            // Deviation: one ping per pong timeout is a coin toss on a lossy link;
+            // probe a few times before declaring the peer dead.
+            self.probe = Some((now + step, step));
+            self.ping();
         }
     }
 
@@ -1002,12 +1001,12 @@ impl Connection {
             self.stats.packets_sent += 1;
             return true;
         }
-        if self.can_admit() {
-            if let Some((final_chunk, payload)) = self.next_chunk() {
-                self.push_data(final_chunk, false, payload);
-                self.out.push_front(Out::Data(self.top_minus_one()));
-                return self.poll_transmit(now, buf);
-            }
+        if self.can_admit()
+            && let Some((final_chunk, payload)) = self.next_chunk()
+        {
+            self.push_data(final_chunk, false, payload);
+            self.out.push_front(Out::Data(self.top_minus_one()));
+            return self.poll_transmit(now, buf);
         }
         false
     }

@@ -14,13 +14,24 @@
 //! [`Connection::poll_timeout`].
 //!
 //! ## Where we differ from upstream (all interoperable with Go peers)
-//! - Pong timeout: `clamp(3 × smoothed RTT, 3 s, 15 s)` instead of a fixed 3 s; a running
-//!   pong timer is not restarted by later pings, so a dead peer is detected within
-//!   ping interval + pong timeout even while the send window is full (upstream cannot
-//!   ping then and never notices).
+//! Upstream's timers are tuned for a FIFO relay that rarely loses anything; under real
+//! loss its keepalive either never fires (window full) or kills live connections. Our
+//! sender-side choices keep the wire protocol identical:
+//! - Pong timeout: `clamp(3 × smoothed RTT, 3 s, 15 s)` instead of a fixed 3 s. A running
+//!   pong timer is not restarted by later pings, and while it runs we probe four times
+//!   per pong timeout (a new ping, or the unanswered ping again), so a dead peer is
+//!   detected within ping interval + pong timeout even with a full window (upstream cannot
+//!   ping then and never notices), and a live peer on a lossy link is not declared dead
+//!   because one ping or its ACK was lost. One slot of the window is kept for that ping.
+//! - Pings are always answered (NACK(expected) bypasses the rate limit for them), and the
+//!   NACK rate limit also lapses once we have sent nothing for a resend timeout.
 //! - The resend timer is restarted by progress (an ACK that advances the window) and by
 //!   resends, not by every received packet, so a peer busy sending its own data cannot
-//!   postpone our retransmission forever.
+//!   postpone our retransmission forever. A NACK-requested resend that the minimum spacing
+//!   (the handshake timeout) forbids is done as soon as the spacing allows.
+//! - Resend-timeout boosts are capped (`max_resend_boosts`, default 2) and a NACK that
+//!   advances the window ends the sync wait early: otherwise 3 × a boosted timeout of
+//!   silence outlasts the peer's keepalive.
 //! - Bounded receive memory: with N undelivered messages, in-order DATA is refused (no
 //!   ACK; a duplicate ACK of the last accepted packet keeps the peer from declaring us
 //!   dead); when the application catches up we send NACK(expected) to get the data at once.
@@ -30,10 +41,12 @@
 //!   SYNACK was lost), so we connect instead of failing the handshake; a FIN there closes.
 //!   Stale ACK/NACK are ignored. A SYN within one handshake timeout after connecting is a
 //!   late duplicate and ignored; later it means the client restarted and closes (as Go).
-//!   A client ignores SYN after connecting (Go closes).
+//!   A client ignores SYN after connecting (Go closes). A SYN proposing N = 0 is ignored;
+//!   N = 255 works (our modulus is computed in 16 bits).
 //! - The client does not restart its SYN timer for each ignored stale packet.
 //! - With chunking enabled an empty message still sends one empty final chunk.
-//! - `max_in_flight` may be set below N for networks that reorder (see [`Config`]).
+//! - `max_in_flight` may be set to N/2 or less for networks that reorder (see [`Config`]);
+//!   the default (N) is upstream's and right for the FIFO relay.
 
 pub mod config;
 mod conn;
@@ -47,4 +60,5 @@ pub use conn::{CloseReason, Connection, ConnectionError, Event, SendError, Side,
 pub use wire::{DecodeError, Packet, PacketKind};
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

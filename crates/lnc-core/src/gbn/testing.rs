@@ -35,22 +35,23 @@ impl SplitMix64 {
 #[derive(Clone, Debug)]
 enum Entropy {
     Seeded(SplitMix64),
-    /// Fuzzer bytes, consumed one u64 at a time; zeros once exhausted.
-    Bytes(Vec<u8>, usize),
+    /// Fuzzer bytes, consumed one u64 at a time; then a generator seeded from them.
+    Bytes(Vec<u8>, usize, SplitMix64),
 }
 
 impl Entropy {
     fn next_u64(&mut self) -> u64 {
         match self {
             Entropy::Seeded(r) => r.next_u64(),
-            Entropy::Bytes(b, pos) => {
-                let mut v = [0u8; 8];
-                for x in v.iter_mut() {
-                    *x = b.get(*pos).copied().unwrap_or(0);
-                    *pos += 1;
+            Entropy::Bytes(b, pos, rng) => match b.get(*pos..*pos + 8) {
+                Some(chunk) => {
+                    *pos += 8;
+                    let mut v = [0u8; 8];
+                    v.copy_from_slice(chunk);
+                    u64::from_le_bytes(v)
                 }
-                u64::from_le_bytes(v)
-            }
+                None => rng.next_u64(),
+            },
         }
     }
 
@@ -117,6 +118,9 @@ pub struct NetStats {
     pub delivered: u64,
 }
 
+/// A packet on the simulated wire: arrival time, send order (tie-break), destination, bytes.
+type InFlight = (Instant, u64, End, Vec<u8>);
+
 /// A client and a server connected by two simulated links.
 #[derive(Debug)]
 pub struct Pair {
@@ -135,7 +139,7 @@ pub struct Pair {
     /// Print every packet event to stderr (debugging a failing seed).
     pub trace: bool,
     entropy: Entropy,
-    in_flight: BinaryHeap<Reverse<(Instant, u64, End, Vec<u8>)>>,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
     last_arrival: [Instant; 2],
     order: u64,
     buf: Vec<u8>,
@@ -155,7 +159,17 @@ impl Pair {
 
     /// A pair whose packet fates come from `bytes` (fuzzing).
     pub fn from_bytes(bytes: &[u8], client: Config, server: Config, c2s: Link, s2c: Link) -> Self {
-        Self::build(Entropy::Bytes(bytes.to_vec(), 0), client, server, c2s, s2c)
+        let seed = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let rng = SplitMix64::new(seed);
+        Self::build(
+            Entropy::Bytes(bytes.to_vec(), 0, rng),
+            client,
+            server,
+            c2s,
+            s2c,
+        )
     }
 
     fn build(entropy: Entropy, client: Config, server: Config, c2s: Link, s2c: Link) -> Self {

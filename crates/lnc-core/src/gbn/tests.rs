@@ -567,13 +567,11 @@ fn transfer(
             sent_back += 1;
         }
         let app_ready = recv_every.is_none_or(|_| p.now >= next_recv);
-        if app_ready {
-            if let Some(m) = p.server.recv() {
-                assert_eq!(check_message(&m), Some(got), "server got a wrong message");
-                got += 1;
-                if let Some(d) = recv_every {
-                    next_recv = p.now + d;
-                }
+        if app_ready && let Some(m) = p.server.recv() {
+            assert_eq!(check_message(&m), Some(got), "server got a wrong message");
+            got += 1;
+            if let Some(d) = recv_every {
+                next_recv = p.now + d;
             }
         }
         while let Some(m) = p.client.recv() {

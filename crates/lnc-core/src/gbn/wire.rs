@@ -204,6 +204,7 @@ impl core::fmt::Display for PacketKind {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
