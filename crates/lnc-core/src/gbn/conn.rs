@@ -607,7 +607,12 @@ impl Connection {
         let app_full = self.inbox.len() >= usize::from(self.n);
         if seq != self.expected {
             if app_full {
-                // We could not take the packet anyway; no NACK, no resend storm.
+                // We could not take the packet anyway: no NACK, no resend storm. A ping
+                // still gets a sign of life (the duplicate ACK explained below).
+                if is_ping && self.accepted_any {
+                    let last = seq_add(self.expected, self.modulus - 1, self.modulus);
+                    self.push_control(Out::Ack(last));
+                }
                 return;
             }
             // Pings are liveness probes: always answer them so a live peer never looks

@@ -524,6 +524,9 @@ fn slow_application_bounds_receive_memory() {
     s.handle_packet(at(30), &data(3, b"xxxx")).unwrap();
     s.handle_packet(at(30), &data(0, b"yyyy")).unwrap();
     assert_eq!(drain(&mut s, at(30)), vec![vec![3, 2]]);
+    // An out-of-order ping is still answered.
+    s.handle_packet(at(35), &[2, 1, 0, 1]).unwrap();
+    assert_eq!(drain(&mut s, at(35)), vec![vec![3, 2]]);
     assert_eq!(s.pending_messages(), 3);
     assert_eq!(s.stats().data_refused, 1);
     // The application catches up: NACK(expected) asks for the refused data at once.
@@ -1062,5 +1065,33 @@ fn replay_go_sessions_client_side() {
         "go_ws_lossy_drop7.json",
     ] {
         replay(name, false);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Any seed, loss up to 25 %, duplication, FIFO or bounded reordering, any window and
+    /// chunk size: every message arrives once, in order, intact.
+    #[test]
+    fn sim_random_networks(
+        seed in proptest::prelude::any::<u64>(),
+        loss in 0u32..250,
+        dup in 0u32..200,
+        reorder in proptest::prelude::any::<bool>(),
+        window in 2u8..40,
+        chunk in 0usize..40,
+    ) {
+        let mut c = lossy_profile(Config::client());
+        c.window = window;
+        c.max_chunk_size = chunk;
+        let mut s = lossy_profile(Config::server());
+        s.max_chunk_size = chunk;
+        if reorder {
+            c = reorder_safe(c);
+            s.max_in_flight = c.max_in_flight;
+        }
+        let mut p = Pair::new(seed, c, s, lossy(loss, dup, reorder), lossy(loss, dup, reorder));
+        let o = transfer(&mut p, 200, 50, Duration::from_secs(1_000_000), None);
+        proptest::prop_assert_eq!(o.received, 200);
     }
 }
