@@ -52,7 +52,10 @@ pub struct Config {
     /// N a stale or reordered ACK/NACK is indistinguishable from a fresh one: that is safe
     /// on the mailbox relay, whose streams are FIFO, but not on a network that reorders.
     /// At most N/2 in flight makes late packets from up to N/2 sequence numbers back
-    /// recognisable as stale, at some throughput cost.
+    /// recognisable as stale, at some throughput cost (this needs N >= 2; with N = 1 a
+    /// reordering network can always confuse GBN). Even then reordering must be bounded:
+    /// no packet may arrive later than about three minimum one-way delays after it was
+    /// sent.
     pub max_in_flight: Option<u8>,
     /// Initial SYN/SYNACK wait; each resent SYN boosts it. Its current value is also the
     /// minimum spacing between two resends of the queue (as upstream).
