@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     let (params, rest) = data.split_at(8);
     let fifo = params[1] & 1 == 1;
     // With reordering the window must allow at most N/2 in flight, so N >= 2.
-    let window = if fifo { 1 + params[0] % 40 } else { 2 + params[0] % 39 };
+    let window = if fifo {
+        1 + params[0] % 40
+    } else {
+        2 + params[0] % 39
+    };
     let inject = params[1] & 2 == 2;
     let loss = u32::from(params[2]) * 300 / 255;
     let dup = u32::from(params[3]) * 200 / 255;
