@@ -703,11 +703,12 @@ impl Connection {
         self.queue
             .drain(..=idx.min(self.queue.len().saturating_sub(1)));
         self.base = seq_add(seq, 1, self.modulus);
-        self.resend_timer = if self.queue.is_empty() {
-            None
+        if self.queue.is_empty() {
+            self.resend_timer = None;
+            self.deferred_resend = None;
         } else {
-            Some(now)
-        };
+            self.resend_timer = Some(now);
+        }
     }
 
     fn on_nack(&mut self, now: Instant, seq: u8) {
@@ -719,6 +720,7 @@ impl Connection {
             self.queue.clear();
             self.base = self.top;
             self.resend_timer = None;
+            self.deferred_resend = None;
             return;
         }
         if !self.contains(seq) {
@@ -856,7 +858,7 @@ impl Connection {
             let timer = self
                 .resend_timer
                 .is_some_and(|t| now >= t + self.timeouts.resend_timeout());
-            let deferred = self.deferred_resend.is_some_and(|t| now >= t);
+            let deferred = !self.queue.is_empty() && self.deferred_resend.is_some_and(|t| now >= t);
             if timer || deferred {
                 self.deferred_resend = None;
                 self.resend_queue(now);

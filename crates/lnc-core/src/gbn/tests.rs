@@ -408,6 +408,32 @@ fn resend_timer_resends_whole_queue_with_spacing() {
 }
 
 #[test]
+fn progressive_nack_ends_sync_and_resend_waits_for_spacing() {
+    let mut c = connected_client(Config::client());
+    for i in 0..5u8 {
+        c.send(&[i; 4]).unwrap();
+        drain(&mut c, at(20));
+    }
+    c.handle_packet(at(40), &[4, 1]).unwrap();
+    assert_eq!(drain(&mut c, at(40)).len(), 4, "resend 1..=4, then sync");
+    // NACK(3): the peer got 1 and 2 of the resend and lost 3. The sync ends, but the
+    // minimum spacing (handshake timeout, 2 s) postpones the resend to t = 2040 ms.
+    c.handle_packet(at(60), &[4, 3]).unwrap();
+    assert!(drain(&mut c, at(60)).is_empty());
+    assert_eq!(c.in_flight(), 2);
+    let mut now = at(60);
+    while now < at(2040) {
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(now);
+        if now < at(2040) {
+            assert!(drain(&mut c, now).is_empty(), "{now:?}");
+        }
+    }
+    assert_eq!(now, at(2040));
+    assert_eq!(drain(&mut c, now), vec![data(3, &[3; 4]), data(4, &[4; 4])]);
+}
+
+#[test]
 fn fin_handling() {
     let mut c = connected_client(Config::client());
     c.handle_packet(at(50), &[5]).unwrap();
