@@ -13,6 +13,32 @@
 //! `poll_transmit` yields as one mailbox message per packet, and arms one timer at
 //! [`Connection::poll_timeout`].
 //!
+//! A driver loop, sketched with two machines wired back to back (a real driver sends
+//! each packet as one mailbox message and sleeps until the next packet or `poll_timeout`):
+//!
+//! ```
+//! use lnc_core::gbn::{Config, Connection, Event};
+//! use lnc_core::time::Instant;
+//!
+//! let mut client = Connection::new_client(Config::client()).unwrap();
+//! let mut server = Connection::new_server(Config::server()).unwrap();
+//! let now = Instant::EPOCH; // drivers map their monotonic clock onto this
+//! let mut buf = Vec::new();
+//! client.send(b"hello").unwrap(); // queued until the handshake is done
+//! for _ in 0..4 {
+//!     while client.poll_transmit(now, &mut buf) {
+//!         server.handle_packet(now, &buf).unwrap();
+//!     }
+//!     while server.poll_transmit(now, &mut buf) {
+//!         client.handle_packet(now, &buf).unwrap();
+//!     }
+//! }
+//! assert_eq!(client.poll_event(), Some(Event::Connected));
+//! assert_eq!(server.recv().as_deref(), Some(&b"hello"[..]));
+//! assert!(client.is_flushed()); // acknowledged: a close now loses nothing
+//! client.close(); // queues FIN and emits Event::Closed(CloseReason::Local)
+//! ```
+//!
 //! ## Where we differ from upstream (all interoperable with Go peers)
 //! Upstream's timers are tuned for a FIFO relay that rarely loses anything; under real
 //! loss its keepalive either never fires (window full) or kills live connections. Our
