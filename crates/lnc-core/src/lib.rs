@@ -24,6 +24,7 @@ pub mod msgdata;
 pub mod noise;
 pub mod pairing;
 pub mod spake2;
+pub mod time;
 
 #[cfg(test)]
 pub(crate) mod test_vectors;
