@@ -816,3 +816,43 @@ async fn cors_preflight_and_unknown_paths() {
         .await;
     assert_eq!(st, 400);
 }
+
+#[tokio::test]
+async fn ws_receive_needs_desc_in_time_and_pings() {
+    let mut cfg = config(false);
+    cfg.timers.handshake_timeout = Duration::from_millis(200);
+    cfg.timers.ws_ping_interval = Some(Duration::from_millis(50));
+    let relay = Relay::start(cfg).await;
+    // Receive socket without a desc frame: error after the deadline.
+    let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+    let f = json::parse_recv_frame(&ws_text(&mut ws).await).unwrap();
+    assert!(matches!(f, json::RecvFrame::Error(s) if s.message.contains("in time")));
+    // Send socket: no deadline for the first frame; the relay pings it and
+    // the socket stays open past the handshake deadline while answered.
+    let mut c = relay.grpc().await;
+    let id = sid(40);
+    create(&mut c, &id).await;
+    let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let mut s = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+    let t0 = Instant::now();
+    let mut pings = 0;
+    timeout(T, async {
+        while pings < 5 || t0.elapsed() < Duration::from_millis(300) {
+            match s.next().await {
+                Some(Ok(Message::Ping(p))) => {
+                    assert_eq!(&p[..], b"are you there?");
+                    pings += 1;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    s.send(Message::Text(json::send_frame(&id, b"late").into()))
+        .await
+        .unwrap();
+    let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&m.msg[..], b"late");
+}
