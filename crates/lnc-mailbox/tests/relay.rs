@@ -856,3 +856,73 @@ async fn ws_receive_needs_desc_in_time_and_pings() {
     let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(&m.msg[..], b"late");
 }
+
+/// Replays the exact WebSocket text frames recorded between unmodified Go
+/// peers and the Go relay: our relay must accept the Go client's frames
+/// (protojson whitespace included) and produce byte-identical result frames.
+#[tokio::test]
+async fn go_ws_trace_frames_replay_byte_exact() {
+    let v = vector("traces/go_ws_pairing_reconnect.json");
+    let conns = v["ws_conns"].as_array().unwrap();
+    let texts = |c: &serde_json::Value, dir: &str| -> Vec<String> {
+        c["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["dir"] == dir && f["op"] == "text")
+            .map(|f| f["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let send_conn = conns
+        .iter()
+        .find(|c| c["path"].as_str().unwrap().contains("/send"))
+        .unwrap();
+    let recv_conn = conns
+        .iter()
+        .find(|c| {
+            c["path"].as_str().unwrap().contains("/receive")
+                && !texts(c, "relay->client").is_empty()
+        })
+        .unwrap();
+    both(async |tls| {
+        let relay = Relay::start(config(tls)).await;
+        let mut c = relay.grpc().await;
+        // Go client → our relay (send socket) → gRPC reader.
+        let frames = texts(send_conn, "client->relay");
+        assert!(frames.len() >= 2);
+        let first = json::parse_cipher_box(&frames[0]).unwrap();
+        let id = first.desc.unwrap().stream_id.0;
+        create(&mut c, &id).await;
+        let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+        for f in &frames {
+            ws.send(Message::Text(f.clone().into())).await.unwrap();
+        }
+        for f in &frames {
+            let want = json::parse_cipher_box(f).unwrap().msg.0;
+            let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+            assert_eq!(&m.msg[..], &want[..]);
+        }
+        // gRPC writer → our relay → Go client's receive socket: same bytes as
+        // the Go relay sent.
+        let init = texts(recv_conn, "client->relay");
+        let expect = texts(recv_conn, "relay->client");
+        let rid = json::parse_desc(&init[0]).unwrap().stream_id.0;
+        create(&mut c, &rid).await;
+        let mut rws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        rws.send(Message::Text(init[0].clone().into()))
+            .await
+            .unwrap();
+        let (tx, _t) = writer(&c);
+        for f in &expect {
+            let json::RecvFrame::Result(b) = json::parse_recv_frame(f).unwrap() else {
+                panic!("recorded error frame")
+            };
+            tx.send(cbox(&rid, &b.msg.0)).await.unwrap();
+        }
+        for f in &expect {
+            assert_eq!(&ws_text(&mut rws).await, f);
+        }
+    })
+    .await;
+}
