@@ -313,16 +313,14 @@ async fn backpressure_holds_writer_without_reader() {
     timeout(T, relay.handle.wait_for(|s| s.queued == 4))
         .await
         .unwrap();
-    timeout(T, async {
-        while !relay
-            .handle
-            .metrics_text()
-            .contains("lnc_mailbox_writer_backpressure_total 1")
-        {
-            relay.handle.wait_for(|_| true).await;
-            tokio::task::yield_now().await;
-        }
-    })
+    let h = relay.handle.clone();
+    timeout(
+        T,
+        relay.handle.wait_for(|_| {
+            h.metrics_text()
+                .contains("lnc_mailbox_writer_backpressure_total 1")
+        }),
+    )
     .await
     .unwrap();
     assert_eq!(relay.handle.stats().queued, 4);
@@ -337,7 +335,7 @@ async fn backpressure_holds_writer_without_reader() {
 #[tokio::test]
 async fn idle_mailboxes_are_collected() {
     let mut cfg = config(false);
-    cfg.timers.idle_timeout = Some(Duration::from_millis(300));
+    cfg.timers.idle_timeout = Some(Duration::from_millis(1000));
     cfg.timers.gc_interval = Duration::from_millis(50);
     let relay = Relay::start(cfg).await;
     let mut c = relay.grpc().await;
@@ -821,7 +819,7 @@ async fn cors_preflight_and_unknown_paths() {
 async fn ws_receive_needs_desc_in_time_and_pings() {
     let mut cfg = config(false);
     cfg.timers.handshake_timeout = Duration::from_millis(200);
-    cfg.timers.ws_ping_interval = Some(Duration::from_millis(50));
+    cfg.timers.ws_ping_interval = Some(Duration::from_millis(100));
     let relay = Relay::start(cfg).await;
     // Receive socket without a desc frame: error after the deadline.
     let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
@@ -837,7 +835,7 @@ async fn ws_receive_needs_desc_in_time_and_pings() {
     let t0 = Instant::now();
     let mut pings = 0;
     timeout(T, async {
-        while pings < 5 || t0.elapsed() < Duration::from_millis(300) {
+        while pings < 4 || t0.elapsed() < Duration::from_millis(400) {
             match s.next().await {
                 Some(Ok(Message::Ping(p))) => {
                     assert_eq!(&p[..], b"are you there?");
