@@ -413,7 +413,6 @@ pub async fn rest_delete(
     RawQuery(query): RawQuery,
 ) -> Response {
     let mut sid = None;
-    let mut lnd_auth = false;
     for pair in query.as_deref().unwrap_or("").split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
@@ -430,7 +429,6 @@ pub async fn rest_delete(
                     }
                 }
             }
-            k if k.starts_with("lnd_auth") => lnd_auth = true,
             _ => {}
         }
     }
@@ -442,7 +440,6 @@ pub async fn rest_delete(
         // absence (auth, if enabled, comes from the header).
         auth: Some(pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
     };
-    let _ = lnd_auth;
     let res = app
         .service
         .check_box_auth(&req, header_auth(&headers))
