@@ -415,21 +415,16 @@ pub async fn rest_delete(
     let mut sid = None;
     for pair in query.as_deref().unwrap_or("").split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "desc.stream_id" => {
-                // Query strings turn '+' into ' ' in form decoding; undo both.
-                let v = percent_decode(v).replace(' ', "+");
-                match json::b64_decode(&v) {
-                    Ok(b) => sid = Some(b),
-                    Err(e) => {
-                        return rest_error(
-                            &app,
-                            RelayError::Malformed(format!("desc.stream_id: {e}")),
-                        );
-                    }
-                }
+        if k != "desc.stream_id" {
+            continue;
+        }
+        // Query strings turn '+' into ' ' in form decoding; undo both.
+        let v = percent_decode(v).replace(' ', "+");
+        match json::b64_decode(&v) {
+            Ok(b) => sid = Some(b),
+            Err(e) => {
+                return rest_error(&app, RelayError::Malformed(format!("desc.stream_id: {e}")));
             }
-            _ => {}
         }
     }
     let req = pb::CipherBoxAuth {
