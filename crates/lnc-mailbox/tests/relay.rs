@@ -924,3 +924,44 @@ async fn go_ws_trace_frames_replay_byte_exact() {
     })
     .await;
 }
+
+/// Writers with no reader flooding tiny messages on one shared h2 connection
+/// (as a node multiplexes its sessions) must not get the connection killed by
+/// h2's small-DATA-frame budget, and everything arrives once readers attach.
+#[tokio::test]
+async fn stalled_tiny_writers_do_not_kill_the_connection() {
+    const WRITERS: usize = 8;
+    const MSGS: usize = 2_000;
+    let relay = Relay::start(config(false)).await;
+    let mut c = relay.grpc().await;
+    let mut feeders = Vec::new();
+    let ids: Vec<Vec<u8>> = (0..WRITERS).map(|i| sid(50 + i as u8)).collect();
+    for id in &ids {
+        create(&mut c, id).await;
+        let (tx, task) = writer(&c);
+        let id = id.clone();
+        feeders.push((
+            tokio::spawn(async move {
+                for i in 0..MSGS {
+                    if tx.send(cbox(&id, &(i as u16).to_be_bytes())).await.is_err() {
+                        break;
+                    }
+                }
+                tx
+            }),
+            task,
+        ));
+    }
+    timeout(T, relay.handle.wait_for(|s| s.queued == WRITERS * 64))
+        .await
+        .unwrap();
+    // The shared connection still works for new calls.
+    create(&mut c, &sid(90)).await;
+    for id in &ids {
+        let mut r = c.recv_stream(desc(id)).await.unwrap().into_inner();
+        for i in 0..MSGS {
+            let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+            assert_eq!(&m.msg[..], &(i as u16).to_be_bytes());
+        }
+    }
+}
