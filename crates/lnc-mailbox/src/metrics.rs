@@ -29,6 +29,8 @@ pub struct Metrics {
     pub attached: Family<Labels, Gauge>,
     /// Writers held back because a queue was full (back-pressure events).
     pub backpressure: Counter,
+    /// Messages delayed by the per-stream rate limit.
+    pub rate_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -44,6 +46,7 @@ impl Default for Metrics {
             connections: Family::default(),
             attached: Family::default(),
             backpressure: Counter::default(),
+            rate_limited: Counter::default(),
         };
         registry.register("mailboxes", "Live mailboxes", m.mailboxes.clone());
         registry.register(
@@ -80,6 +83,11 @@ impl Default for Metrics {
             "writer_backpressure",
             "Times a writer was held back by a full queue",
             m.backpressure.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Messages delayed by the per-stream rate limit",
+            m.rate_limited.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -508,6 +508,7 @@ impl WriteHalf {
             }
         };
         if let Some(d) = wait {
+            self.store.metrics.rate_limited.inc();
             tokio::time::sleep(d).await;
         }
         let mut msg = Some(msg);

@@ -127,6 +127,38 @@ async fn next_data(rx: &mut Rx, seen: &mut Instant) -> Incoming {
     }
 }
 
+/// Waits for the first data frame while keeping the socket alive with pings.
+/// `Err(None)` = deadline passed; `Err(Some(e))` = end with `e`.
+async fn first_frame(
+    app: &App,
+    tx: &mut Tx,
+    rx: &mut Rx,
+    seen: &mut Instant,
+    deadline: Option<Duration>,
+) -> Result<Incoming, Option<RelayError>> {
+    let mut shutdown = app.shutdown.clone();
+    let mut pings = ping_timer(&app.timers);
+    let timeout = async {
+        match deadline {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(timeout);
+    loop {
+        tokio::select! {
+            r = next_data(rx, seen) => return Ok(r),
+            () = &mut timeout => return Err(None),
+            () = stopped(&mut shutdown) => return Err(Some(RelayError::ShuttingDown)),
+            _ = pings.tick() => {
+                if !ping(&app.timers, tx, *seen).await {
+                    return Ok(Incoming::Gone);
+                }
+            }
+        }
+    }
+}
+
 async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
@@ -175,11 +207,20 @@ pub async fn receive(
 
 async fn run_receive(app: App, socket: WebSocket, client: ClientInfo) {
     let (mut tx, mut rx) = socket.split();
-    let mut shutdown = app.shutdown.clone();
     let mut seen = Instant::now();
-    let first = tokio::select! {
-        r = tokio::time::timeout(app.timers.handshake_timeout, next_data(&mut rx, &mut seen)) => r,
-        () = stopped(&mut shutdown) => return send_error(&app, &mut tx, RelayError::ShuttingDown).await,
+    // The receive socket's desc frame comes right after the upgrade.
+    let first = match first_frame(
+        &app,
+        &mut tx,
+        &mut rx,
+        &mut seen,
+        Some(app.timers.handshake_timeout),
+    )
+    .await
+    {
+        Ok(f) => Ok(f),
+        Err(Some(e)) => return send_error(&app, &mut tx, e).await,
+        Err(None) => Err(()),
     };
     let text = match first {
         Err(_) => {
@@ -262,11 +303,13 @@ fn parse_box(text: &str) -> Result<pb::CipherBox, RelayError> {
 
 async fn run_send(app: App, socket: WebSocket, client: ClientInfo) {
     let (mut tx, mut rx) = socket.split();
-    let mut shutdown = app.shutdown.clone();
     let mut seen = Instant::now();
-    let first = tokio::select! {
-        r = tokio::time::timeout(app.timers.handshake_timeout, next_data(&mut rx, &mut seen)) => r,
-        () = stopped(&mut shutdown) => return send_error(&app, &mut tx, RelayError::ShuttingDown).await,
+    // A send socket may be opened before the client has a packet to send:
+    // no deadline for its first frame, only ping liveness.
+    let first = match first_frame(&app, &mut tx, &mut rx, &mut seen, None).await {
+        Ok(f) => Ok(f),
+        Err(Some(e)) => return send_error(&app, &mut tx, e).await,
+        Err(None) => Err(()),
     };
     let text = match first {
         Err(_) => {
@@ -370,25 +413,18 @@ pub async fn rest_delete(
     RawQuery(query): RawQuery,
 ) -> Response {
     let mut sid = None;
-    let mut lnd_auth = false;
     for pair in query.as_deref().unwrap_or("").split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "desc.stream_id" => {
-                // Query strings turn '+' into ' ' in form decoding; undo both.
-                let v = percent_decode(v).replace(' ', "+");
-                match json::b64_decode(&v) {
-                    Ok(b) => sid = Some(b),
-                    Err(e) => {
-                        return rest_error(
-                            &app,
-                            RelayError::Malformed(format!("desc.stream_id: {e}")),
-                        );
-                    }
-                }
+        if k != "desc.stream_id" {
+            continue;
+        }
+        // Query strings turn '+' into ' ' in form decoding; undo both.
+        let v = percent_decode(v).replace(' ', "+");
+        match json::b64_decode(&v) {
+            Ok(b) => sid = Some(b),
+            Err(e) => {
+                return rest_error(&app, RelayError::Malformed(format!("desc.stream_id: {e}")));
             }
-            k if k.starts_with("lnd_auth") => lnd_auth = true,
-            _ => {}
         }
     }
     let req = pb::CipherBoxAuth {
@@ -399,7 +435,6 @@ pub async fn rest_delete(
         // absence (auth, if enabled, comes from the header).
         auth: Some(pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
     };
-    let _ = lnd_auth;
     let res = app
         .service
         .check_box_auth(&req, header_auth(&headers))

@@ -313,16 +313,14 @@ async fn backpressure_holds_writer_without_reader() {
     timeout(T, relay.handle.wait_for(|s| s.queued == 4))
         .await
         .unwrap();
-    timeout(T, async {
-        while !relay
-            .handle
-            .metrics_text()
-            .contains("lnc_mailbox_writer_backpressure_total 1")
-        {
-            relay.handle.wait_for(|_| true).await;
-            tokio::task::yield_now().await;
-        }
-    })
+    let h = relay.handle.clone();
+    timeout(
+        T,
+        relay.handle.wait_for(|_| {
+            h.metrics_text()
+                .contains("lnc_mailbox_writer_backpressure_total 1")
+        }),
+    )
     .await
     .unwrap();
     assert_eq!(relay.handle.stats().queued, 4);
@@ -337,7 +335,7 @@ async fn backpressure_holds_writer_without_reader() {
 #[tokio::test]
 async fn idle_mailboxes_are_collected() {
     let mut cfg = config(false);
-    cfg.timers.idle_timeout = Some(Duration::from_millis(300));
+    cfg.timers.idle_timeout = Some(Duration::from_millis(1000));
     cfg.timers.gc_interval = Duration::from_millis(50);
     let relay = Relay::start(cfg).await;
     let mut c = relay.grpc().await;
@@ -815,4 +813,155 @@ async fn cors_preflight_and_unknown_paths() {
         .http("POST", lnc_hashmail::paths::WS_RECEIVE, &[], "{}")
         .await;
     assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn ws_receive_needs_desc_in_time_and_pings() {
+    let mut cfg = config(false);
+    cfg.timers.handshake_timeout = Duration::from_millis(200);
+    cfg.timers.ws_ping_interval = Some(Duration::from_millis(100));
+    let relay = Relay::start(cfg).await;
+    // Receive socket without a desc frame: error after the deadline.
+    let mut ws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+    let f = json::parse_recv_frame(&ws_text(&mut ws).await).unwrap();
+    assert!(matches!(f, json::RecvFrame::Error(s) if s.message.contains("in time")));
+    // Send socket: no deadline for the first frame; the relay pings it and
+    // the socket stays open past the handshake deadline while answered.
+    let mut c = relay.grpc().await;
+    let id = sid(40);
+    create(&mut c, &id).await;
+    let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let mut s = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+    let t0 = Instant::now();
+    let mut pings = 0;
+    timeout(T, async {
+        while pings < 4 || t0.elapsed() < Duration::from_millis(400) {
+            match s.next().await {
+                Some(Ok(Message::Ping(p))) => {
+                    assert_eq!(&p[..], b"are you there?");
+                    pings += 1;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    s.send(Message::Text(json::send_frame(&id, b"late").into()))
+        .await
+        .unwrap();
+    let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&m.msg[..], b"late");
+}
+
+/// Replays the exact WebSocket text frames recorded between unmodified Go
+/// peers and the Go relay: our relay must accept the Go client's frames
+/// (protojson whitespace included) and produce byte-identical result frames.
+#[tokio::test]
+async fn go_ws_trace_frames_replay_byte_exact() {
+    let v = vector("traces/go_ws_pairing_reconnect.json");
+    let conns = v["ws_conns"].as_array().unwrap();
+    let texts = |c: &serde_json::Value, dir: &str| -> Vec<String> {
+        c["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["dir"] == dir && f["op"] == "text")
+            .map(|f| f["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let send_conn = conns
+        .iter()
+        .find(|c| c["path"].as_str().unwrap().contains("/send"))
+        .unwrap();
+    let recv_conn = conns
+        .iter()
+        .find(|c| {
+            c["path"].as_str().unwrap().contains("/receive")
+                && !texts(c, "relay->client").is_empty()
+        })
+        .unwrap();
+    both(async |tls| {
+        let relay = Relay::start(config(tls)).await;
+        let mut c = relay.grpc().await;
+        // Go client → our relay (send socket) → gRPC reader.
+        let frames = texts(send_conn, "client->relay");
+        assert!(frames.len() >= 2);
+        let first = json::parse_cipher_box(&frames[0]).unwrap();
+        let id = first.desc.unwrap().stream_id.0;
+        create(&mut c, &id).await;
+        let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+        let mut ws = relay.ws(lnc_hashmail::paths::WS_SEND).await;
+        for f in &frames {
+            ws.send(Message::Text(f.clone().into())).await.unwrap();
+        }
+        for f in &frames {
+            let want = json::parse_cipher_box(f).unwrap().msg.0;
+            let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+            assert_eq!(&m.msg[..], &want[..]);
+        }
+        // gRPC writer → our relay → Go client's receive socket: same bytes as
+        // the Go relay sent.
+        let init = texts(recv_conn, "client->relay");
+        let expect = texts(recv_conn, "relay->client");
+        let rid = json::parse_desc(&init[0]).unwrap().stream_id.0;
+        create(&mut c, &rid).await;
+        let mut rws = relay.ws(lnc_hashmail::paths::WS_RECEIVE).await;
+        rws.send(Message::Text(init[0].clone().into()))
+            .await
+            .unwrap();
+        let (tx, _t) = writer(&c);
+        for f in &expect {
+            let json::RecvFrame::Result(b) = json::parse_recv_frame(f).unwrap() else {
+                panic!("recorded error frame")
+            };
+            tx.send(cbox(&rid, &b.msg.0)).await.unwrap();
+        }
+        for f in &expect {
+            assert_eq!(&ws_text(&mut rws).await, f);
+        }
+    })
+    .await;
+}
+
+/// Writers with no reader flooding tiny messages on one shared h2 connection
+/// (as a node multiplexes its sessions) must not get the connection killed by
+/// h2's small-DATA-frame budget, and everything arrives once readers attach.
+#[tokio::test]
+async fn stalled_tiny_writers_do_not_kill_the_connection() {
+    const WRITERS: usize = 8;
+    const MSGS: usize = 2_000;
+    let relay = Relay::start(config(false)).await;
+    let mut c = relay.grpc().await;
+    let mut feeders = Vec::new();
+    let ids: Vec<Vec<u8>> = (0..WRITERS).map(|i| sid(50 + i as u8)).collect();
+    for id in &ids {
+        create(&mut c, id).await;
+        let (tx, task) = writer(&c);
+        let id = id.clone();
+        feeders.push((
+            tokio::spawn(async move {
+                for i in 0..MSGS {
+                    if tx.send(cbox(&id, &(i as u16).to_be_bytes())).await.is_err() {
+                        break;
+                    }
+                }
+                tx
+            }),
+            task,
+        ));
+    }
+    timeout(T, relay.handle.wait_for(|s| s.queued == WRITERS * 64))
+        .await
+        .unwrap();
+    // The shared connection still works for new calls.
+    create(&mut c, &sid(90)).await;
+    for id in &ids {
+        let mut r = c.recv_stream(desc(id)).await.unwrap().into_inner();
+        for i in 0..MSGS {
+            let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+            assert_eq!(&m.msg[..], &(i as u16).to_be_bytes());
+        }
+    }
 }
