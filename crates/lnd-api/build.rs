@@ -8,7 +8,7 @@ use tonic_prost_build::FileDescriptorSet;
 
 /// Only LND's main package is generated: the sub-server packages are reachable through the
 /// descriptor set (prost-reflect) and generating them would double the compile time.
-const PACKAGES: &[&str] = &["lnrpc"];
+const PACKAGES: &[&str] = &["lnrpc", "routerrpc"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=descriptors/lnd.binpb");
@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .build_transport(false)
+        .generate_default_stubs(true)
         .compile_fds(fds)?;
     Ok(())
 }

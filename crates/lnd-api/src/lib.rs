@@ -11,8 +11,14 @@
 //!   WalletUnlocker and State; `invoicesrpc`, `routerrpc`, `walletrpc`, `signrpc`,
 //!   `chainrpc`, `peersrpc`, `verrpc`), for JSON ⇄ protobuf calls with prost-reflect,
 //!   natively and in the browser.
-//! * [`lnrpc`]: prost messages plus tonic client and server stubs (codegen only, no tonic
-//!   transport, so this crate builds for `wasm32-unknown-unknown`).
+//! * [`lnrpc`] and [`routerrpc`]: prost messages plus tonic client and server stubs
+//!   (codegen only, no tonic transport, so this crate builds for `wasm32-unknown-unknown`).
+//!   Server traits have default methods answering `Unimplemented`, so a stand-in serves a
+//!   slice of the API without writing every method.
+//!
+//! The API is the one shipped by `lnd_grpc_rust` 2.16, which follows LND master after the
+//! removal of the deprecated synchronous payment calls (`SendPaymentSync`, `SendPayment`,
+//! `SendToRouteSync`): pay with `routerrpc.Router/SendPaymentV2`.
 
 #![allow(missing_docs)] // generated code carries LND's (absent) comments
 
@@ -24,6 +30,13 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!("../descriptors/lnd.binpb");
 #[allow(clippy::all, clippy::pedantic, rustdoc::all)]
 pub mod lnrpc {
     tonic::include_proto!("lnrpc");
+}
+
+/// LND's router sub-server (`routerrpc.Router`): `SendPaymentV2` is how payments are made
+/// since LND removed `lnrpc.Lightning/SendPaymentSync`.
+#[allow(clippy::all, clippy::pedantic, rustdoc::all)]
+pub mod routerrpc {
+    tonic::include_proto!("routerrpc");
 }
 
 #[cfg(test)]
