@@ -135,10 +135,9 @@ fn tls_config(dir: &Path) -> Result<Arc<rustls::ServerConfig>, SimError> {
     let key_path = dir.join("tls.key");
     if !(cert_path.exists() && key_path.exists()) {
         let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-        let c = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| SimError::Tls(e.to_string()))?;
-        std::fs::write(&cert_path, c.cert.pem())
-            .map_err(|e| SimError::Io(cert_path.clone(), e))?;
+        let c =
+            rcgen::generate_simple_self_signed(names).map_err(|e| SimError::Tls(e.to_string()))?;
+        std::fs::write(&cert_path, c.cert.pem()).map_err(|e| SimError::Io(cert_path.clone(), e))?;
         write_private(&key_path, c.signing_key.serialize_pem().as_bytes())?;
     }
     let certs = CertificateDer::pem_file_iter(&cert_path)

@@ -12,19 +12,27 @@ pub const SERVED_PERMISSIONS: &[(&str, &[(&str, &str)])] = &[
     ("/lnrpc.Lightning/ListChannels", &[("offchain", "read")]),
     ("/lnrpc.Lightning/AddInvoice", &[("invoices", "write")]),
     ("/lnrpc.Lightning/LookupInvoice", &[("invoices", "read")]),
-    ("/lnrpc.Lightning/SubscribeInvoices", &[("invoices", "read")]),
+    (
+        "/lnrpc.Lightning/SubscribeInvoices",
+        &[("invoices", "read")],
+    ),
     ("/lnrpc.Lightning/BakeMacaroon", &[("macaroon", "generate")]),
-    ("/lnrpc.Lightning/DeleteMacaroonID", &[("macaroon", "write")]),
+    (
+        "/lnrpc.Lightning/DeleteMacaroonID",
+        &[("macaroon", "write")],
+    ),
     ("/lnrpc.Lightning/ListPermissions", &[("info", "read")]),
-    ("/lnrpc.Lightning/CheckMacaroonPermissions", &[("macaroon", "read")]),
+    (
+        "/lnrpc.Lightning/CheckMacaroonPermissions",
+        &[("macaroon", "read")],
+    ),
     ("/routerrpc.Router/SendPaymentV2", &[("offchain", "write")]),
 ];
 
 /// The entities LND's `BakeMacaroon` accepts without `allow_external_permissions`
 /// (every entity of its permission table).
 pub const VALID_ENTITIES: &[&str] = &[
-    "onchain", "offchain", "address", "message", "peers", "info", "invoices", "signer",
-    "macaroon",
+    "onchain", "offchain", "address", "message", "peers", "info", "invoices", "signer", "macaroon",
 ];
 
 /// The actions LND's `BakeMacaroon` accepts for those entities.

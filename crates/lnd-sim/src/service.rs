@@ -107,7 +107,9 @@ impl Shared {
         let mac = Macaroon::from_hex(text)
             .map_err(|e| Status::unknown(format!("unable to decode macaroon: {e}")))?;
         let required = self.table.required_ops(full_method).ok_or_else(|| {
-            Status::unknown(format!("{full_method}: unknown permissions required for method"))
+            Status::unknown(format!(
+                "{full_method}: unknown permissions required for method"
+            ))
         })?;
         let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         check_mac_auth(&self.lock().keys, &mac, required, full_method, peer)
@@ -288,7 +290,9 @@ impl Lightning for LightningSvc {
             return Err(Status::unknown("amount cannot be negative"));
         }
         let preimage = if r.r_preimage.is_empty() {
-            random32().map_err(|e| Status::internal(e.to_string()))?.to_vec()
+            random32()
+                .map_err(|e| Status::internal(e.to_string()))?
+                .to_vec()
         } else if r.r_preimage.len() == 32 {
             r.r_preimage.clone()
         } else {
@@ -303,7 +307,9 @@ impl Lightning for LightningSvc {
         let payment_addr = random32().map_err(|e| Status::internal(e.to_string()))?;
         let mut st = self.0.lock();
         if st.invoices.iter().any(|i| i.r_hash == r_hash) {
-            return Err(Status::already_exists("invoice with payment hash already exists"));
+            return Err(Status::already_exists(
+                "invoice with payment hash already exists",
+            ));
         }
         let add_index = st.invoices.len() as u64 + 1;
         let inv = lnrpc::Invoice {
@@ -371,19 +377,22 @@ impl Lightning for LightningSvc {
         let rx = self.0.events.subscribe();
         let mut backlog: Vec<lnrpc::Invoice> = Vec::new();
         if r.add_index != 0 {
-            backlog.extend(st.invoices.iter().filter(|i| i.add_index > r.add_index).map(
-                |i| lnrpc::Invoice {
-                    // An added event shows the invoice as it was added.
-                    state: lnrpc::invoice::InvoiceState::Open as i32,
-                    settled: false,
-                    settle_index: 0,
-                    settle_date: 0,
-                    amt_paid: 0,
-                    amt_paid_sat: 0,
-                    amt_paid_msat: 0,
-                    ..i.clone()
-                },
-            ));
+            backlog.extend(
+                st.invoices
+                    .iter()
+                    .filter(|i| i.add_index > r.add_index)
+                    .map(|i| lnrpc::Invoice {
+                        // An added event shows the invoice as it was added.
+                        state: lnrpc::invoice::InvoiceState::Open as i32,
+                        settled: false,
+                        settle_index: 0,
+                        settle_date: 0,
+                        amt_paid: 0,
+                        amt_paid_sat: 0,
+                        amt_paid_msat: 0,
+                        ..i.clone()
+                    }),
+            );
         }
         if r.settle_index != 0 {
             let mut settled: Vec<_> = st
@@ -577,7 +586,12 @@ impl Router for RouterSvc {
         if r.timeout_seconds == 0 {
             return Err(Status::unknown("timeout_seconds must be specified"));
         }
-        let inflight = payment(&hash, amt_msat, r.payment_request.clone(), PaymentStatus::InFlight);
+        let inflight = payment(
+            &hash,
+            amt_msat,
+            r.payment_request.clone(),
+            PaymentStatus::InFlight,
+        );
         let last = match self.0.settle(&hash)? {
             Some(inv) => lnrpc::Payment {
                 payment_preimage: hex::encode(&inv.r_preimage),

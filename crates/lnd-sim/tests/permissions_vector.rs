@@ -1,5 +1,7 @@
 //! lnd-sim's embedded permission table must equal LND's (vectors/go/lnd_permissions.json).
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::path::PathBuf;
 
 fn vectors_dir() -> PathBuf {

@@ -1,6 +1,8 @@
 //! Integration tests: a real lnd-sim on 127.0.0.1:0 and a real tonic client over TLS that
 //! trusts the written `tls.cert`, sending the macaroon files as LND clients do.
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -138,7 +140,9 @@ async fn readonly_is_refused_add_invoice() {
     let sim = start().await;
     let mut c = LightningClient::new(channel(&sim).await);
     let ro = mac_hex(&sim, MacaroonKind::ReadOnly);
-    c.get_info(req(lnrpc::GetInfoRequest {}, &ro)).await.unwrap();
+    c.get_info(req(lnrpc::GetInfoRequest {}, &ro))
+        .await
+        .unwrap();
     let err = c
         .add_invoice(req(lnrpc::Invoice::default(), &ro))
         .await
@@ -345,7 +349,9 @@ async fn baked_macaroon_works_until_its_root_key_is_deleted() {
     let id = Macaroon::from_hex(&baked).unwrap().lnd_id().unwrap();
     assert_eq!(id.storage_id, b"4242");
     // uri: op grants exactly GetInfo; offchain:read grants ListChannels.
-    c.get_info(req(lnrpc::GetInfoRequest {}, &baked)).await.unwrap();
+    c.get_info(req(lnrpc::GetInfoRequest {}, &baked))
+        .await
+        .unwrap();
     c.list_channels(req(lnrpc::ListChannelsRequest::default(), &baked))
         .await
         .unwrap();
@@ -388,7 +394,10 @@ async fn baked_macaroon_works_until_its_root_key_is_deleted() {
         "cannot get macaroon: root key with id 4242 doesn't exist"
     );
     let err = c
-        .delete_macaroon_id(req(lnrpc::DeleteMacaroonIdRequest { root_key_id: 0 }, &admin))
+        .delete_macaroon_id(req(
+            lnrpc::DeleteMacaroonIdRequest { root_key_id: 0 },
+            &admin,
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.message(), "the specified ID cannot be deleted");
