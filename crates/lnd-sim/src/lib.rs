@@ -107,7 +107,6 @@ pub struct LndSimHandle {
     addr: SocketAddr,
     data_dir: PathBuf,
     shared: Arc<Shared>,
-    stop: Option<watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -202,14 +201,13 @@ impl LndSim {
         let addr = listener
             .local_addr()
             .map_err(|e| SimError::Bind(config.listen, e))?;
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_rx = shared.stop.subscribe();
         let task = tokio::spawn(serve(listener, tls, shared.clone(), stop_rx));
         tracing::info!(%addr, data_dir = %dir.display(), "lnd-sim listening");
         Ok(LndSimHandle {
             addr,
             data_dir: dir,
             shared,
-            stop: Some(stop_tx),
             task: Some(task),
         })
     }
@@ -312,9 +310,7 @@ impl LndSimHandle {
 
     /// Stops accepting, ends open connections gracefully (5 s at most) and waits.
     pub async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(true);
-        }
+        self.shared.stop.send_replace(true);
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
@@ -323,8 +319,6 @@ impl LndSimHandle {
 
 impl Drop for LndSimHandle {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(true);
-        }
+        self.shared.stop.send_replace(true);
     }
 }

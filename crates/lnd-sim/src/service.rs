@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     events: broadcast::Sender<lnrpc::Invoice>,
     table: PermissionTable,
     identity_pubkey: String,
+    /// Set on shutdown: ends the server loop and every open invoice stream, so a graceful
+    /// shutdown does not wait on streams that never end by themselves.
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
 }
 
 fn now_secs() -> i64 {
@@ -72,6 +75,7 @@ pub fn decode_payment_request(payreq: &str) -> Option<(i64, Vec<u8>)> {
 impl Shared {
     pub(crate) fn new(keys: RootKeys, identity_pubkey: String) -> Arc<Self> {
         let (events, _) = broadcast::channel(1024);
+        let (stop, _) = tokio::sync::watch::channel(false);
         Arc::new(Shared {
             state: Mutex::new(State {
                 keys,
@@ -81,6 +85,7 @@ impl Shared {
             events,
             table: crate::perms::table(),
             identity_pubkey,
+            stop,
         })
     }
 
@@ -416,7 +421,13 @@ impl Lightning for LightningSvc {
             }
         });
         use futures_util::StreamExt as _;
-        Ok(Response::new(Box::pin(backlog.chain(live))))
+        let mut stop = self.0.stop.subscribe();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await.map(|_| ());
+        };
+        Ok(Response::new(Box::pin(
+            backlog.chain(live).take_until(stopped),
+        )))
     }
 
     async fn bake_macaroon(
@@ -608,5 +619,32 @@ impl Router for RouterSvc {
             vec![Ok(inflight), Ok(last)]
         };
         Ok(Response::new(Box::pin(futures_util::stream::iter(updates))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_request_round_trips() {
+        let hash = [0xabu8; 32];
+        let pr = encode_payment_request(21_000, &hash);
+        assert!(pr.starts_with(PAYREQ_PREFIX));
+        assert_eq!(decode_payment_request(&pr), Some((21_000, hash.to_vec())));
+    }
+
+    #[test]
+    fn foreign_payment_requests_are_rejected() {
+        for bad in [
+            "",
+            "lnbc1",
+            "lnsim1",
+            "lnsim1x",
+            "lnsim1100xabcd",
+            "lnsim1abcx0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            assert_eq!(decode_payment_request(bad), None, "{bad}");
+        }
     }
 }
