@@ -442,6 +442,24 @@ async fn expired_tampered_and_missing_macaroons_are_refused() {
         err.message(),
         "verification failed: signature mismatch after caveat verification"
     );
+    // LND's IP lock caveats are checked against the TCP peer.
+    let mut locked = Macaroon::from_hex(&admin).unwrap();
+    locked.add_first_party_caveat(b"ipaddr 127.0.0.1").unwrap();
+    c.get_info(req(lnrpc::GetInfoRequest {}, &locked.to_hex()))
+        .await
+        .unwrap();
+    let mut elsewhere = Macaroon::from_hex(&admin).unwrap();
+    elsewhere
+        .add_first_party_caveat(b"ipaddr 10.1.2.3")
+        .unwrap();
+    let err = c
+        .get_info(req(lnrpc::GetInfoRequest {}, &elsewhere.to_hex()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.message(),
+        "caveat \"ipaddr 10.1.2.3\" not satisfied: macaroon locked to different IP address"
+    );
     let err = c
         .get_info(tonic::Request::new(lnrpc::GetInfoRequest {}))
         .await
