@@ -46,7 +46,8 @@ impl SecretKey {
     /// Parses a 32-byte big-endian scalar, as stored by the node and in the test vectors.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         let arr: [u8; 32] = bytes.try_into().map_err(|_| KeyError::InvalidSecretKey)?;
-        let sk = k256::SecretKey::from_bytes(&arr.into()).map_err(|_| KeyError::InvalidSecretKey)?;
+        let sk =
+            k256::SecretKey::from_bytes(&arr.into()).map_err(|_| KeyError::InvalidSecretKey)?;
         Ok(SecretKey(sk.to_nonzero_scalar()))
     }
 
