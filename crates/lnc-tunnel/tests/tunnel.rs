@@ -1,0 +1,388 @@
+//! End-to-end: a node serving a small gRPC service through the real relay (lnc-mailbox on
+//! 127.0.0.1:0), an app calling it through `dial`. The app service is HashMail's own
+//! service definition reused as a toy API: `NewCipherBox` = unary echo (checks the
+//! macaroon metadata), `RecvStream` = server streaming.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use lnc_core::keys::SecretKey;
+use lnc_core::pairing::{ConnectionState, Entropy, Role};
+use lnc_hashmail::pb;
+use lnc_hashmail::pb::hash_mail_client::HashMailClient;
+use lnc_hashmail::pb::hash_mail_server::{HashMail, HashMailServer};
+use lnc_mailbox::{Config, Server, ServerHandle};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls, WsMailbox};
+use lnc_tunnel::rt::TokioRuntime;
+use lnc_tunnel::{
+    ListenerEvent, Mailbox, Status, TunnelChannel, TunnelOptions, dial, listen,
+    macaroon_from_auth_data, spawn_gbn,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::{Request, Response};
+
+const T: Duration = Duration::from_secs(30);
+const MACAROON_HEX: &str = "0201036c6e640204";
+
+#[derive(Clone)]
+struct App;
+
+type Items = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<pb::CipherBox, tonic::Status>> + Send>,
+>;
+
+#[tonic::async_trait]
+impl HashMail for App {
+    async fn new_cipher_box(
+        &self,
+        req: Request<pb::CipherBoxAuth>,
+    ) -> Result<Response<pb::CipherInitResp>, tonic::Status> {
+        let mac = req.metadata().get("macaroon").map(|v| v.to_str().unwrap().to_owned());
+        if mac.as_deref() != Some(MACAROON_HEX) {
+            return Err(tonic::Status::unauthenticated("macaroon missing"));
+        }
+        let desc = req.into_inner().desc;
+        Ok(Response::new(pb::CipherInitResp {
+            resp: Some(pb::cipher_init_resp::Resp::Success(pb::CipherSuccess { desc })),
+        }))
+    }
+    async fn del_cipher_box(
+        &self,
+        _: Request<pb::CipherBoxAuth>,
+    ) -> Result<Response<pb::DelCipherBoxResp>, tonic::Status> {
+        Ok(Response::new(pb::DelCipherBoxResp {}))
+    }
+    async fn send_stream(
+        &self,
+        _: Request<tonic::Streaming<pb::CipherBox>>,
+    ) -> Result<Response<pb::CipherBoxDesc>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    type RecvStreamStream = Items;
+    async fn recv_stream(
+        &self,
+        req: Request<pb::CipherBoxDesc>,
+    ) -> Result<Response<Items>, tonic::Status> {
+        let n = req.into_inner().stream_id.len();
+        let items = (0..n).map(|i| {
+            Ok(pb::CipherBox {
+                desc: None,
+                msg: vec![i as u8; 100].into(),
+            })
+        });
+        Ok(Response::new(Box::pin(futures_util::stream::iter(items))))
+    }
+}
+
+struct Relay {
+    handle: ServerHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(addr: Option<SocketAddr>) -> Relay {
+        let mut c = Config::for_tests();
+        if let Some(a) = addr {
+            c.listen = a;
+        }
+        c.timers.shutdown_grace = Duration::from_millis(50);
+        let server = Server::bind(c).await.unwrap();
+        let handle = server.handle();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _ = server
+                .serve(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Relay {
+            handle,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+    async fn stop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(T, self.task.take().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    fn addr(&self) -> RelayAddr {
+        RelayAddr {
+            addr: self.handle.local_addr().to_string(),
+            tls: Tls::Insecure,
+        }
+    }
+}
+
+fn states(seed: u64) -> (ConnectionState, ConnectionState) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let entropy = Entropy::generate(&mut rng);
+    let node = ConnectionState::new(Role::Server, SecretKey::generate(&mut rng), entropy.clone())
+        .with_auth_data(format!("Macaroon: {MACAROON_HEX}").into_bytes());
+    let app = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng), entropy);
+    (node, app)
+}
+
+async fn unary(c: &mut HashMailClient<TunnelChannel>, i: u32) {
+    let id = i.to_be_bytes().to_vec();
+    let r = c
+        .new_cipher_box(pb::CipherBoxAuth {
+            desc: Some(pb::CipherBoxDesc {
+                stream_id: id.clone().into(),
+            }),
+            auth: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match r.resp {
+        Some(pb::cipher_init_resp::Resp::Success(s)) => {
+            assert_eq!(s.desc.unwrap().stream_id.to_vec(), id)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn next_connected(l: &mut lnc_tunnel::Listener) -> ConnectionState {
+    loop {
+        match tokio::time::timeout(T, l.next_event()).await.unwrap().unwrap() {
+            ListenerEvent::Connected { state, .. } => return state,
+            ListenerEvent::HandshakeFailed(e) => panic!("handshake failed: {e}"),
+            _ => {}
+        }
+    }
+}
+
+async fn next_listening(l: &mut lnc_tunnel::Listener) -> lnc_core::pairing::MailboxStreams {
+    loop {
+        if let ListenerEvent::Listening(s) =
+            tokio::time::timeout(T, l.next_event()).await.unwrap().unwrap()
+        {
+            return s;
+        }
+    }
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+/// Pairing, unary + streaming calls, load, and a KK reconnect on the new stream IDs.
+async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label: &str) {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, mut app_state) = states(7);
+    let mut listener = listen(
+        &rt,
+        mailbox_for(relay.addr()),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(99),
+    );
+    let pairing_streams = next_listening(&mut listener).await;
+    assert_eq!(pairing_streams, app_state.stream_ids().send.streams_swap());
+
+    // Pair (XX with the phrase) → first RPC.
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let t0 = Instant::now();
+    let tunnel = tokio::time::timeout(
+        T,
+        dial(&rt, mailbox_for(relay.addr()), &mut app_state, &TunnelOptions::default(), &mut rng),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(tunnel.session.record.streams_changed);
+    let mac = macaroon_from_auth_data(&tunnel.session.auth_data);
+    let gbn = tunnel.gbn.clone();
+    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac.clone()).await.unwrap();
+    let mut client = HashMailClient::new(ch);
+    unary(&mut client, 0).await;
+    let pair_time = t0.elapsed();
+    let _node_state = next_connected(&mut listener).await;
+    assert_eq!(gbn.status(), Status::Connected);
+
+    // Server streaming.
+    let mut s = client
+        .recv_stream(pb::CipherBoxDesc {
+            stream_id: vec![0u8; 50].into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(m) = s.message().await.unwrap() {
+        assert_eq!(m.msg.len(), 100);
+        n += 1;
+    }
+    assert_eq!(n, 50);
+
+    // 1000 sequential unary calls: latency and relay messages per call.
+    let before = gbn.stats();
+    let mut lat = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let t = Instant::now();
+        unary(&mut client, i).await;
+        lat.push(t.elapsed());
+    }
+    let after = gbn.stats();
+    let up = (after.packets_sent - before.packets_sent) as f64 / 1000.0;
+    let down = (after.packets_received - before.packets_received) as f64 / 1000.0;
+    let p50 = pct(&mut lat, 0.5);
+    let p99 = pct(&mut lat, 0.99);
+
+    // 100 concurrent unary calls.
+    let calls = (0..100u32).map(|i| {
+        let mut c = client.clone();
+        async move { unary(&mut c, 10_000 + i).await }
+    });
+    tokio::time::timeout(T, futures_util::future::join_all(calls))
+        .await
+        .unwrap();
+
+    // The app disconnects (FIN); the node re-listens on the post-pairing streams.
+    drop(client);
+    gbn.close();
+    tokio::time::timeout(T, gbn.closed()).await.unwrap();
+    let new_streams = next_listening(&mut listener).await;
+    assert_ne!(new_streams, pairing_streams);
+    assert_eq!(new_streams, app_state.stream_ids().send.streams_swap());
+
+    // Reconnect with the stored keys (KK) → first RPC.
+    let t1 = Instant::now();
+    let tunnel = tokio::time::timeout(
+        T,
+        dial(&rt, mailbox_for(relay.addr()), &mut app_state, &TunnelOptions::default(), &mut rng),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(tunnel.session.pattern, lnc_core::noise::Pattern::Kk);
+    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac).await.unwrap();
+    let mut client = HashMailClient::new(ch);
+    unary(&mut client, 1).await;
+    let kk_time = t1.elapsed();
+    next_connected(&mut listener).await;
+
+    println!(
+        "[{label}] pair→first RPC {pair_time:?}; KK reconnect→first RPC {kk_time:?}; \
+         unary p50 {p50:?} p99 {p99:?}; relay msgs/call app→node {up:.2} node→app {down:.2}"
+    );
+    listener.close();
+}
+
+trait Swap {
+    fn streams_swap(self) -> lnc_core::pairing::MailboxStreams;
+}
+impl Swap for lnc_core::pairing::StreamId {
+    /// The node's (receive, send) given the app's send stream.
+    fn streams_swap(self) -> lnc_core::pairing::MailboxStreams {
+        lnc_core::pairing::MailboxStreams {
+            receive: self,
+            send: self.client_to_server(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_transport_pair_call_reconnect() {
+    full_session(
+        |a| Arc::new(GrpcMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "grpc",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_transport_pair_call_reconnect() {
+    full_session(
+        |a| Arc::new(WsMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "websocket",
+    )
+    .await;
+}
+
+/// Tier 1: the relay dies and restarts on the same port mid-session; the driver re-opens
+/// both directions, GBN retransmits, and the next call succeeds on the same tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_restart_mid_session() {
+    let mut relay = Relay::start(None).await;
+    let addr = relay.handle.local_addr();
+    let rt = TokioRuntime::new();
+    let (node_state, mut app_state) = states(11);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mut listener = listen(
+        &rt,
+        mb.clone(),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(1),
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let tunnel = tokio::time::timeout(
+        T,
+        dial(&rt, mb.clone(), &mut app_state, &TunnelOptions::default(), &mut rng),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gbn = tunnel.gbn.clone();
+    let ch = TunnelChannel::connect(&rt, tunnel.stream, macaroon_from_auth_data(&tunnel.session.auth_data))
+        .await
+        .unwrap();
+    let mut client = HashMailClient::new(ch);
+    unary(&mut client, 1).await;
+    next_connected(&mut listener).await;
+
+    relay.stop().await;
+    let errors = gbn.stats().transport_errors;
+    let _relay2 = Relay::start(Some(addr)).await;
+    let t = Instant::now();
+    tokio::time::timeout(T, unary(&mut client, 2)).await.unwrap();
+    println!("[tier1] call after relay restart took {:?}", t.elapsed());
+    assert!(!gbn.is_closed());
+    assert!(gbn.stats().transport_errors >= errors);
+    listener.close();
+}
+
+/// close() while the driver is retrying ("stream not found": no node) returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_during_retries_is_prompt() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (_, app_state) = states(3);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let gbn = spawn_gbn(
+        &rt,
+        mb,
+        app_state.stream_ids(),
+        true,
+        lnc_core::gbn::Config::client(),
+        lnc_tunnel::DriverOptions {
+            create_boxes: false,
+            send_after_recv: true,
+        },
+    )
+    .unwrap();
+    let st = tokio::time::timeout(T, gbn.status_changed(Status::NotConnected))
+        .await
+        .unwrap();
+    assert_eq!(st, Status::SessionNotFound);
+    assert_eq!(st.as_str(), "Session Not Found");
+    let t = Instant::now();
+    gbn.close();
+    tokio::time::timeout(Duration::from_millis(500), gbn.closed())
+        .await
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_millis(500));
+    assert!(gbn.recv().await.is_err());
+}
