@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// Settings of the layers below gRPC.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TunnelOptions {
     /// GBN settings; `None` = upstream's client/server defaults for our role.
     pub gbn: Option<gbn::Config>,
@@ -29,14 +29,6 @@ pub struct TunnelOptions {
     pub noise: NoiseConfig,
 }
 
-impl Default for TunnelOptions {
-    fn default() -> Self {
-        TunnelOptions {
-            gbn: None,
-            noise: NoiseConfig::default(),
-        }
-    }
-}
 
 /// Why a tunnel could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +146,9 @@ pub enum ListenerEvent {
     /// A handshake completed; persist `state` (it holds the app's key after pairing).
     Connected {
         /// The session facts.
-        session: SessionInfo,
+        session: Box<SessionInfo>,
         /// The updated pairing state.
-        state: ConnectionState,
+        state: Box<ConnectionState>,
     },
     /// A handshake failed (wrong phrase, stale keys); the listener goes on.
     HandshakeFailed(String),
@@ -288,8 +280,8 @@ where
                                 streams,
                             };
                             let _ = tx.unbounded_send(ListenerEvent::Connected {
-                                session,
-                                state: state.clone(),
+                                session: Box::new(session),
+                                state: Box::new(state.clone()),
                             });
                             let stream = NoiseStream::new(gbn.clone(), est);
                             if let Err(e) = serve_http2(&rt, stream, service.clone()).await {

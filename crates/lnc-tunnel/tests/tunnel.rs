@@ -39,13 +39,18 @@ impl HashMail for App {
         &self,
         req: Request<pb::CipherBoxAuth>,
     ) -> Result<Response<pb::CipherInitResp>, tonic::Status> {
-        let mac = req.metadata().get("macaroon").map(|v| v.to_str().unwrap().to_owned());
+        let mac = req
+            .metadata()
+            .get("macaroon")
+            .map(|v| v.to_str().unwrap().to_owned());
         if mac.as_deref() != Some(MACAROON_HEX) {
             return Err(tonic::Status::unauthenticated("macaroon missing"));
         }
         let desc = req.into_inner().desc;
         Ok(Response::new(pb::CipherInitResp {
-            resp: Some(pb::cipher_init_resp::Resp::Success(pb::CipherSuccess { desc })),
+            resp: Some(pb::cipher_init_resp::Resp::Success(pb::CipherSuccess {
+                desc,
+            })),
         }))
     }
     async fn del_cipher_box(
@@ -151,8 +156,12 @@ async fn unary(c: &mut HashMailClient<TunnelChannel>, i: u32) {
 
 async fn next_connected(l: &mut lnc_tunnel::Listener) -> ConnectionState {
     loop {
-        match tokio::time::timeout(T, l.next_event()).await.unwrap().unwrap() {
-            ListenerEvent::Connected { state, .. } => return state,
+        match tokio::time::timeout(T, l.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ListenerEvent::Connected { state, .. } => return *state,
             ListenerEvent::HandshakeFailed(e) => panic!("handshake failed: {e}"),
             _ => {}
         }
@@ -161,8 +170,10 @@ async fn next_connected(l: &mut lnc_tunnel::Listener) -> ConnectionState {
 
 async fn next_listening(l: &mut lnc_tunnel::Listener) -> lnc_core::pairing::MailboxStreams {
     loop {
-        if let ListenerEvent::Listening(s) =
-            tokio::time::timeout(T, l.next_event()).await.unwrap().unwrap()
+        if let ListenerEvent::Listening(s) = tokio::time::timeout(T, l.next_event())
+            .await
+            .unwrap()
+            .unwrap()
         {
             return s;
         }
@@ -195,7 +206,13 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     let t0 = Instant::now();
     let tunnel = tokio::time::timeout(
         T,
-        dial(&rt, mailbox_for(relay.addr()), &mut app_state, &TunnelOptions::default(), &mut rng),
+        dial(
+            &rt,
+            mailbox_for(relay.addr()),
+            &mut app_state,
+            &TunnelOptions::default(),
+            &mut rng,
+        ),
     )
     .await
     .unwrap()
@@ -203,7 +220,9 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     assert!(tunnel.session.record.streams_changed);
     let mac = macaroon_from_auth_data(&tunnel.session.auth_data);
     let gbn = tunnel.gbn.clone();
-    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac.clone()).await.unwrap();
+    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac.clone())
+        .await
+        .unwrap();
     let mut client = HashMailClient::new(ch);
     unary(&mut client, 0).await;
     let pair_time = t0.elapsed();
@@ -260,13 +279,21 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     let t1 = Instant::now();
     let tunnel = tokio::time::timeout(
         T,
-        dial(&rt, mailbox_for(relay.addr()), &mut app_state, &TunnelOptions::default(), &mut rng),
+        dial(
+            &rt,
+            mailbox_for(relay.addr()),
+            &mut app_state,
+            &TunnelOptions::default(),
+            &mut rng,
+        ),
     )
     .await
     .unwrap()
     .unwrap();
     assert_eq!(tunnel.session.pattern, lnc_core::noise::Pattern::Kk);
-    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac).await.unwrap();
+    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac)
+        .await
+        .unwrap();
     let mut client = HashMailClient::new(ch);
     unary(&mut client, 1).await;
     let kk_time = t1.elapsed();
@@ -330,15 +357,25 @@ async fn relay_restart_mid_session() {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let tunnel = tokio::time::timeout(
         T,
-        dial(&rt, mb.clone(), &mut app_state, &TunnelOptions::default(), &mut rng),
+        dial(
+            &rt,
+            mb.clone(),
+            &mut app_state,
+            &TunnelOptions::default(),
+            &mut rng,
+        ),
     )
     .await
     .unwrap()
     .unwrap();
     let gbn = tunnel.gbn.clone();
-    let ch = TunnelChannel::connect(&rt, tunnel.stream, macaroon_from_auth_data(&tunnel.session.auth_data))
-        .await
-        .unwrap();
+    let ch = TunnelChannel::connect(
+        &rt,
+        tunnel.stream,
+        macaroon_from_auth_data(&tunnel.session.auth_data),
+    )
+    .await
+    .unwrap();
     let mut client = HashMailClient::new(ch);
     unary(&mut client, 1).await;
     next_connected(&mut listener).await;
@@ -347,7 +384,9 @@ async fn relay_restart_mid_session() {
     let errors = gbn.stats().transport_errors;
     let _relay2 = Relay::start(Some(addr)).await;
     let t = Instant::now();
-    tokio::time::timeout(T, unary(&mut client, 2)).await.unwrap();
+    tokio::time::timeout(T, unary(&mut client, 2))
+        .await
+        .unwrap();
     println!("[tier1] call after relay restart took {:?}", t.elapsed());
     assert!(!gbn.is_closed());
     assert!(gbn.stats().transport_errors >= errors);
