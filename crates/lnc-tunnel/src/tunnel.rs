@@ -29,7 +29,6 @@ pub struct TunnelOptions {
     pub noise: NoiseConfig,
 }
 
-
 /// Why a tunnel could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
