@@ -14,7 +14,7 @@ use lnc_core::gbn::{self, CloseReason};
 use lnc_core::keys::PublicKey;
 use lnc_core::noise::{HandshakeVersion, NoiseConfig, Pattern};
 use lnc_core::pairing::{
-    ConnectionState, HandshakeOutcome, HandshakeRecord, MailboxStreams, StateError,
+    ConnectionState, HandshakeInputs, HandshakeOutcome, HandshakeRecord, MailboxStreams, StateError,
 };
 use rand_core::CryptoRng;
 use std::sync::{Arc, Mutex};
@@ -228,6 +228,7 @@ where
         let rt = rt2;
         let mut state = state;
         let mut prev: Option<MailboxStreams> = None;
+        let mut inputs: Option<HandshakeInputs> = None;
         let auth: Vec<u8> = state.auth_data().map(<[u8]>::to_vec).unwrap_or_default();
         loop {
             let streams = state.stream_ids();
@@ -236,6 +237,14 @@ where
                 let _ = mailbox.delete(p.send).await;
             }
             prev = Some(streams);
+            // The XX inputs cost a scrypt run: compute them once, before the boxes exist
+            // (so the app never waits on it), and again only when the pattern changed.
+            if inputs.as_ref().map(HandshakeInputs::pattern) != Some(state.handshake_pattern()) {
+                inputs = Some(state.handshake());
+            }
+            let Some(inputs) = inputs.as_ref() else {
+                break;
+            };
             let config = options.gbn.clone().unwrap_or_else(gbn::Config::server);
             let opts = DriverOptions {
                 create_boxes: true,
@@ -257,10 +266,9 @@ where
                 s.current = Some(gbn.clone());
             }
             let _ = tx.unbounded_send(ListenerEvent::Listening(streams));
-            let inputs = state.handshake();
             let result = async {
                 gbn.connected().await?;
-                let est = respond(&gbn, &inputs, &auth, &options.noise, &mut rng).await?;
+                let est = respond(&gbn, inputs, &auth, &options.noise, &mut rng).await?;
                 Ok::<_, TunnelError>(est)
             }
             .await;

@@ -218,6 +218,7 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     .unwrap()
     .unwrap();
     assert!(tunnel.session.record.streams_changed);
+    let dial_time = t0.elapsed();
     let mac = macaroon_from_auth_data(&tunnel.session.auth_data);
     let gbn = tunnel.gbn.clone();
     let ch = TunnelChannel::connect(&rt, tunnel.stream, mac.clone())
@@ -226,6 +227,7 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     let mut client = HashMailClient::new(ch);
     unary(&mut client, 0).await;
     let pair_time = t0.elapsed();
+    println!("[{label}] dial {dial_time:?}, first RPC at {pair_time:?}");
     let _node_state = next_connected(&mut listener).await;
     assert_eq!(gbn.status(), Status::Connected);
 
