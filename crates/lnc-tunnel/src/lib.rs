@@ -7,6 +7,7 @@
 //!   backoff, FIN on close.
 //! * [`stream`] — the Noise handshake over GBN and the encrypted byte stream after it.
 //! * [`tunnel`] — `dial` (app side) and `listen` (node side).
+//! * [`reconnect`] — tier 2: a self-healing client (fresh GBN + KK after GBN died).
 //! * [`h2`] — gRPC over the tunnel: an HTTP/2 client usable by tonic clients, and an
 //!   HTTP/2 server for any tower service.
 //! * `native` (feature) — HashMail gRPC and WebSocket mailbox transports.
@@ -14,6 +15,7 @@
 pub mod driver;
 pub mod h2;
 pub mod mailbox;
+pub mod reconnect;
 pub mod rt;
 pub mod stream;
 pub mod tunnel;
@@ -24,6 +26,7 @@ pub mod native;
 pub use driver::{DriverOptions, DriverStats, GbnError, GbnHandle, spawn_gbn};
 pub use h2::{TunnelChannel, macaroon_from_auth_data, serve_http2};
 pub use mailbox::{Mailbox, MailboxError, Status};
+pub use reconnect::{Client, ClientError, ClientEvent};
 pub use rt::Runtime;
 pub use stream::NoiseStream;
 pub use tunnel::{

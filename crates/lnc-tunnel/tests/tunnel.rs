@@ -427,3 +427,109 @@ async fn close_during_retries_is_prompt() {
     assert!(t.elapsed() < Duration::from_millis(500));
     assert!(gbn.recv().await.is_err());
 }
+
+async fn next_client_event(
+    ev: &mut futures_channel::mpsc::UnboundedReceiver<lnc_tunnel::ClientEvent>,
+) -> lnc_tunnel::ClientEvent {
+    use futures_util::StreamExt;
+    tokio::time::timeout(T, ev.next()).await.unwrap().unwrap()
+}
+
+/// Tier 2: the node restarts (its GBN is gone: FIN), the client notices, dials a fresh
+/// GBN + KK on the post-pairing streams by itself, and calls work again; close() stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_restart_reconnects_with_kk() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, app_state) = states(21);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mut l1 = listen(
+        &rt,
+        mb.clone(),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(1),
+    );
+    let (client, mut events) = lnc_tunnel::Client::connect(
+        &rt,
+        mb.clone(),
+        app_state,
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(2),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_client_event(&mut events).await,
+        lnc_tunnel::ClientEvent::Connected { .. }
+    ));
+    let mut api = HashMailClient::new(client.clone());
+    let call = |api: &mut HashMailClient<lnc_tunnel::Client>| {
+        let mut api = api.clone();
+        async move {
+            api.new_cipher_box(pb::CipherBoxAuth {
+                desc: Some(pb::CipherBoxDesc {
+                    stream_id: vec![1u8].into(),
+                }),
+                auth: None,
+            })
+            .await
+        }
+    };
+    call(&mut api).await.unwrap();
+    let persisted = next_connected(&mut l1).await;
+
+    // The node goes away (FIN) and comes back with its persisted state.
+    l1.close();
+    loop {
+        if let ListenerEvent::Stopped = tokio::time::timeout(T, l1.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            break;
+        }
+    }
+    match next_client_event(&mut events).await {
+        lnc_tunnel::ClientEvent::Disconnected(r) => {
+            assert_eq!(r, lnc_core::gbn::CloseReason::PeerFin)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let t = Instant::now();
+    let mut l2 = listen(
+        &rt,
+        mb.clone(),
+        persisted,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(3),
+    );
+    loop {
+        match next_client_event(&mut events).await {
+            lnc_tunnel::ClientEvent::Connected { session, .. } => {
+                assert_eq!(session.pattern, lnc_core::noise::Pattern::Kk);
+                break;
+            }
+            lnc_tunnel::ClientEvent::ReconnectFailed(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    call(&mut api).await.unwrap();
+    println!(
+        "[tier2] node restart → KK reconnect → call: {:?}",
+        t.elapsed()
+    );
+    next_connected(&mut l2).await;
+
+    // close() stops everything at once.
+    let gbn = client.gbn().unwrap();
+    client.close();
+    tokio::time::timeout(Duration::from_millis(500), gbn.closed())
+        .await
+        .unwrap();
+    assert!(!client.is_connected());
+    assert!(call(&mut api).await.is_err());
+    l2.close();
+}
