@@ -89,7 +89,18 @@ struct Relay {
 
 impl Relay {
     async fn start(addr: Option<SocketAddr>) -> Relay {
+        Self::start_with(addr, false).await
+    }
+    async fn start_with(addr: Option<SocketAddr>, tls: bool) -> Relay {
         let mut c = Config::for_tests();
+        if tls {
+            c.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
+            c.data_dir = std::env::temp_dir().join(format!(
+                "lnc-tunnel-test-{}-{}",
+                std::process::id(),
+                addr.map(|a| a.port()).unwrap_or(0)
+            ));
+        }
         if let Some(a) = addr {
             c.listen = a;
         }
@@ -120,7 +131,10 @@ impl Relay {
     fn addr(&self) -> RelayAddr {
         RelayAddr {
             addr: self.handle.local_addr().to_string(),
-            tls: Tls::Insecure,
+            tls: match self.handle.tls_cert_pem() {
+                None => Tls::Insecure,
+                Some(pem) => Tls::CaPem(pem.as_bytes().to_vec()),
+            },
         }
     }
 }
@@ -186,8 +200,8 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 }
 
 /// Pairing, unary + streaming calls, load, and a KK reconnect on the new stream IDs.
-async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label: &str) {
-    let relay = Relay::start(None).await;
+async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label: &str, tls: bool) {
+    let relay = Relay::start_with(None, tls).await;
     let rt = TokioRuntime::new();
     let (node_state, mut app_state) = states(7);
     let mut listener = listen(
@@ -201,6 +215,9 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     let pairing_streams = next_listening(&mut listener).await;
     assert_eq!(pairing_streams, app_state.stream_ids().send.streams_swap());
 
+    let ts = Instant::now();
+    let _ = lnc_core::pairing::stretch(app_state.entropy());
+    let scrypt = ts.elapsed();
     // Pair (XX with the phrase) → first RPC.
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let t0 = Instant::now();
@@ -302,7 +319,7 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     next_connected(&mut listener).await;
 
     println!(
-        "[{label}] pair→first RPC {pair_time:?}; KK reconnect→first RPC {kk_time:?}; \
+        "[{label}] scrypt {scrypt:?}; pair→first RPC {pair_time:?}; KK reconnect→first RPC {kk_time:?}; \
          unary p50 {p50:?} p99 {p99:?}; relay msgs/call app→node {up:.2} node→app {down:.2}"
     );
     listener.close();
@@ -326,6 +343,7 @@ async fn grpc_transport_pair_call_reconnect() {
     full_session(
         |a| Arc::new(GrpcMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
         "grpc",
+        false,
     )
     .await;
 }
@@ -335,6 +353,27 @@ async fn websocket_transport_pair_call_reconnect() {
     full_session(
         |a| Arc::new(WsMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
         "websocket",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_grpc_transport_with_relay_ca() {
+    full_session(
+        |a| Arc::new(GrpcMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "grpc+tls",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_transport_with_relay_ca() {
+    full_session(
+        |a| Arc::new(WsMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "wss",
+        true,
     )
     .await;
 }
