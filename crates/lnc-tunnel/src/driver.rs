@@ -23,6 +23,10 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(25);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long a closing driver tries to deliver its FIN before giving up.
 const FIN_GRACE: Duration = Duration::from_millis(500);
+/// Packets remembered for replay after the send direction failed.
+const REPLAY_PACKETS: usize = 32;
+/// Only packets this recent are replayed (older ones were surely delivered or resent).
+const REPLAY_AGE: Duration = Duration::from_secs(3);
 /// Steps one driver poll may take before yielding to other tasks.
 const POLL_BUDGET: u32 = 64;
 
@@ -297,6 +301,13 @@ struct Driver<R: Runtime> {
     need_flush: bool,
     timer: Option<(Instant, BoxFuture<()>)>,
     fin_deadline: Option<BoxFuture<()>>,
+    /// Recently written DATA/ACK packets: a send stream that fails may have swallowed
+    /// them (queued towards a relay that died). Replaying them on re-open lets the peer
+    /// continue at once instead of after its ≥ 1 s GBN resend timeout; GBN ignores the
+    /// duplicates (SYN and FIN are never replayed: a late SYN would reset the peer).
+    recent: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    replay: std::collections::VecDeque<Vec<u8>>,
+    send_failed: bool,
 }
 
 /// Starts a GBN connection over `mailbox` on `streams` and spawns its driver task.
@@ -340,6 +351,9 @@ pub fn spawn_gbn<R: Runtime>(
         need_flush: false,
         timer: None,
         fin_deadline: None,
+        recent: Default::default(),
+        replay: Default::default(),
+        send_failed: false,
     };
     rt.spawn(Box::pin(futures_util::future::poll_fn(move |cx| {
         driver.poll(cx)
@@ -549,10 +563,19 @@ impl<R: Runtime> Driver<R> {
             Dir::Opening(f) => match f.as_mut().poll(cx) {
                 Poll::Ready(Ok(s)) => {
                     sh.stats.opens += 1;
+                    if core::mem::take(&mut self.send_failed) {
+                        self.replay = self
+                            .recent
+                            .iter()
+                            .filter(|(at, _)| now.saturating_duration_since(*at) <= REPLAY_AGE)
+                            .map(|(_, p)| p.clone())
+                            .collect();
+                    }
                     Dir::Open(s)
                 }
                 Poll::Ready(Err(e)) => {
                     Self::fail(sh, &e);
+                    self.send_failed = true;
                     Dir::Backoff(self.rt.sleep(self.send_backoff.next()))
                 }
                 Poll::Pending => return (false, false),
@@ -562,11 +585,27 @@ impl<R: Runtime> Driver<R> {
                 let mut err = None;
                 loop {
                     if self.outbox.is_none() {
-                        let mut buf = Vec::new();
-                        if !sh.conn.poll_transmit(now, &mut buf) {
-                            break;
+                        if let Some(p) = self.replay.pop_front() {
+                            self.outbox = Some(p);
+                        } else {
+                            let mut buf = Vec::new();
+                            if !sh.conn.poll_transmit(now, &mut buf) {
+                                break;
+                            }
+                            if matches!(
+                                buf.first(),
+                                Some(
+                                    &lnc_core::gbn::wire::TYPE_DATA
+                                        | &lnc_core::gbn::wire::TYPE_ACK
+                                )
+                            ) {
+                                if self.recent.len() == REPLAY_PACKETS {
+                                    self.recent.pop_front();
+                                }
+                                self.recent.push_back((now, buf.clone()));
+                            }
+                            self.outbox = Some(buf);
                         }
-                        self.outbox = Some(buf);
                     }
                     match sink.as_mut().poll_ready(cx) {
                         Poll::Ready(Ok(())) => {
@@ -586,11 +625,13 @@ impl<R: Runtime> Driver<R> {
                         Poll::Pending => break,
                     }
                 }
-                if err.is_none() && self.need_flush {
+                // Flushing also when idle lets a transport report a dead stream at once.
+                if err.is_none() {
                     match sink.as_mut().poll_flush(cx) {
                         Poll::Ready(Ok(())) => {
-                            self.need_flush = false;
-                            self.send_backoff.reset();
+                            if core::mem::take(&mut self.need_flush) {
+                                self.send_backoff.reset();
+                            }
                         }
                         Poll::Ready(Err(e)) => err = Some(e),
                         Poll::Pending => {}
@@ -603,6 +644,7 @@ impl<R: Runtime> Driver<R> {
                     }
                     Some(e) => {
                         Self::fail(sh, &e);
+                        self.send_failed = true;
                         self.need_flush = false;
                         if closed {
                             self.send = Dir::Idle;

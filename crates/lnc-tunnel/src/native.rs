@@ -174,10 +174,13 @@ impl Mailbox for GrpcMailbox {
             let desc = pb::CipherBoxDesc {
                 stream_id: id.as_bytes().to_vec().into(),
             };
+            let (done_tx, done) = futures_channel::oneshot::channel();
             tokio::spawn(async move {
-                if let Err(e) = c.send_stream(rx).await {
-                    tracing::debug!(error = %e, "hashmail SendStream ended");
-                }
+                let msg = match c.send_stream(rx).await {
+                    Ok(_) => "hashmail SendStream ended".to_owned(),
+                    Err(e) => e.message().to_owned(),
+                };
+                let _ = done_tx.send(msg);
             });
             let sink = tx
                 .sink_map_err(|_| MailboxError {
@@ -191,7 +194,7 @@ impl Mailbox for GrpcMailbox {
                     };
                     futures_util::future::ready(Ok::<_, MailboxError>(b))
                 });
-            Ok(Box::pin(sink) as PacketSink)
+            Ok(Box::pin(WatchedSink { inner: sink, done }) as PacketSink)
         })
     }
 
@@ -325,19 +328,24 @@ impl Mailbox for WsMailbox {
             let (sink, mut read) = ws.split();
             // Read and discard what the relay sends (answers its pings); an error frame
             // or a close ends the socket, and the next write then fails and re-opens.
+            let (done_tx, done) = futures_channel::oneshot::channel();
             tokio::spawn(async move {
+                let mut why = "websocket send socket closed".to_owned();
                 while let Some(Ok(m)) = read.next().await {
-                    if let Message::Text(t) = m {
-                        tracing::debug!(frame = %t, "hashmail send socket frame");
+                    if let Message::Text(t) = m
+                        && let Ok(json::RecvFrame::Error(st)) = json::parse_recv_frame(&t)
+                    {
+                        why = st.message;
                     }
                 }
+                let _ = done_tx.send(why);
             });
             let sid = id;
             let sink = sink.sink_map_err(ws_err).with(move |msg: Vec<u8>| {
                 let f = json::send_frame(sid.as_bytes(), &msg);
                 futures_util::future::ready(Ok::<_, MailboxError>(Message::Text(f.into())))
             });
-            Ok(Box::pin(sink) as PacketSink)
+            Ok(Box::pin(WatchedSink { inner: sink, done }) as PacketSink)
         })
     }
 
@@ -347,6 +355,53 @@ impl Mailbox for WsMailbox {
 
     fn delete(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
         self.boxes.delete(id)
+    }
+}
+
+/// A send sink that fails as soon as its relay stream ended (the gRPC call returned or
+/// the socket closed), not only at the next write: the driver re-opens at once and
+/// replays what the dead stream may have swallowed.
+struct WatchedSink<S> {
+    inner: S,
+    done: futures_channel::oneshot::Receiver<String>,
+}
+
+impl<S> WatchedSink<S> {
+    fn check(&mut self, cx: &mut std::task::Context<'_>) -> Result<(), MailboxError> {
+        match std::pin::Pin::new(&mut self.done).poll(cx) {
+            std::task::Poll::Ready(Ok(msg)) => Err(MailboxError::new(msg)),
+            std::task::Poll::Ready(Err(_)) => Err(MailboxError::new("relay stream ended")),
+            std::task::Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl<S: futures_util::Sink<Vec<u8>, Error = MailboxError> + Unpin> futures_util::Sink<Vec<u8>>
+    for WatchedSink<S>
+{
+    type Error = MailboxError;
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), MailboxError>> {
+        self.check(cx)?;
+        std::pin::Pin::new(&mut self.inner).poll_ready(cx)
+    }
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Vec<u8>) -> Result<(), MailboxError> {
+        std::pin::Pin::new(&mut self.inner).start_send(item)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), MailboxError>> {
+        self.check(cx)?;
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), MailboxError>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
     }
 }
 
