@@ -23,6 +23,11 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(25);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long a closing driver tries to deliver its FIN before giving up.
 const FIN_GRACE: Duration = Duration::from_millis(500);
+/// Bytes of received messages the driver takes off GBN ahead of the application. GBN
+/// refuses DATA once N messages wait undelivered, and the peer may then wait out its
+/// ≥ 2 s resend spacing; a reader that is merely bursty (hyper reads a 64 KB message in
+/// several small reads) should never hit that, a stalled one still does (bounded memory).
+const INBOX_CAP: usize = 4 << 20;
 /// Packets remembered for replay after the send direction failed.
 const REPLAY_PACKETS: usize = 32;
 /// Only packets this recent are replayed (older ones were surely delivered or resent).
@@ -75,6 +80,8 @@ pub struct DriverStats {
 
 struct Shared {
     conn: Connection,
+    inbox: std::collections::VecDeque<Vec<u8>>,
+    inbox_bytes: usize,
     driver: Option<Waker>,
     reader: Option<Waker>,
     writer: Option<Waker>,
@@ -176,6 +183,14 @@ impl GbnHandle {
     /// The next message from the peer; `Pending` until one arrives.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<u8>, GbnError>> {
         let mut sh = lock(&self.shared);
+        if let Some(m) = sh.inbox.pop_front() {
+            let was_full = sh.inbox_bytes >= INBOX_CAP;
+            sh.inbox_bytes -= m.len();
+            if was_full {
+                sh.wake_driver();
+            }
+            return Poll::Ready(Ok(m));
+        }
         if let Some(m) = sh.conn.recv() {
             // Receiving may free window space we asked the peer to resend into.
             sh.wake_driver();
@@ -326,6 +341,8 @@ pub fn spawn_gbn<R: Runtime>(
     };
     let shared = Arc::new(Mutex::new(Shared {
         conn,
+        inbox: Default::default(),
+        inbox_bytes: 0,
         driver: None,
         reader: None,
         writer: None,
@@ -448,7 +465,12 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             }
-            if sh.conn.pending_messages() > 0
+            while sh.inbox_bytes < INBOX_CAP {
+                let Some(m) = sh.conn.recv() else { break };
+                sh.inbox_bytes += m.len();
+                sh.inbox.push_back(m);
+            }
+            if (sh.conn.pending_messages() > 0 || !sh.inbox.is_empty())
                 && let Some(w) = sh.reader.take()
             {
                 w.wake();

@@ -128,6 +128,9 @@ impl GrpcMailbox {
         let ch = Endpoint::from_shared(format!("http://{}", relay.addr))
             .map_err(|e| MailboxError::new(format!("bad relay address: {e}")))?
             .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .initial_stream_window_size(crate::h2::STREAM_WINDOW)
+            .initial_connection_window_size(crate::h2::CONNECTION_WINDOW)
             .connect_with_connector_lazy(tower::service_fn(move |_| {
                 let relay = relay.clone();
                 async move {

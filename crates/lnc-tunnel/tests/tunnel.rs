@@ -70,11 +70,19 @@ impl HashMail for App {
         &self,
         req: Request<pb::CipherBoxDesc>,
     ) -> Result<Response<Items>, tonic::Status> {
-        let n = req.into_inner().stream_id.len();
-        let items = (0..n).map(|i| {
+        // stream_id = [count: u32 BE][size: u32 BE] (or any other length: len × 100 B).
+        let id = req.into_inner().stream_id;
+        let (n, size) = match <[u8; 8]>::try_from(&id[..]) {
+            Ok(b) => (
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize,
+                u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize,
+            ),
+            Err(_) => (id.len(), 100),
+        };
+        let items = (0..n).map(move |i| {
             Ok(pb::CipherBox {
                 desc: None,
-                msg: vec![i as u8; 100].into(),
+                msg: vec![i as u8; size].into(),
             })
         });
         Ok(Response::new(Box::pin(futures_util::stream::iter(items))))
@@ -263,6 +271,40 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
     }
     assert_eq!(n, 50);
 
+    // Bulk: 16 MB of 64 KB streamed messages; then a flood of 20k tiny messages (h2's
+    // small-frame budget must not trip with our window settings).
+    let stream_of = |n: u32, size: u32| {
+        let mut id = n.to_be_bytes().to_vec();
+        id.extend_from_slice(&size.to_be_bytes());
+        pb::CipherBoxDesc {
+            stream_id: id.into(),
+        }
+    };
+    let tb = Instant::now();
+    let mut s = client
+        .recv_stream(stream_of(256, 65_536))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = 0usize;
+    while let Some(m) = s.message().await.unwrap() {
+        bytes += m.msg.len();
+    }
+    assert_eq!(bytes, 256 * 65_536);
+    let mbps = bytes as f64 / tb.elapsed().as_secs_f64() / 1e6;
+    println!("[{label}] bulk gbn stats {:?}", gbn.gbn_stats());
+    let mut s = client
+        .recv_stream(stream_of(20_000, 57))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(m) = s.message().await.unwrap() {
+        assert_eq!(m.msg.len(), 57);
+        n += 1;
+    }
+    assert_eq!(n, 20_000);
+
     // 1000 sequential unary calls: latency and relay messages per call.
     let before = gbn.stats();
     let mut lat = Vec::with_capacity(1000);
@@ -320,7 +362,7 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
 
     println!(
         "[{label}] scrypt {scrypt:?}; pair→first RPC {pair_time:?}; KK reconnect→first RPC {kk_time:?}; \
-         unary p50 {p50:?} p99 {p99:?}; relay msgs/call app→node {up:.2} node→app {down:.2}"
+         unary p50 {p50:?} p99 {p99:?}; relay msgs/call app→node {up:.2} node→app {down:.2}; bulk {mbps:.1} MB/s"
     );
     listener.close();
 }
