@@ -685,3 +685,17 @@ impl<R: Runtime> Driver<R> {
         (true, false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_25ms_to_2s_and_resets() {
+        let mut b = Backoff(BACKOFF_MIN);
+        let seq: Vec<u64> = (0..9).map(|_| b.next().as_millis() as u64).collect();
+        assert_eq!(seq, [25, 50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        b.reset();
+        assert_eq!(b.next(), BACKOFF_MIN);
+    }
+}
