@@ -147,6 +147,16 @@ impl core::fmt::Debug for GbnHandle {
     }
 }
 
+impl Drop for GbnHandle {
+    fn drop(&mut self) {
+        // The last application handle is going (the driver holds one more): wake the
+        // driver so it closes the connection now rather than at its next timer.
+        if Arc::strong_count(&self.shared) <= 2 {
+            lock(&self.shared).wake_driver();
+        }
+    }
+}
+
 fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

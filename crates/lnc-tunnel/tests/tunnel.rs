@@ -614,3 +614,27 @@ async fn node_restart_reconnects_with_kk() {
     assert!(call(&mut api).await.is_err());
     l2.close();
 }
+
+/// Dropping a dial that is still waiting for the node (wrong phrase: "Session Not Found")
+/// stops its driver: nothing keeps retrying against the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_dial_stops_retrying() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (_, mut app_state) = states(4);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let r = tokio::time::timeout(
+        Duration::from_millis(300),
+        dial(&rt, mb, &mut app_state, &TunnelOptions::default(), &mut rng),
+    )
+    .await;
+    assert!(r.is_err(), "no node: dial must still be waiting");
+    // The receive stream the driver had open (or was retrying) is released.
+    tokio::time::timeout(
+        T,
+        relay.handle.wait_for(|s| s.readers == 0 && s.writers == 0),
+    )
+    .await
+    .unwrap();
+}
