@@ -78,14 +78,22 @@ impl MailboxError {
 }
 
 /// Packets arriving on the stream we read; ends (or errors) when the relay drops it.
+#[cfg(not(target_arch = "wasm32"))]
 pub type PacketStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, MailboxError>> + Send>>;
 /// Packets we write to the peer's stream; each item is one relay message.
+#[cfg(not(target_arch = "wasm32"))]
 pub type PacketSink = Pin<Box<dyn Sink<Vec<u8>, Error = MailboxError> + Send>>;
+/// Packets arriving on the stream we read (wasm32: not `Send`, see [`crate::rt::BoxFuture`]).
+#[cfg(target_arch = "wasm32")]
+pub type PacketStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, MailboxError>>>>;
+/// Packets we write to the peer's stream (wasm32: not `Send`).
+#[cfg(target_arch = "wasm32")]
+pub type PacketSink = Pin<Box<dyn Sink<Vec<u8>, Error = MailboxError>>>;
 
 /// A way to reach the mailbox relay (HashMail gRPC, WebSocket, or a test double).
 ///
 /// Each call opens a fresh relay stream; a dropped stream is re-opened by calling again.
-pub trait Mailbox: Send + Sync + 'static {
+pub trait Mailbox: crate::rt::MaybeSend + 'static {
     /// Starts reading the stream `id`.
     fn open_recv(&self, id: StreamId) -> BoxFuture<Result<PacketStream, MailboxError>>;
     /// Starts writing the stream `id`.

@@ -10,10 +10,30 @@ use core::pin::Pin;
 use core::time::Duration;
 use lnc_core::time::Instant;
 
-/// A boxed, sendable future; what [`Runtime::spawn`] and [`Runtime::sleep`] deal in.
+/// A boxed future; what [`Runtime::spawn`] and [`Runtime::sleep`] deal in. `Send`
+/// natively (multi-threaded executors); not on wasm32, where the browser's JS-backed
+/// sockets and timers are `!Send` and everything runs on one thread.
+#[cfg(not(target_arch = "wasm32"))]
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed future; what [`Runtime::spawn`] and [`Runtime::sleep`] deal in (wasm32:
+/// single-threaded, so not `Send`).
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
 
-/// What the tunnel needs from an async runtime.
+/// `Send + Sync` natively, nothing on wasm32 (see [`BoxFuture`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync + ?Sized> MaybeSend for T {}
+/// `Send + Sync` natively, nothing on wasm32 (see [`BoxFuture`]).
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// What the tunnel needs from an async runtime. The handle itself is `Send + Sync` even on
+/// wasm32 (a browser runtime handle is a unit struct that calls `spawn_local`); only the
+/// futures it runs lose `Send` there.
 ///
 /// Implementations are cheap handles (clone = share). `now` must be monotonic.
 pub trait Runtime: Clone + Send + Sync + Unpin + 'static {

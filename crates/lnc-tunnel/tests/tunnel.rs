@@ -2,6 +2,7 @@
 //! 127.0.0.1:0), an app calling it through `dial`. The app service is HashMail's own
 //! service definition reused as a toy API: `NewCipherBox` = unary echo (checks the
 //! macaroon metadata), `RecvStream` = server streaming.
+#![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use lnc_core::keys::SecretKey;
