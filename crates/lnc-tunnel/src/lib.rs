@@ -30,5 +30,6 @@ pub use reconnect::{Client, ClientError, ClientEvent};
 pub use rt::Runtime;
 pub use stream::NoiseStream;
 pub use tunnel::{
-    Listener, ListenerEvent, SessionInfo, Tunnel, TunnelError, TunnelOptions, dial, listen,
+    Listener, ListenerEvent, SessionInfo, Tunnel, TunnelError, TunnelOptions, dial, dial_observed,
+    listen,
 };

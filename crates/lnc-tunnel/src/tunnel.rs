@@ -110,6 +110,20 @@ pub async fn dial<R: Runtime, G: CryptoRng + ?Sized>(
     options: &TunnelOptions,
     rng: &mut G,
 ) -> Result<Tunnel, TunnelError> {
+    dial_observed(rt, mailbox, state, options, rng, |_| {}).await
+}
+
+/// [`dial`], handing the GBN connection to `observe` as soon as it starts, so the app can
+/// show upstream's status strings ("Session Not Found" while the node is offline or the
+/// phrase is wrong) with [`GbnHandle::status_changed`] or [`GbnHandle::close`] it.
+pub async fn dial_observed<R: Runtime, G: CryptoRng + ?Sized>(
+    rt: &R,
+    mailbox: Arc<dyn Mailbox>,
+    state: &mut ConnectionState,
+    options: &TunnelOptions,
+    rng: &mut G,
+    observe: impl FnOnce(GbnHandle),
+) -> Result<Tunnel, TunnelError> {
     let streams = state.stream_ids();
     let config = options.gbn.clone().unwrap_or_else(gbn::Config::client);
     let opts = DriverOptions {
@@ -117,6 +131,7 @@ pub async fn dial<R: Runtime, G: CryptoRng + ?Sized>(
         send_after_recv: true,
     };
     let gbn = spawn_gbn(rt, mailbox, streams, true, config, opts)?;
+    observe(gbn.clone());
     // For XX this runs scrypt while GBN connects.
     let inputs = state.handshake();
     gbn.connected().await?;

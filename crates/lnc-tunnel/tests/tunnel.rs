@@ -639,3 +639,50 @@ async fn dropped_dial_stops_retrying() {
     .await
     .unwrap();
 }
+
+/// A wrong phrase names streams no node serves: the app sees "Session Not Found" (never
+/// reaches a node), and closing the observed connection ends the dial at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_phrase_reports_session_not_found() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, _) = states(30);
+    let (_, mut wrong_app) = states(31);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let _l = listen(
+        &rt,
+        mb.clone(),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(1),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let dialing = tokio::spawn(async move {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        lnc_tunnel::dial_observed(
+            &rt,
+            mb,
+            &mut wrong_app,
+            &TunnelOptions::default(),
+            &mut rng,
+            |g| {
+                let _ = tx.take().unwrap().send(g);
+            },
+        )
+        .await
+        .map(|_| ())
+    });
+    let gbn = tokio::time::timeout(T, rx).await.unwrap().unwrap();
+    let st = tokio::time::timeout(T, gbn.status_changed(Status::NotConnected))
+        .await
+        .unwrap();
+    assert_eq!(st.as_str(), "Session Not Found");
+    gbn.close();
+    let r = tokio::time::timeout(Duration::from_millis(500), dialing)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(r.is_err());
+}
