@@ -80,7 +80,7 @@ impl Sink<Vec<u8>> for Writer {
     }
     fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), MailboxError> {
         let n = self.relay.written.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % self.relay.loss == 0 {
+        if n.is_multiple_of(self.relay.loss) {
             return Ok(()); // lost in transit
         }
         let mut q = self.q.lock().unwrap();
