@@ -1,0 +1,688 @@
+//! End-to-end: a node serving a small gRPC service through the real relay (lnc-mailbox on
+//! 127.0.0.1:0), an app calling it through `dial`. The app service is HashMail's own
+//! service definition reused as a toy API: `NewCipherBox` = unary echo (checks the
+//! macaroon metadata), `RecvStream` = server streaming.
+#![cfg(feature = "native")]
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use lnc_core::keys::SecretKey;
+use lnc_core::pairing::{ConnectionState, Entropy, Role};
+use lnc_hashmail::pb;
+use lnc_hashmail::pb::hash_mail_client::HashMailClient;
+use lnc_hashmail::pb::hash_mail_server::{HashMail, HashMailServer};
+use lnc_mailbox::{Config, Server, ServerHandle};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls, WsMailbox};
+use lnc_tunnel::rt::TokioRuntime;
+use lnc_tunnel::{
+    ListenerEvent, Mailbox, Status, TunnelChannel, TunnelOptions, dial, listen,
+    macaroon_from_auth_data, spawn_gbn,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::{Request, Response};
+
+const T: Duration = Duration::from_secs(30);
+const MACAROON_HEX: &str = "0201036c6e640204";
+
+#[derive(Clone)]
+struct App;
+
+type Items = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<pb::CipherBox, tonic::Status>> + Send>,
+>;
+
+#[tonic::async_trait]
+impl HashMail for App {
+    async fn new_cipher_box(
+        &self,
+        req: Request<pb::CipherBoxAuth>,
+    ) -> Result<Response<pb::CipherInitResp>, tonic::Status> {
+        let mac = req
+            .metadata()
+            .get("macaroon")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if mac.as_deref() != Some(MACAROON_HEX) {
+            return Err(tonic::Status::unauthenticated("macaroon missing"));
+        }
+        let desc = req.into_inner().desc;
+        Ok(Response::new(pb::CipherInitResp {
+            resp: Some(pb::cipher_init_resp::Resp::Success(pb::CipherSuccess {
+                desc,
+            })),
+        }))
+    }
+    async fn del_cipher_box(
+        &self,
+        _: Request<pb::CipherBoxAuth>,
+    ) -> Result<Response<pb::DelCipherBoxResp>, tonic::Status> {
+        Ok(Response::new(pb::DelCipherBoxResp {}))
+    }
+    async fn send_stream(
+        &self,
+        _: Request<tonic::Streaming<pb::CipherBox>>,
+    ) -> Result<Response<pb::CipherBoxDesc>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    type RecvStreamStream = Items;
+    async fn recv_stream(
+        &self,
+        req: Request<pb::CipherBoxDesc>,
+    ) -> Result<Response<Items>, tonic::Status> {
+        // stream_id = [count: u32 BE][size: u32 BE] (or any other length: len × 100 B).
+        let id = req.into_inner().stream_id;
+        let (n, size) = match <[u8; 8]>::try_from(&id[..]) {
+            Ok(b) => (
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize,
+                u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize,
+            ),
+            Err(_) => (id.len(), 100),
+        };
+        let items = (0..n).map(move |i| {
+            Ok(pb::CipherBox {
+                desc: None,
+                msg: vec![i as u8; size].into(),
+            })
+        });
+        Ok(Response::new(Box::pin(futures_util::stream::iter(items))))
+    }
+}
+
+struct Relay {
+    handle: ServerHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(addr: Option<SocketAddr>) -> Relay {
+        Self::start_with(addr, false).await
+    }
+    async fn start_with(addr: Option<SocketAddr>, tls: bool) -> Relay {
+        let mut c = Config::for_tests();
+        if tls {
+            c.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
+            c.data_dir = std::env::temp_dir().join(format!(
+                "lnc-tunnel-test-{}-{}",
+                std::process::id(),
+                addr.map(|a| a.port()).unwrap_or(0)
+            ));
+        }
+        if let Some(a) = addr {
+            c.listen = a;
+        }
+        c.timers.shutdown_grace = Duration::from_millis(50);
+        let server = Server::bind(c).await.unwrap();
+        let handle = server.handle();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _ = server
+                .serve(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Relay {
+            handle,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+    async fn stop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(T, self.task.take().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    fn addr(&self) -> RelayAddr {
+        RelayAddr {
+            addr: self.handle.local_addr().to_string(),
+            tls: match self.handle.tls_cert_pem() {
+                None => Tls::Insecure,
+                Some(pem) => Tls::CaPem(pem.as_bytes().to_vec()),
+            },
+        }
+    }
+}
+
+fn states(seed: u64) -> (ConnectionState, ConnectionState) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let entropy = Entropy::generate(&mut rng);
+    let node = ConnectionState::new(Role::Server, SecretKey::generate(&mut rng), entropy.clone())
+        .with_auth_data(format!("Macaroon: {MACAROON_HEX}").into_bytes());
+    let app = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng), entropy);
+    (node, app)
+}
+
+async fn unary(c: &mut HashMailClient<TunnelChannel>, i: u32) {
+    let id = i.to_be_bytes().to_vec();
+    let r = c
+        .new_cipher_box(pb::CipherBoxAuth {
+            desc: Some(pb::CipherBoxDesc {
+                stream_id: id.clone().into(),
+            }),
+            auth: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match r.resp {
+        Some(pb::cipher_init_resp::Resp::Success(s)) => {
+            assert_eq!(s.desc.unwrap().stream_id.to_vec(), id)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn next_connected(l: &mut lnc_tunnel::Listener) -> ConnectionState {
+    loop {
+        match tokio::time::timeout(T, l.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ListenerEvent::Connected { state, .. } => return *state,
+            ListenerEvent::HandshakeFailed(e) => panic!("handshake failed: {e}"),
+            _ => {}
+        }
+    }
+}
+
+async fn next_listening(l: &mut lnc_tunnel::Listener) -> lnc_core::pairing::MailboxStreams {
+    loop {
+        if let ListenerEvent::Listening(s) = tokio::time::timeout(T, l.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            return s;
+        }
+    }
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+/// Pairing, unary + streaming calls, load, and a KK reconnect on the new stream IDs.
+async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label: &str, tls: bool) {
+    let relay = Relay::start_with(None, tls).await;
+    let rt = TokioRuntime::new();
+    let (node_state, mut app_state) = states(7);
+    let mut listener = listen(
+        &rt,
+        mailbox_for(relay.addr()),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(99),
+    );
+    let pairing_streams = next_listening(&mut listener).await;
+    assert_eq!(pairing_streams, app_state.stream_ids().send.streams_swap());
+
+    let ts = Instant::now();
+    let _ = lnc_core::pairing::stretch(app_state.entropy());
+    let scrypt = ts.elapsed();
+    // Pair (XX with the phrase) → first RPC.
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let t0 = Instant::now();
+    let tunnel = tokio::time::timeout(
+        T,
+        dial(
+            &rt,
+            mailbox_for(relay.addr()),
+            &mut app_state,
+            &TunnelOptions::default(),
+            &mut rng,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(tunnel.session.record.streams_changed);
+    let dial_time = t0.elapsed();
+    let mac = macaroon_from_auth_data(&tunnel.session.auth_data);
+    let gbn = tunnel.gbn.clone();
+    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac.clone())
+        .await
+        .unwrap();
+    let mut client = HashMailClient::new(ch);
+    unary(&mut client, 0).await;
+    let pair_time = t0.elapsed();
+    println!("[{label}] dial {dial_time:?}, first RPC at {pair_time:?}");
+    let _node_state = next_connected(&mut listener).await;
+    assert_eq!(gbn.status(), Status::Connected);
+
+    // Server streaming.
+    let mut s = client
+        .recv_stream(pb::CipherBoxDesc {
+            stream_id: vec![0u8; 50].into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(m) = s.message().await.unwrap() {
+        assert_eq!(m.msg.len(), 100);
+        n += 1;
+    }
+    assert_eq!(n, 50);
+
+    // Bulk: 16 MB of 64 KB streamed messages; then a flood of 20k tiny messages (h2's
+    // small-frame budget must not trip with our window settings).
+    let stream_of = |n: u32, size: u32| {
+        let mut id = n.to_be_bytes().to_vec();
+        id.extend_from_slice(&size.to_be_bytes());
+        pb::CipherBoxDesc {
+            stream_id: id.into(),
+        }
+    };
+    let tb = Instant::now();
+    let mut s = client
+        .recv_stream(stream_of(256, 65_536))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = 0usize;
+    while let Some(m) = s.message().await.unwrap() {
+        bytes += m.msg.len();
+    }
+    assert_eq!(bytes, 256 * 65_536);
+    let mbps = bytes as f64 / tb.elapsed().as_secs_f64() / 1e6;
+    println!("[{label}] bulk gbn stats {:?}", gbn.gbn_stats());
+    let mut s = client
+        .recv_stream(stream_of(20_000, 57))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(m) = s.message().await.unwrap() {
+        assert_eq!(m.msg.len(), 57);
+        n += 1;
+    }
+    assert_eq!(n, 20_000);
+
+    // 1000 sequential unary calls: latency and relay messages per call.
+    let before = gbn.stats();
+    let mut lat = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let t = Instant::now();
+        unary(&mut client, i).await;
+        lat.push(t.elapsed());
+    }
+    let after = gbn.stats();
+    let up = (after.packets_sent - before.packets_sent) as f64 / 1000.0;
+    let down = (after.packets_received - before.packets_received) as f64 / 1000.0;
+    let p50 = pct(&mut lat, 0.5);
+    let p99 = pct(&mut lat, 0.99);
+
+    // 100 concurrent unary calls.
+    let calls = (0..100u32).map(|i| {
+        let mut c = client.clone();
+        async move { unary(&mut c, 10_000 + i).await }
+    });
+    tokio::time::timeout(T, futures_util::future::join_all(calls))
+        .await
+        .unwrap();
+
+    // The app disconnects (FIN); the node re-listens on the post-pairing streams.
+    drop(client);
+    gbn.close();
+    tokio::time::timeout(T, gbn.closed()).await.unwrap();
+    let new_streams = next_listening(&mut listener).await;
+    assert_ne!(new_streams, pairing_streams);
+    assert_eq!(new_streams, app_state.stream_ids().send.streams_swap());
+
+    // Reconnect with the stored keys (KK) → first RPC.
+    let t1 = Instant::now();
+    let tunnel = tokio::time::timeout(
+        T,
+        dial(
+            &rt,
+            mailbox_for(relay.addr()),
+            &mut app_state,
+            &TunnelOptions::default(),
+            &mut rng,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(tunnel.session.pattern, lnc_core::noise::Pattern::Kk);
+    let ch = TunnelChannel::connect(&rt, tunnel.stream, mac)
+        .await
+        .unwrap();
+    let mut client = HashMailClient::new(ch);
+    unary(&mut client, 1).await;
+    let kk_time = t1.elapsed();
+    next_connected(&mut listener).await;
+
+    println!(
+        "[{label}] scrypt {scrypt:?}; pair→first RPC {pair_time:?}; KK reconnect→first RPC {kk_time:?}; \
+         unary p50 {p50:?} p99 {p99:?}; relay msgs/call app→node {up:.2} node→app {down:.2}; bulk {mbps:.1} MB/s"
+    );
+    listener.close();
+}
+
+trait Swap {
+    fn streams_swap(self) -> lnc_core::pairing::MailboxStreams;
+}
+impl Swap for lnc_core::pairing::StreamId {
+    /// The node's (receive, send) given the app's send stream.
+    fn streams_swap(self) -> lnc_core::pairing::MailboxStreams {
+        lnc_core::pairing::MailboxStreams {
+            receive: self,
+            send: self.client_to_server(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_transport_pair_call_reconnect() {
+    full_session(
+        |a| Arc::new(GrpcMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "grpc",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_transport_pair_call_reconnect() {
+    full_session(
+        |a| Arc::new(WsMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "websocket",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_grpc_transport_with_relay_ca() {
+    full_session(
+        |a| Arc::new(GrpcMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "grpc+tls",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_transport_with_relay_ca() {
+    full_session(
+        |a| Arc::new(WsMailbox::new(a).unwrap()) as Arc<dyn Mailbox>,
+        "wss",
+        true,
+    )
+    .await;
+}
+
+/// Tier 1: the relay dies and restarts on the same port mid-session; the driver re-opens
+/// both directions, GBN retransmits, and the next call succeeds on the same tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_restart_mid_session() {
+    let mut relay = Relay::start(None).await;
+    let addr = relay.handle.local_addr();
+    let rt = TokioRuntime::new();
+    let (node_state, mut app_state) = states(11);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mut listener = listen(
+        &rt,
+        mb.clone(),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(1),
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let tunnel = tokio::time::timeout(
+        T,
+        dial(
+            &rt,
+            mb.clone(),
+            &mut app_state,
+            &TunnelOptions::default(),
+            &mut rng,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gbn = tunnel.gbn.clone();
+    let ch = TunnelChannel::connect(
+        &rt,
+        tunnel.stream,
+        macaroon_from_auth_data(&tunnel.session.auth_data),
+    )
+    .await
+    .unwrap();
+    let mut client = HashMailClient::new(ch);
+    unary(&mut client, 1).await;
+    next_connected(&mut listener).await;
+
+    relay.stop().await;
+    let errors = gbn.stats().transport_errors;
+    let _relay2 = Relay::start(Some(addr)).await;
+    let t = Instant::now();
+    tokio::time::timeout(T, unary(&mut client, 2))
+        .await
+        .unwrap();
+    println!("[tier1] call after relay restart took {:?}", t.elapsed());
+    assert!(!gbn.is_closed());
+    assert!(gbn.stats().transport_errors >= errors);
+    listener.close();
+}
+
+/// close() while the driver is retrying ("stream not found": no node) returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_during_retries_is_prompt() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (_, app_state) = states(3);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let gbn = spawn_gbn(
+        &rt,
+        mb,
+        app_state.stream_ids(),
+        true,
+        lnc_core::gbn::Config::client(),
+        lnc_tunnel::DriverOptions {
+            create_boxes: false,
+            send_after_recv: true,
+        },
+    )
+    .unwrap();
+    let st = tokio::time::timeout(T, gbn.status_changed(Status::NotConnected))
+        .await
+        .unwrap();
+    assert_eq!(st, Status::SessionNotFound);
+    assert_eq!(st.as_str(), "Session Not Found");
+    let t = Instant::now();
+    gbn.close();
+    tokio::time::timeout(Duration::from_millis(500), gbn.closed())
+        .await
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_millis(500));
+    assert!(gbn.recv().await.is_err());
+}
+
+async fn next_client_event(
+    ev: &mut futures_channel::mpsc::UnboundedReceiver<lnc_tunnel::ClientEvent>,
+) -> lnc_tunnel::ClientEvent {
+    use futures_util::StreamExt;
+    tokio::time::timeout(T, ev.next()).await.unwrap().unwrap()
+}
+
+/// Tier 2: the node restarts (its GBN is gone: FIN), the client notices, dials a fresh
+/// GBN + KK on the post-pairing streams by itself, and calls work again; close() stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_restart_reconnects_with_kk() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, app_state) = states(21);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mut l1 = listen(
+        &rt,
+        mb.clone(),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(1),
+    );
+    let (client, mut events) = lnc_tunnel::Client::connect(
+        &rt,
+        mb.clone(),
+        app_state,
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(2),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_client_event(&mut events).await,
+        lnc_tunnel::ClientEvent::Connected { .. }
+    ));
+    let mut api = HashMailClient::new(client.clone());
+    let call = |api: &mut HashMailClient<lnc_tunnel::Client>| {
+        let mut api = api.clone();
+        async move {
+            api.new_cipher_box(pb::CipherBoxAuth {
+                desc: Some(pb::CipherBoxDesc {
+                    stream_id: vec![1u8].into(),
+                }),
+                auth: None,
+            })
+            .await
+        }
+    };
+    call(&mut api).await.unwrap();
+    let persisted = next_connected(&mut l1).await;
+
+    // The node goes away (FIN) and comes back with its persisted state.
+    l1.close();
+    loop {
+        if let ListenerEvent::Stopped = tokio::time::timeout(T, l1.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            break;
+        }
+    }
+    match next_client_event(&mut events).await {
+        lnc_tunnel::ClientEvent::Disconnected(r) => {
+            assert_eq!(r, lnc_core::gbn::CloseReason::PeerFin)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let t = Instant::now();
+    let mut l2 = listen(
+        &rt,
+        mb.clone(),
+        persisted,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(3),
+    );
+    loop {
+        match next_client_event(&mut events).await {
+            lnc_tunnel::ClientEvent::Connected { session, .. } => {
+                assert_eq!(session.pattern, lnc_core::noise::Pattern::Kk);
+                break;
+            }
+            lnc_tunnel::ClientEvent::ReconnectFailed(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    call(&mut api).await.unwrap();
+    println!(
+        "[tier2] node restart → KK reconnect → call: {:?}",
+        t.elapsed()
+    );
+    next_connected(&mut l2).await;
+
+    // close() stops everything at once.
+    let gbn = client.gbn().unwrap();
+    client.close();
+    tokio::time::timeout(Duration::from_millis(500), gbn.closed())
+        .await
+        .unwrap();
+    assert!(!client.is_connected());
+    assert!(call(&mut api).await.is_err());
+    l2.close();
+}
+
+/// Dropping a dial that is still waiting for the node (wrong phrase: "Session Not Found")
+/// stops its driver: nothing keeps retrying against the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_dial_stops_retrying() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (_, mut app_state) = states(4);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let r = tokio::time::timeout(
+        Duration::from_millis(300),
+        dial(&rt, mb, &mut app_state, &TunnelOptions::default(), &mut rng),
+    )
+    .await;
+    assert!(r.is_err(), "no node: dial must still be waiting");
+    // The receive stream the driver had open (or was retrying) is released.
+    tokio::time::timeout(
+        T,
+        relay.handle.wait_for(|s| s.readers == 0 && s.writers == 0),
+    )
+    .await
+    .unwrap();
+}
+
+/// A wrong phrase names streams no node serves: the app sees "Session Not Found" (never
+/// reaches a node), and closing the observed connection ends the dial at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_phrase_reports_session_not_found() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, _) = states(30);
+    let (_, mut wrong_app) = states(31);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let _l = listen(
+        &rt,
+        mb.clone(),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions::default(),
+        ChaCha20Rng::seed_from_u64(1),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let dialing = tokio::spawn(async move {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        lnc_tunnel::dial_observed(
+            &rt,
+            mb,
+            &mut wrong_app,
+            &TunnelOptions::default(),
+            &mut rng,
+            |g| {
+                let _ = tx.take().unwrap().send(g);
+            },
+        )
+        .await
+        .map(|_| ())
+    });
+    let gbn = tokio::time::timeout(T, rx).await.unwrap().unwrap();
+    let st = tokio::time::timeout(T, gbn.status_changed(Status::NotConnected))
+        .await
+        .unwrap();
+    assert_eq!(st.as_str(), "Session Not Found");
+    gbn.close();
+    let r = tokio::time::timeout(Duration::from_millis(500), dialing)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(r.is_err());
+}
