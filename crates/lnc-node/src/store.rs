@@ -1,0 +1,543 @@
+//! The session store: one redb file in the node's data directory, keyed by session ID.
+//!
+//! Public fields are stored as JSON; the local private key, the pairing entropy and the
+//! macaroon are sealed with the node secret (ChaCha20-Poly1305, bound to the session ID and
+//! public key), so a copied store file reveals no credential.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lnc_core::keys::{PUBLIC_KEY_LEN, PublicKey, SecretKey};
+use lnc_core::macaroon::Op;
+use lnc_core::pairing::{ENTROPY_LEN, Entropy};
+use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::secret::{NodeSecret, SecretError};
+use crate::session::{
+    MAX_FAILED_ATTEMPTS, RevokeReason, Session, SessionId, SessionState, SessionType,
+};
+
+/// File name of the store inside the data directory.
+pub const STORE_FILE: &str = "sessions.redb";
+
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+const RECORD_VERSION: u8 = 1;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The node secret could not be loaded, or a record could not be (un)sealed.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The data directory could not be created.
+    #[error("session store: cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// redb failed (I/O, corruption, or the file is locked by another running node).
+    #[error(
+        "session store: database error: {0} (is another `lnc node` using this data directory?)"
+    )]
+    Db(Box<redb::Error>),
+    /// A stored record could not be decoded.
+    #[error("session store: record {id} is corrupt: {what}")]
+    Corrupt {
+        /// The session.
+        id: SessionId,
+        /// What is wrong.
+        what: String,
+    },
+    /// No session with that ID.
+    #[error("session {0} not found")]
+    NotFound(SessionId),
+    /// A session with that ID exists already.
+    #[error("session {0} already exists")]
+    Exists(SessionId),
+    /// The requested state change is not allowed.
+    #[error("session {id}: illegal state transition from {from} to {to}")]
+    IllegalTransition {
+        /// The session.
+        id: SessionId,
+        /// Current state name.
+        from: &'static str,
+        /// Requested state name.
+        to: &'static str,
+    },
+    /// The session was already paired with another client key.
+    #[error("session {0} is already paired with a different client key")]
+    AlreadyPaired(SessionId),
+}
+
+fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(Box::new(e.into()))
+}
+
+/// The redb-backed session store. Cheap to share behind an `Arc`; every method runs one
+/// short transaction (call from `spawn_blocking` in async code if latency matters).
+pub struct SessionStore {
+    db: Database,
+    secret: NodeSecret,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionStore {
+    /// Opens (or creates) the store in `dir`, loading or creating `dir/node.secret`.
+    /// Refuses to open if the secret file is readable by group or others.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let secret = NodeSecret::load_or_create(dir)?;
+        let db = Database::create(dir.join(STORE_FILE)).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(SESSIONS).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(SessionStore {
+            db,
+            secret,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether a session ID is taken (creation picks a fresh key on collision, as litd does).
+    pub fn contains(&self, id: SessionId) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(SESSIONS).map_err(db_err)?;
+        Ok(t.get(id.0.as_slice()).map_err(db_err)?.is_some())
+    }
+
+    /// Inserts a new session; fails with [`StoreError::Exists`] if the ID is taken.
+    pub fn insert(&self, session: &Session) -> Result<(), StoreError> {
+        let bytes = self.encode(session)?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(SESSIONS).map_err(db_err)?;
+            if t.get(session.id.0.as_slice()).map_err(db_err)?.is_some() {
+                return Err(StoreError::Exists(session.id));
+            }
+            t.insert(session.id.0.as_slice(), bytes.as_slice())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Reads one session.
+    pub fn get(&self, id: SessionId) -> Result<Session, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(SESSIONS).map_err(db_err)?;
+        let v = t
+            .get(id.0.as_slice())
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound(id))?;
+        self.decode(id, v.value())
+    }
+
+    /// Finds a session by its local public key (the identifier `revoke` uses in litd).
+    pub fn get_by_public_key(&self, key: &PublicKey) -> Result<Session, StoreError> {
+        let id = SessionId::from_public_key(key);
+        let s = self.get(id)?;
+        if s.local_public_key != *key {
+            return Err(StoreError::NotFound(id));
+        }
+        Ok(s)
+    }
+
+    /// Every session, in ID order.
+    pub fn list(&self) -> Result<Vec<Session>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(SESSIONS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let id = SessionId(k.value().try_into().map_err(|_| StoreError::Corrupt {
+                id: SessionId([0; 4]),
+                what: "key is not 4 bytes".into(),
+            })?);
+            out.push(self.decode(id, v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Read-modify-write of one session in a single write transaction.
+    fn update<T>(
+        &self,
+        id: SessionId,
+        f: impl FnOnce(&mut Session) -> Result<T, StoreError>,
+    ) -> Result<(Session, T), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let (session, out) = {
+            let mut t = txn.open_table(SESSIONS).map_err(db_err)?;
+            let mut s = {
+                let v = t
+                    .get(id.0.as_slice())
+                    .map_err(db_err)?
+                    .ok_or(StoreError::NotFound(id))?;
+                self.decode(id, v.value())?
+            };
+            let out = f(&mut s)?;
+            let bytes = self.encode(&s)?;
+            t.insert(id.0.as_slice(), bytes.as_slice())
+                .map_err(db_err)?;
+            (s, out)
+        };
+        txn.commit().map_err(db_err)?;
+        Ok((session, out))
+    }
+
+    /// Moves a session to `to`, enforcing the state machine; entering a terminal state stamps
+    /// `revoked_at = now`. Shifting to the current state is a no-op.
+    pub fn update_state(
+        &self,
+        id: SessionId,
+        to: SessionState,
+        now: SystemTime,
+    ) -> Result<Session, StoreError> {
+        self.update(id, |s| shift(s, to, now)).map(|(s, ())| s)
+    }
+
+    /// Records the client's static key after the first successful handshake: the session
+    /// becomes `InUse` and later connections use Noise KK. Idempotent for the same key.
+    pub fn record_pairing(
+        &self,
+        id: SessionId,
+        remote: &PublicKey,
+        now: SystemTime,
+    ) -> Result<Session, StoreError> {
+        self.update(id, |s| {
+            match &s.remote_public_key {
+                Some(k) if k != remote => return Err(StoreError::AlreadyPaired(id)),
+                _ => {}
+            }
+            shift(s, SessionState::InUse, now)?;
+            s.remote_public_key = Some(*remote);
+            s.last_seen = Some(now);
+            Ok(())
+        })
+        .map(|(s, ())| s)
+    }
+
+    /// Notes that a client is (still) connected.
+    pub fn touch(&self, id: SessionId, now: SystemTime) -> Result<Session, StoreError> {
+        self.update(id, |s| {
+            s.last_seen = Some(now);
+            Ok(())
+        })
+        .map(|(s, ())| s)
+    }
+
+    /// Counts a failed authentication. An unpaired session reaching
+    /// [`MAX_FAILED_ATTEMPTS`] is revoked: its phrase must be considered known to an attacker.
+    pub fn record_failed_attempt(
+        &self,
+        id: SessionId,
+        now: SystemTime,
+    ) -> Result<Session, StoreError> {
+        self.update(id, |s| {
+            s.failed_attempts = s.failed_attempts.saturating_add(1);
+            if s.failed_attempts >= MAX_FAILED_ATTEMPTS && s.state == SessionState::Created {
+                shift(
+                    s,
+                    SessionState::Revoked {
+                        reason: RevokeReason::FailedAttempts,
+                    },
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .map(|(s, ())| s)
+    }
+
+    /// Revokes a session. Revoking a revoked session keeps the first reason (idempotent);
+    /// revoking an expired one is an error, as in litd.
+    pub fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: SystemTime,
+    ) -> Result<Session, StoreError> {
+        self.update(id, |s| {
+            if matches!(s.state, SessionState::Revoked { .. }) {
+                return Ok(());
+            }
+            shift(s, SessionState::Revoked { reason }, now)
+        })
+        .map(|(s, ())| s)
+    }
+
+    /// Ends every live session that is past its expiry (→ `Expired`) or, still unpaired,
+    /// past its first-connection deadline (→ `Revoked`). Returns the sessions changed, so
+    /// the caller can stop their listeners and delete their macaroon root keys in LND.
+    pub fn sweep(&self, now: SystemTime) -> Result<Vec<Session>, StoreError> {
+        let mut changed = Vec::new();
+        for s in self.list()? {
+            let to = if s.state.is_terminal() {
+                continue;
+            } else if now >= s.expiry {
+                SessionState::Expired
+            } else if s.remote_public_key.is_none()
+                && s.state == SessionState::Created
+                && now >= s.first_connection_deadline
+            {
+                SessionState::Revoked {
+                    reason: RevokeReason::FirstConnectionDeadline,
+                }
+            } else {
+                continue;
+            };
+            changed.push(self.update_state(s.id, to, now)?);
+        }
+        Ok(changed)
+    }
+
+    fn aad(id: SessionId, key: &PublicKey) -> Vec<u8> {
+        let mut aad = b"lnc-node session v1".to_vec();
+        aad.extend_from_slice(&id.0);
+        aad.extend_from_slice(&key.to_bytes());
+        aad
+    }
+
+    fn encode(&self, s: &Session) -> Result<Vec<u8>, StoreError> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(32 + ENTROPY_LEN + s.macaroon.len()));
+        plain.extend_from_slice(&*s.local_key.to_bytes());
+        plain.extend_from_slice(s.entropy.as_bytes());
+        plain.extend_from_slice(&s.macaroon);
+        let sealed = self
+            .secret
+            .seal(&plain, &Self::aad(s.id, &s.local_public_key))?;
+        let rec = Record {
+            v: RECORD_VERSION,
+            label: s.label.clone(),
+            session_type: StoredType::from(&s.session_type),
+            state: StoredState::from(&s.state),
+            created_at: secs(s.created_at),
+            expiry: secs(s.expiry),
+            revoked_at: s.revoked_at.map(secs),
+            mailbox_addr: s.mailbox_addr.clone(),
+            dev_server: s.dev_server,
+            local_public_key: hex::encode(s.local_public_key.to_bytes()),
+            remote_public_key: s.remote_public_key.map(|k| hex::encode(k.to_bytes())),
+            macaroon_root_key_id: s.macaroon_root_key_id,
+            failed_attempts: s.failed_attempts,
+            first_connection_deadline: secs(s.first_connection_deadline),
+            last_seen: s.last_seen.map(secs),
+            sealed: hex::encode(sealed),
+        };
+        serde_json::to_vec(&rec).map_err(|e| StoreError::Corrupt {
+            id: s.id,
+            what: e.to_string(),
+        })
+    }
+
+    fn decode(&self, id: SessionId, bytes: &[u8]) -> Result<Session, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt {
+            id,
+            what: what.to_string(),
+        };
+        let rec: Record = serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
+        if rec.v != RECORD_VERSION {
+            return Err(bad("unknown record version (written by a newer lnc?)"));
+        }
+        let pubkey = |h: &str| {
+            hex::decode(h)
+                .ok()
+                .filter(|b| b.len() == PUBLIC_KEY_LEN)
+                .and_then(|b| PublicKey::from_bytes(&b).ok())
+                .ok_or_else(|| bad("invalid public key"))
+        };
+        let local_public_key = pubkey(&rec.local_public_key)?;
+        let remote_public_key = rec.remote_public_key.as_deref().map(pubkey).transpose()?;
+        let sealed = hex::decode(&rec.sealed).map_err(|_| bad("sealed field is not hex"))?;
+        let plain = self
+            .secret
+            .open(&sealed, &Self::aad(id, &local_public_key))?;
+        let (key, rest) = plain
+            .split_at_checked(32)
+            .ok_or_else(|| bad("sealed secrets too short"))?;
+        let (entropy, macaroon) = rest
+            .split_at_checked(ENTROPY_LEN)
+            .ok_or_else(|| bad("sealed secrets too short"))?;
+        let local_key = SecretKey::from_bytes(key).map_err(|_| bad("invalid private key"))?;
+        if local_key.public_key() != local_public_key {
+            return Err(bad("private key does not match public key"));
+        }
+        let entropy = Entropy::from_bytes(entropy).map_err(|_| bad("invalid pairing entropy"))?;
+        Ok(Session {
+            id,
+            label: rec.label,
+            session_type: rec.session_type.into(),
+            state: rec.state.into(),
+            created_at: time(rec.created_at),
+            expiry: time(rec.expiry),
+            revoked_at: rec.revoked_at.map(time),
+            mailbox_addr: rec.mailbox_addr,
+            dev_server: rec.dev_server,
+            local_public_key,
+            remote_public_key,
+            macaroon_root_key_id: rec.macaroon_root_key_id,
+            failed_attempts: rec.failed_attempts,
+            first_connection_deadline: time(rec.first_connection_deadline),
+            last_seen: rec.last_seen.map(time),
+            local_key,
+            entropy,
+            macaroon: Zeroizing::new(macaroon.to_vec()),
+        })
+    }
+}
+
+fn shift(s: &mut Session, to: SessionState, now: SystemTime) -> Result<(), StoreError> {
+    if s.state == to {
+        return Ok(());
+    }
+    if !s.state.can_shift_to(&to) {
+        return Err(StoreError::IllegalTransition {
+            id: s.id,
+            from: s.state.name(),
+            to: to.name(),
+        });
+    }
+    if to.is_terminal() {
+        s.revoked_at = Some(now);
+    }
+    s.state = to;
+    Ok(())
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn time(s: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(s)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    v: u8,
+    label: String,
+    session_type: StoredType,
+    state: StoredState,
+    created_at: u64,
+    expiry: u64,
+    revoked_at: Option<u64>,
+    mailbox_addr: String,
+    dev_server: bool,
+    local_public_key: String,
+    remote_public_key: Option<String>,
+    macaroon_root_key_id: u64,
+    failed_attempts: u32,
+    first_connection_deadline: u64,
+    last_seen: Option<u64>,
+    sealed: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum StoredType {
+    ReadOnly,
+    Admin,
+    InvoiceOnly,
+    Custom { ops: Vec<(String, String)> },
+}
+
+impl From<&SessionType> for StoredType {
+    fn from(t: &SessionType) -> Self {
+        match t {
+            SessionType::ReadOnly => StoredType::ReadOnly,
+            SessionType::Admin => StoredType::Admin,
+            SessionType::InvoiceOnly => StoredType::InvoiceOnly,
+            SessionType::Custom(ops) => StoredType::Custom {
+                ops: ops
+                    .iter()
+                    .map(|o| (o.entity.clone(), o.action.clone()))
+                    .collect(),
+            },
+        }
+    }
+}
+
+impl From<StoredType> for SessionType {
+    fn from(t: StoredType) -> Self {
+        match t {
+            StoredType::ReadOnly => SessionType::ReadOnly,
+            StoredType::Admin => SessionType::Admin,
+            StoredType::InvoiceOnly => SessionType::InvoiceOnly,
+            StoredType::Custom { ops } => {
+                SessionType::Custom(ops.iter().map(|(e, a)| Op::new(e, a)).collect())
+            }
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum StoredState {
+    Created,
+    InUse,
+    Revoked { reason: StoredReason },
+    Expired,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredReason {
+    User,
+    FirstConnectionDeadline,
+    FailedAttempts,
+    Other(String),
+}
+
+impl From<&SessionState> for StoredState {
+    fn from(s: &SessionState) -> Self {
+        match s {
+            SessionState::Created => StoredState::Created,
+            SessionState::InUse => StoredState::InUse,
+            SessionState::Expired => StoredState::Expired,
+            SessionState::Revoked { reason } => StoredState::Revoked {
+                reason: match reason {
+                    RevokeReason::User => StoredReason::User,
+                    RevokeReason::FirstConnectionDeadline => StoredReason::FirstConnectionDeadline,
+                    RevokeReason::FailedAttempts => StoredReason::FailedAttempts,
+                    RevokeReason::Other(s) => StoredReason::Other(s.clone()),
+                },
+            },
+        }
+    }
+}
+
+impl From<StoredState> for SessionState {
+    fn from(s: StoredState) -> Self {
+        match s {
+            StoredState::Created => SessionState::Created,
+            StoredState::InUse => SessionState::InUse,
+            StoredState::Expired => SessionState::Expired,
+            StoredState::Revoked { reason } => SessionState::Revoked {
+                reason: match reason {
+                    StoredReason::User => RevokeReason::User,
+                    StoredReason::FirstConnectionDeadline => RevokeReason::FirstConnectionDeadline,
+                    StoredReason::FailedAttempts => RevokeReason::FailedAttempts,
+                    StoredReason::Other(s) => RevokeReason::Other(s),
+                },
+            },
+        }
+    }
+}
