@@ -541,3 +541,333 @@ impl From<StoredState> for SessionState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::session::DEFAULT_FIRST_CONNECTION_TIMEOUT;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn temp_dir() -> PathBuf {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "lnc-node-store-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn sample(now: SystemTime) -> Session {
+        let local_key = SecretKey::generate(&mut rng());
+        let local_public_key = local_key.public_key();
+        let id = SessionId::from_public_key(&local_public_key);
+        Session {
+            id,
+            label: "test".into(),
+            session_type: SessionType::Custom(vec![
+                Op::new("info", "read"),
+                Op::uri("/lnrpc.Lightning/GetInfo"),
+            ]),
+            state: SessionState::Created,
+            created_at: now,
+            expiry: now + Duration::from_secs(3600),
+            revoked_at: None,
+            mailbox_addr: "mailbox.example:443".into(),
+            dev_server: false,
+            local_public_key,
+            remote_public_key: None,
+            macaroon_root_key_id: id.macaroon_root_key_id(),
+            failed_attempts: 0,
+            first_connection_deadline: now + DEFAULT_FIRST_CONNECTION_TIMEOUT,
+            last_seen: None,
+            local_key,
+            entropy: Entropy::generate(&mut rng()),
+            macaroon: Zeroizing::new(b"\x02\x01\x03lnd-secret-macaroon-bytes".to_vec()),
+        }
+    }
+
+    fn assert_same(a: &Session, b: &Session) {
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.label, b.label);
+        assert_eq!(a.session_type, b.session_type);
+        assert_eq!(a.state, b.state);
+        assert_eq!(a.created_at, b.created_at);
+        assert_eq!(a.expiry, b.expiry);
+        assert_eq!(a.revoked_at, b.revoked_at);
+        assert_eq!(a.mailbox_addr, b.mailbox_addr);
+        assert_eq!(a.local_public_key, b.local_public_key);
+        assert_eq!(a.remote_public_key, b.remote_public_key);
+        assert_eq!(a.macaroon_root_key_id, b.macaroon_root_key_id);
+        assert_eq!(a.failed_attempts, b.failed_attempts);
+        assert_eq!(a.first_connection_deadline, b.first_connection_deadline);
+        assert_eq!(a.last_seen, b.last_seen);
+        assert_eq!(*a.local_key.to_bytes(), *b.local_key.to_bytes());
+        assert_eq!(a.entropy.as_bytes(), b.entropy.as_bytes());
+        assert_eq!(a.macaroon_bytes(), b.macaroon_bytes());
+    }
+
+    #[test]
+    fn round_trip_and_list() {
+        let dir = temp_dir();
+        let store = SessionStore::open(&dir).unwrap();
+        let a = sample(t(1_000));
+        let b = sample(t(2_000));
+        store.insert(&a).unwrap();
+        store.insert(&b).unwrap();
+        assert_same(&store.get(a.id).unwrap(), &a);
+        assert_same(&store.get_by_public_key(&b.local_public_key).unwrap(), &b);
+        assert_eq!(store.list().unwrap().len(), 2);
+        assert!(matches!(store.insert(&a), Err(StoreError::Exists(_))));
+        assert!(matches!(
+            store.get(SessionId([9, 9, 9, 9])),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = temp_dir();
+        let a = sample(t(1_000));
+        let remote = SecretKey::generate(&mut rng()).public_key();
+        {
+            let store = SessionStore::open(&dir).unwrap();
+            store.insert(&a).unwrap();
+            store.record_pairing(a.id, &remote, t(1_100)).unwrap();
+        }
+        let store = SessionStore::open(&dir).unwrap();
+        let got = store.get(a.id).unwrap();
+        assert_eq!(got.state, SessionState::InUse);
+        assert_eq!(got.remote_public_key, Some(remote));
+        assert_eq!(got.last_seen, Some(t(1_100)));
+        assert_eq!(*got.local_key.to_bytes(), *a.local_key.to_bytes());
+        assert_eq!(got.entropy.as_bytes(), a.entropy.as_bytes());
+        assert_eq!(got.auth_data(), a.auth_data());
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn secrets_are_encrypted_at_rest() {
+        let dir = temp_dir();
+        let a = sample(t(1_000));
+        {
+            let store = SessionStore::open(&dir).unwrap();
+            store.insert(&a).unwrap();
+        }
+        let raw = std::fs::read(dir.join(STORE_FILE)).unwrap();
+        assert!(
+            contains(&raw, a.label.as_bytes()),
+            "public fields are stored"
+        );
+        let key = a.local_key.to_bytes();
+        for secret in [
+            key.to_vec(),
+            a.entropy.as_bytes().to_vec(),
+            a.macaroon.to_vec(),
+            b"lnd-secret-macaroon-bytes".to_vec(),
+        ] {
+            assert!(!contains(&raw, &secret));
+            assert!(!contains(&raw, hex::encode(&secret).as_bytes()));
+        }
+    }
+
+    #[test]
+    fn wrong_node_secret_cannot_open_records() {
+        let dir = temp_dir();
+        let a = sample(t(1_000));
+        {
+            let store = SessionStore::open(&dir).unwrap();
+            store.insert(&a).unwrap();
+        }
+        std::fs::remove_file(dir.join(crate::secret::NODE_SECRET_FILE)).unwrap();
+        let store = SessionStore::open(&dir).unwrap();
+        assert!(matches!(
+            store.get(a.id),
+            Err(StoreError::Secret(SecretError::Unseal))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn insecure_secret_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = temp_dir();
+        drop(SessionStore::open(&dir).unwrap());
+        let path = dir.join(crate::secret::NODE_SECRET_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "created with mode 0600");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = SessionStore::open(&dir).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Secret(SecretError::InsecureMode { mode: 0o644, .. })
+        ));
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        SessionStore::open(&dir).unwrap();
+    }
+
+    #[test]
+    fn revoke_and_illegal_transitions() {
+        let store = SessionStore::open(&temp_dir()).unwrap();
+        let a = sample(t(1_000));
+        store.insert(&a).unwrap();
+        let s = store.revoke(a.id, RevokeReason::User, t(1_010)).unwrap();
+        assert_eq!(
+            s.state,
+            SessionState::Revoked {
+                reason: RevokeReason::User
+            }
+        );
+        assert_eq!(s.revoked_at, Some(t(1_010)));
+        // Idempotent, first reason and time kept.
+        let s = store
+            .revoke(a.id, RevokeReason::FailedAttempts, t(1_020))
+            .unwrap();
+        assert_eq!(s.revoked_at, Some(t(1_010)));
+        assert!(matches!(
+            s.state,
+            SessionState::Revoked {
+                reason: RevokeReason::User
+            }
+        ));
+        assert!(matches!(
+            store.update_state(a.id, SessionState::InUse, t(1_030)),
+            Err(StoreError::IllegalTransition { .. })
+        ));
+        assert!(matches!(
+            store.update_state(a.id, SessionState::Expired, t(1_030)),
+            Err(StoreError::IllegalTransition { .. })
+        ));
+        let b = sample(t(1_000));
+        store.insert(&b).unwrap();
+        store
+            .update_state(b.id, SessionState::Expired, t(5_000))
+            .unwrap();
+        let err = store
+            .revoke(b.id, RevokeReason::User, t(5_001))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("illegal state transition from expired to revoked")
+        );
+    }
+
+    #[test]
+    fn pairing_rules() {
+        let store = SessionStore::open(&temp_dir()).unwrap();
+        let a = sample(t(1_000));
+        store.insert(&a).unwrap();
+        let k1 = SecretKey::generate(&mut rng()).public_key();
+        let k2 = SecretKey::generate(&mut rng()).public_key();
+        store.record_pairing(a.id, &k1, t(1_001)).unwrap();
+        store.record_pairing(a.id, &k1, t(1_002)).unwrap();
+        assert!(matches!(
+            store.record_pairing(a.id, &k2, t(1_003)),
+            Err(StoreError::AlreadyPaired(_))
+        ));
+        let s = store.touch(a.id, t(1_500)).unwrap();
+        assert_eq!(s.last_seen, Some(t(1_500)));
+    }
+
+    #[test]
+    fn sweep_expires_and_enforces_first_connection_deadline() {
+        let store = SessionStore::open(&temp_dir()).unwrap();
+        let now = t(10_000);
+        let unpaired = sample(now);
+        let paired = sample(now);
+        let mut expiring = sample(now);
+        expiring.expiry = now + Duration::from_secs(60);
+        for s in [&unpaired, &paired, &expiring] {
+            store.insert(s).unwrap();
+        }
+        let remote = SecretKey::generate(&mut rng()).public_key();
+        store.record_pairing(paired.id, &remote, now).unwrap();
+
+        // Before any deadline: nothing changes.
+        assert!(
+            store
+                .sweep(now + Duration::from_secs(59))
+                .unwrap()
+                .is_empty()
+        );
+        // At 60 s: the short session expires (reported as EXPIRED, not REVOKED).
+        let changed = store.sweep(now + Duration::from_secs(60)).unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].id, expiring.id);
+        assert_eq!(changed[0].state, SessionState::Expired);
+        // At 10 min: the unpaired one misses its first-connection deadline; the paired one stays.
+        let at = now + DEFAULT_FIRST_CONNECTION_TIMEOUT;
+        let changed = store.sweep(at).unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].id, unpaired.id);
+        assert_eq!(
+            changed[0].state,
+            SessionState::Revoked {
+                reason: RevokeReason::FirstConnectionDeadline
+            }
+        );
+        assert_eq!(changed[0].revoked_at, Some(at));
+        assert_eq!(store.get(paired.id).unwrap().state, SessionState::InUse);
+        // At expiry the paired one expires.
+        let changed = store.sweep(paired.expiry).unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].state, SessionState::Expired);
+        assert!(store.sweep(paired.expiry).unwrap().is_empty());
+    }
+
+    #[test]
+    fn failed_attempt_burns_unpaired_phrase() {
+        let store = SessionStore::open(&temp_dir()).unwrap();
+        let a = sample(t(1_000));
+        let b = sample(t(1_000));
+        store.insert(&a).unwrap();
+        store.insert(&b).unwrap();
+        let s = store.record_failed_attempt(a.id, t(1_001)).unwrap();
+        assert_eq!(s.failed_attempts, 1);
+        assert_eq!(
+            s.state,
+            SessionState::Revoked {
+                reason: RevokeReason::FailedAttempts
+            }
+        );
+        // A paired session only counts (its phrase no longer locates it).
+        let remote = SecretKey::generate(&mut rng()).public_key();
+        store.record_pairing(b.id, &remote, t(1_001)).unwrap();
+        let s = store.record_failed_attempt(b.id, t(1_002)).unwrap();
+        assert_eq!(s.failed_attempts, 1);
+        assert_eq!(s.state, SessionState::InUse);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let a = sample(t(1_000));
+        let dbg = format!("{a:?}");
+        assert!(dbg.contains("<redacted>"));
+        assert!(!dbg.contains(&hex::encode(*a.local_key.to_bytes())));
+        assert!(!dbg.contains(&hex::encode(a.entropy.as_bytes())));
+        assert!(!dbg.contains("lnd-secret-macaroon"));
+        let secret = NodeSecret::load_or_create(&temp_dir_created()).unwrap();
+        assert_eq!(format!("{secret:?}"), "NodeSecret(<redacted>)");
+    }
+
+    fn temp_dir_created() -> PathBuf {
+        let d = temp_dir();
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
