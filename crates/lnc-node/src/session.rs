@@ -169,13 +169,15 @@ impl SessionState {
     /// (idempotent); terminal states never change.
     pub fn can_shift_to(&self, to: &SessionState) -> bool {
         use SessionState::*;
-        match (self, to) {
-            (Created, Created) | (InUse, InUse) | (Expired, Expired) => true,
-            (Revoked { .. }, Revoked { .. }) => true,
-            (Created, InUse) => true,
-            (Created | InUse, Revoked { .. } | Expired) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Created, Created)
+                | (InUse, InUse)
+                | (Expired, Expired)
+                | (Revoked { .. }, Revoked { .. })
+                | (Created, InUse)
+                | (Created | InUse, Revoked { .. } | Expired)
+        )
     }
 }
 
