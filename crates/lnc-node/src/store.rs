@@ -865,6 +865,58 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "NodeSecret(<redacted>)");
     }
 
+    #[test]
+    fn tampered_or_swapped_sealed_blobs_are_refused() {
+        let store = SessionStore::open(&temp_dir()).unwrap();
+        let a = sample(t(1_000));
+        let b = sample(t(1_000));
+        let ea = store.encode(&a).unwrap();
+        let eb = store.encode(&b).unwrap();
+        assert_same(&store.decode(a.id, &ea).unwrap(), &a);
+        // b's sealed secrets inside a's record: bound to b's ID and key, so refused.
+        let mut ra: serde_json::Value = serde_json::from_slice(&ea).unwrap();
+        let rb: serde_json::Value = serde_json::from_slice(&eb).unwrap();
+        ra["sealed"] = rb["sealed"].clone();
+        let swapped = serde_json::to_vec(&ra).unwrap();
+        assert!(matches!(
+            store.decode(a.id, &swapped),
+            Err(StoreError::Secret(SecretError::Unseal))
+        ));
+        // One flipped ciphertext bit.
+        let mut sealed = hex::decode(ra["sealed"].as_str().unwrap()).unwrap();
+        sealed[20] ^= 1;
+        ra["sealed"] = hex::encode(sealed).into();
+        assert!(
+            store
+                .decode(b.id, &serde_json::to_vec(&ra).unwrap())
+                .is_err()
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let store = shared_store();
+            let _ = store.decode(SessionId([1, 2, 3, 4]), &bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_on_bad_sealed(sealed in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            let store = shared_store();
+            let a = sample(t(1_000));
+            let mut r: serde_json::Value = serde_json::from_slice(&store.encode(&a).unwrap()).unwrap();
+            r["sealed"] = hex::encode(&sealed).into();
+            proptest::prop_assert!(store.decode(a.id, &serde_json::to_vec(&r).unwrap()).is_err());
+        }
+    }
+
+    /// One store for all proptest cases (decode does not touch the database).
+    fn shared_store() -> &'static SessionStore {
+        static STORE: std::sync::OnceLock<SessionStore> = std::sync::OnceLock::new();
+        STORE.get_or_init(|| SessionStore::open(&temp_dir()).unwrap())
+    }
+
     fn temp_dir_created() -> PathBuf {
         let d = temp_dir();
         std::fs::create_dir_all(&d).unwrap();
