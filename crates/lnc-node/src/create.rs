@@ -124,6 +124,13 @@ pub async fn create_session(
     params: NewSession,
     now: SystemTime,
 ) -> Result<CreatedSession, SessionError> {
+    // The store keeps whole seconds (as litd's RPC does); use the same instant for the
+    // macaroon's time-before so the two agree exactly.
+    let now = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        );
     let expiry = now + params.expiry.unwrap_or(DEFAULT_EXPIRY);
     if expiry <= now {
         return Err(SessionError::Invalid("expiry must be in the future".into()));
@@ -222,4 +229,24 @@ pub async fn revoke_session(
         .await
         .map_err(|source| SessionError::RevokedButMacaroonLive { id, source })?;
     Ok(session)
+}
+
+/// Runs [`SessionStore::sweep`] and deletes the macaroon root key in LND of every session it
+/// ended (expired, or unpaired past the first-connection deadline), so those macaroons stop
+/// working at once rather than at their `time-before`. Returns the ended sessions; LND errors
+/// are returned per session so the caller can log them and retry on the next sweep.
+pub async fn sweep_sessions(
+    lnd: &Lnd,
+    store: &SessionStore,
+    now: SystemTime,
+) -> Result<Vec<(Session, Result<(), LndError>)>, SessionError> {
+    let mut out = Vec::new();
+    for s in store.sweep(now)? {
+        let r = lnd
+            .delete_macaroon_id(s.macaroon_root_key_id)
+            .await
+            .map(|_| ());
+        out.push((s, r));
+    }
+    Ok(out)
 }

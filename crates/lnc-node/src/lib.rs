@@ -11,7 +11,9 @@ pub mod secret;
 pub mod session;
 pub mod store;
 
-pub use create::{CreatedSession, NewSession, SessionError, create_session, revoke_session};
+pub use create::{
+    CreatedSession, NewSession, SessionError, create_session, revoke_session, sweep_sessions,
+};
 pub use lnd::{Lnd, LndError};
 pub use secret::{NodeSecret, SecretError};
 pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType};

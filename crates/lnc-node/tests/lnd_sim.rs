@@ -256,3 +256,57 @@ async fn connect_reports_missing_files() {
     assert!(matches!(err, LndError::File { .. }));
     assert!(err.to_string().contains("admin.macaroon"), "{err}");
 }
+
+#[tokio::test]
+async fn sweep_ends_sessions_and_their_macaroons() {
+    let (sim, lnd, store) = start().await;
+    let now = SystemTime::now();
+    let unpaired = create_session(&lnd, &store, params("late", SessionType::ReadOnly), now)
+        .await
+        .unwrap();
+    let paired = create_session(&lnd, &store, params("paired", SessionType::ReadOnly), now)
+        .await
+        .unwrap();
+    let client = lnc_core::keys::SecretKey::generate(&mut rand_core::UnwrapErr(getrandom::SysRng))
+        .public_key();
+    store
+        .record_pairing(paired.session.id, &client, now)
+        .unwrap();
+
+    // Ten minutes later (sweep takes the time as a parameter): the unpaired session missed
+    // its first-connection deadline; its macaroon is deleted in LND.
+    let ended = lnc_node::sweep_sessions(&lnd, &store, now + Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].0.id, unpaired.session.id);
+    assert!(ended[0].1.is_ok());
+    assert_eq!(
+        ended[0].0.state,
+        SessionState::Revoked {
+            reason: RevokeReason::FirstConnectionDeadline
+        }
+    );
+    get_info(&lnd, unpaired.expose_auth_data())
+        .await
+        .unwrap_err();
+    get_info(&lnd, paired.expose_auth_data()).await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn time_before_caveat_is_enforced_by_lnd() {
+    let (sim, lnd, store) = start().await;
+    // Created "two days ago" with a one-day lifetime: LND (wall clock) refuses the macaroon.
+    let past = SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    let mut p = params("old", SessionType::ReadOnly);
+    p.expiry = Some(Duration::from_secs(24 * 3600));
+    let old = create_session(&lnd, &store, p, past).await.unwrap();
+    let err = get_info(&lnd, old.expose_auth_data()).await.unwrap_err();
+    assert!(err.message().contains("macaroon has expired"), "{err}");
+    // And the store's sweep marks it EXPIRED (not REVOKED).
+    let ended = store.sweep(SystemTime::now()).unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].state, SessionState::Expired);
+    sim.shutdown().await;
+}
