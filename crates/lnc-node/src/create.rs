@@ -208,7 +208,7 @@ pub async fn create_session(
         return Err(e.into());
     }
     Ok(CreatedSession {
-        phrase: session.expose_pairing_phrase(),
+        phrase: PairingPhrase::from_entropy(session.entropy.clone()),
         auth_data: session.auth_data(),
         session,
     })

@@ -230,10 +230,12 @@ impl Session {
         &self.entropy
     }
 
-    /// The pairing phrase. Explicitly exposed: DESIGN.md shows it again only while the
-    /// session is unpaired, so callers should check `state == Created` before displaying it.
-    pub fn expose_pairing_phrase(&self) -> PairingPhrase {
-        PairingPhrase::from_entropy(self.entropy.clone())
+    /// The pairing phrase, only while the session is unpaired and live (DESIGN.md: the phrase
+    /// is shown again only until a client pairs; afterwards it no longer locates the session
+    /// and re-showing it would only widen its exposure). The tunnel uses [`entropy`](Self::entropy).
+    pub fn expose_pairing_phrase(&self) -> Option<PairingPhrase> {
+        (self.state == SessionState::Created && self.remote_public_key.is_none())
+            .then(|| PairingPhrase::from_entropy(self.entropy.clone()))
     }
 
     /// The baked session macaroon (V2 binary), a bearer credential for LND.

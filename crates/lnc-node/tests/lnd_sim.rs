@@ -163,7 +163,7 @@ async fn session_types_are_enforced_by_lnd() {
     let reread = store.get(ro.session.id).unwrap();
     assert_eq!(&*reread.auth_data(), ro.expose_auth_data());
     assert_eq!(
-        reread.expose_pairing_phrase().to_phrase_string(),
+        reread.expose_pairing_phrase().unwrap().to_phrase_string(),
         ro.expose_phrase().to_phrase_string()
     );
     sim.shutdown().await;
@@ -269,9 +269,24 @@ async fn sweep_ends_sessions_and_their_macaroons() {
         .unwrap();
     let client = lnc_core::keys::SecretKey::generate(&mut rand_core::UnwrapErr(getrandom::SysRng))
         .public_key();
+    assert!(
+        store
+            .get(paired.session.id)
+            .unwrap()
+            .expose_pairing_phrase()
+            .is_some()
+    );
     store
         .record_pairing(paired.session.id, &client, now)
         .unwrap();
+    // Once paired, the phrase is never shown again.
+    assert!(
+        store
+            .get(paired.session.id)
+            .unwrap()
+            .expose_pairing_phrase()
+            .is_none()
+    );
 
     // Ten minutes later (sweep takes the time as a parameter): the unpaired session missed
     // its first-connection deadline; its macaroon is deleted in LND.
