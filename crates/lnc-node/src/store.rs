@@ -290,21 +290,18 @@ impl SessionStore {
     pub fn sweep(&self, now: SystemTime) -> Result<Vec<Session>, StoreError> {
         let mut changed = Vec::new();
         for s in self.list()? {
-            let to = if s.state.is_terminal() {
+            if s.state.is_terminal() {
                 continue;
-            } else if now >= s.expiry {
-                SessionState::Expired
-            } else if s.remote_public_key.is_none()
-                && s.state == SessionState::Created
-                && now >= s.first_connection_deadline
-            {
-                SessionState::Revoked {
-                    reason: RevokeReason::FirstConnectionDeadline,
-                }
-            } else {
-                continue;
-            };
-            changed.push(self.update_state(s.id, to, now)?);
+            }
+            // Decide again inside the write transaction: the session may have changed
+            // (revoked, paired) since the listing.
+            let (s, ended) = self.update(s.id, |s| match sweep_target(s, now) {
+                Some(to) => shift(s, to, now).map(|()| true),
+                None => Ok(false),
+            })?;
+            if ended {
+                changed.push(s);
+            }
         }
         Ok(changed)
     }
@@ -401,6 +398,24 @@ impl SessionStore {
             entropy,
             macaroon: Zeroizing::new(macaroon.to_vec()),
         })
+    }
+}
+
+/// The terminal state a live session must enter at `now`, if any.
+fn sweep_target(s: &Session, now: SystemTime) -> Option<SessionState> {
+    if s.state.is_terminal() {
+        None
+    } else if now >= s.expiry {
+        Some(SessionState::Expired)
+    } else if s.state == SessionState::Created
+        && s.remote_public_key.is_none()
+        && now >= s.first_connection_deadline
+    {
+        Some(SessionState::Revoked {
+            reason: RevokeReason::FirstConnectionDeadline,
+        })
+    } else {
+        None
     }
 }
 
