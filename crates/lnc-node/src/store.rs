@@ -290,7 +290,7 @@ impl SessionStore {
     pub fn sweep(&self, now: SystemTime) -> Result<Vec<Session>, StoreError> {
         let mut changed = Vec::new();
         for s in self.list()? {
-            if s.state.is_terminal() {
+            if sweep_target(&s, now).is_none() {
                 continue;
             }
             // Decide again inside the write transaction: the session may have changed
