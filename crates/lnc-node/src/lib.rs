@@ -1,0 +1,20 @@
+//! `lnc-node`: the node side of Lightning Node Connect.
+//!
+//! This crate part holds what every served session needs before any tunnel exists: the
+//! session record ([`session`]), its redb store with secrets encrypted at rest ([`store`],
+//! [`secret`]), the LND connection ([`lnd`]) and session creation/revocation, which bake and
+//! delete the session macaroon in LND ([`create`]).
+
+pub mod create;
+pub mod lnd;
+pub mod secret;
+pub mod session;
+pub mod store;
+
+pub use create::{
+    CreatedSession, NewSession, SessionError, create_session, revoke_session, sweep_sessions,
+};
+pub use lnd::{Lnd, LndError};
+pub use secret::{NodeSecret, SecretError};
+pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType};
+pub use store::{SessionStore, StoreError};
