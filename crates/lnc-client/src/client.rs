@@ -18,7 +18,9 @@ use lnc_core::pairing::{ConnectionState, PairingPhrase, Role, StreamId};
 use lnc_tunnel::mailbox::{PacketSink, PacketStream};
 use lnc_tunnel::rt::BoxFuture;
 use lnc_tunnel::{ClientEvent, Mailbox, MailboxError, Runtime, Status, TunnelOptions};
+use lnd_api::dynamic::{Method, Registry};
 use lnd_api::lnrpc::lightning_client::LightningClient;
+use prost_reflect::DynamicMessage;
 use rand_core::CryptoRng;
 use std::sync::{Arc, Mutex};
 
@@ -244,9 +246,7 @@ impl Mailbox for ObservedMailbox {
     fn open_send(&self, id: StreamId) -> BoxFuture<Result<PacketSink, MailboxError>> {
         let f = self.inner.open_send(id);
         let obs = self.obs.clone();
-        Box::pin(async move {
-            f.await.inspect_err(|e| obs.on_error(e))
-        })
+        Box::pin(async move { f.await.inspect_err(|e| obs.on_error(e)) })
     }
 
     fn create(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
@@ -295,7 +295,8 @@ where
     let phrase = PairingPhrase::parse(phrase).map_err(|e| Error::Phrase(e.to_string()))?;
     let local = SecretKey::generate(&mut rng);
     let state = ConnectionState::new(Role::Client, local, phrase.into_entropy());
-    let (inner, obs, state) = establish(rt, mailbox, state, &info, options, rng, Phase::Paired).await?;
+    let (inner, obs, state) =
+        establish(rt, mailbox, state, &info, options, rng, Phase::Paired).await?;
     let creds = match Credentials::from_state(&state, info) {
         Ok(c) => c,
         Err(e) => {
@@ -451,3 +452,104 @@ impl Client {
 /// A stream of JSON messages from a server-streaming call.
 pub type JsonStream = std::pin::Pin<Box<dyn Stream<Item = Result<String, Error>> + Send>>;
 
+fn request_err(e: lnd_api::dynamic::DynamicError) -> Error {
+    Error::Request(e.to_string())
+}
+
+fn ready_err(e: lnc_tunnel::ClientError) -> Error {
+    match e {
+        lnc_tunnel::ClientError::Closed => Error::Closed,
+        _ => Error::Retryable,
+    }
+}
+
+impl Client {
+    async fn grpc(
+        &self,
+        registry: &Registry,
+        method: &str,
+        json: &str,
+        streaming: bool,
+    ) -> Result<
+        (
+            tonic::client::Grpc<lnc_tunnel::Client>,
+            Method,
+            DynamicMessage,
+            http::uri::PathAndQuery,
+        ),
+        Error,
+    > {
+        let m = registry.method(method).map_err(request_err)?;
+        if m.is_client_streaming() {
+            return Err(Error::Request(format!(
+                "{} is client-streaming, which JSON calls do not support",
+                m.full_name()
+            )));
+        }
+        if m.is_server_streaming() != streaming {
+            return Err(Error::Request(if streaming {
+                format!("{} is a unary method: use call", m.full_name())
+            } else {
+                format!("{} is server-streaming: use subscribe", m.full_name())
+            }));
+        }
+        let req = m.request_from_json(json).map_err(request_err)?;
+        let path = http::uri::PathAndQuery::try_from(m.path())
+            .map_err(|e| Error::Request(format!("bad method path {}: {e}", m.path())))?;
+        let mut grpc = tonic::client::Grpc::new(self.inner.clone());
+        grpc.ready().await.map_err(ready_err)?;
+        Ok((grpc, m, req, path))
+    }
+
+    /// Calls a unary method by name (`lnrpc.Lightning.GetInfo` or
+    /// `/lnrpc.Lightning/GetInfo`) with a JSON request; returns the JSON response in the
+    /// Go clients' format (proto field names, defaults printed, 64-bit ints as strings).
+    pub async fn call(&self, method: &str, json: &str) -> Result<String, Error> {
+        self.call_with(&Registry::lnd(), method, json, true).await
+    }
+
+    /// [`call`](Self::call) with another registry (e.g. LND + a `--protoset`) and a choice
+    /// of pretty or compact output.
+    pub async fn call_with(
+        &self,
+        registry: &Registry,
+        method: &str,
+        json: &str,
+        pretty: bool,
+    ) -> Result<String, Error> {
+        let (mut grpc, m, req, path) = self.grpc(registry, method, json, false).await?;
+        let resp = grpc
+            .unary(tonic::Request::new(req), path, m.codec())
+            .await
+            .map_err(Error::from_status)?;
+        m.response_to_json(&resp.into_inner(), pretty)
+            .map_err(request_err)
+    }
+
+    /// Starts a server-streaming method by name; yields one JSON document per message
+    /// (compact) until the node ends the stream.
+    pub async fn subscribe(&self, method: &str, json: &str) -> Result<JsonStream, Error> {
+        self.subscribe_with(&Registry::lnd(), method, json, false)
+            .await
+    }
+
+    /// [`subscribe`](Self::subscribe) with another registry and output style.
+    pub async fn subscribe_with(
+        &self,
+        registry: &Registry,
+        method: &str,
+        json: &str,
+        pretty: bool,
+    ) -> Result<JsonStream, Error> {
+        let (mut grpc, m, req, path) = self.grpc(registry, method, json, true).await?;
+        let resp = grpc
+            .server_streaming(tonic::Request::new(req), path, m.codec())
+            .await
+            .map_err(Error::from_status)?;
+        let s = resp.into_inner().map(move |item| match item {
+            Ok(msg) => m.response_to_json(&msg, pretty).map_err(request_err),
+            Err(st) => Err(Error::from_status(st)),
+        });
+        Ok(Box::pin(s))
+    }
+}

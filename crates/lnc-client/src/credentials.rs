@@ -104,7 +104,9 @@ pub enum CredentialsError {
     #[error("credentials: key-derivation parameters out of range; the profile is corrupt")]
     KdfParams,
     /// Pairing has not stored the node's key (a version-1 node): KK reconnects need it.
-    #[error("credentials: the node did not send its static key (old handshake version); pair again")]
+    #[error(
+        "credentials: the node did not send its static key (old handshake version); pair again"
+    )]
     NoRemoteKey,
 }
 
@@ -125,7 +127,10 @@ impl fmt::Debug for Credentials {
             .field("local_static", &"<redacted>")
             .field("remote_static", &self.remote_static)
             .field("entropy", &"<redacted>")
-            .field("auth_data", &format_args!("<{} bytes redacted>", self.auth_data.len()))
+            .field(
+                "auth_data",
+                &format_args!("<{} bytes redacted>", self.auth_data.len()),
+            )
             .field("mailbox", &self.mailbox)
             .finish()
     }
@@ -145,7 +150,10 @@ pub const MAX_ADDR_LEN: usize = 255;
 impl Credentials {
     /// Builds credentials from a connection state after a successful pairing (the state
     /// must hold the node's static key and the received auth data).
-    pub fn from_state(state: &ConnectionState, mailbox: MailboxInfo) -> Result<Self, CredentialsError> {
+    pub fn from_state(
+        state: &ConnectionState,
+        mailbox: MailboxInfo,
+    ) -> Result<Self, CredentialsError> {
         let remote_static = *state.remote_static().ok_or(CredentialsError::NoRemoteKey)?;
         Ok(Credentials {
             local_static: state.local_static().clone(),
@@ -158,9 +166,13 @@ impl Credentials {
 
     /// The client-side connection state for a KK reconnect.
     pub fn connection_state(&self) -> ConnectionState {
-        ConnectionState::new(Role::Client, self.local_static.clone(), self.entropy.clone())
-            .with_remote_static(Some(self.remote_static))
-            .with_auth_data(self.auth_data.to_vec())
+        ConnectionState::new(
+            Role::Client,
+            self.local_static.clone(),
+            self.entropy.clone(),
+        )
+        .with_remote_static(Some(self.remote_static))
+        .with_auth_data(self.auth_data.to_vec())
     }
 
     /// The node's static public key (identifies the session's node).
@@ -522,7 +534,8 @@ fn derive_key(
 ) -> Result<Zeroizing<[u8; 32]>, CredentialsError> {
     let params = scrypt::Params::new(log_n, r, p).map_err(|_| CredentialsError::KdfParams)?;
     let mut key = Zeroizing::new([0u8; 32]);
-    scrypt::scrypt(password, salt, &params, key.as_mut()).map_err(|_| CredentialsError::KdfParams)?;
+    scrypt::scrypt(password, salt, &params, key.as_mut())
+        .map_err(|_| CredentialsError::KdfParams)?;
     Ok(key)
 }
 
@@ -573,7 +586,10 @@ mod tests {
         let c = sample(1, b"Macaroon: 0201", TlsMode::CaPem(b"PEM".to_vec()));
         let d = Credentials::from_bytes(&c.to_bytes()).unwrap();
         same(&c, &d);
-        assert_eq!(d.connection_state().stream_ids(), c.connection_state().stream_ids());
+        assert_eq!(
+            d.connection_state().stream_ids(),
+            c.connection_state().stream_ids()
+        );
     }
 
     #[test]
@@ -582,14 +598,23 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let env = EncryptedCredentials::seal_with(&c, b"hunter2", 4, &mut rng);
         let json = env.to_json();
-        assert!(!json.contains("0201"), "secrets must not appear in the clear");
+        assert!(
+            !json.contains("0201"),
+            "secrets must not appear in the clear"
+        );
         let env2 = EncryptedCredentials::from_json(json.as_bytes()).unwrap();
         same(&env2.open(b"hunter2").unwrap(), &c);
-        assert_eq!(env2.open(b"hunter3").unwrap_err(), CredentialsError::WrongPassword);
+        assert_eq!(
+            env2.open(b"hunter3").unwrap_err(),
+            CredentialsError::WrongPassword
+        );
         // Tampering with public info is detected too.
         let mut t = env2.clone();
         t.info.mailbox = "evil:1".into();
-        assert_eq!(t.open(b"hunter2").unwrap_err(), CredentialsError::WrongPassword);
+        assert_eq!(
+            t.open(b"hunter2").unwrap_err(),
+            CredentialsError::WrongPassword
+        );
         // Fresh salt and nonce every time.
         let env3 = EncryptedCredentials::seal_with(&c, b"hunter2", 4, &mut rng);
         assert_ne!(env3.salt, env2.salt);

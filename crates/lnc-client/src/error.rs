@@ -39,7 +39,9 @@ pub enum Error {
         message: String,
     },
     /// The session macaroon has expired: the node would refuse every call.
-    #[error("lnc: the session expired at {expiry} (Unix time); create a new session on the node and pair again")]
+    #[error(
+        "lnc: the session expired at {expiry} (Unix time); create a new session on the node and pair again"
+    )]
     Expired {
         /// Expiry, Unix seconds.
         expiry: i64,
@@ -54,7 +56,9 @@ pub enum Error {
     #[error("lnc: handshake with the node failed: {0}")]
     Handshake(String),
     /// The call failed while the tunnel was reconnecting; retrying is safe for reads.
-    #[error("lnc: the connection to the node dropped during the call; it is reconnecting, retry the call")]
+    #[error(
+        "lnc: the connection to the node dropped during the call; it is reconnecting, retry the call"
+    )]
     Retryable,
     /// The client was closed.
     #[error("lnc: client closed")]

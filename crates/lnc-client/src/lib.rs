@@ -22,3 +22,4 @@ pub use credentials::{
 };
 pub use error::Error;
 pub use lnc_tunnel::Status;
+pub use lnd_api::dynamic::Registry;

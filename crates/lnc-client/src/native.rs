@@ -63,7 +63,15 @@ pub async fn pair(
     options: ConnectOptions,
 ) -> Result<(Client, Credentials), Error> {
     let mb = mailbox(&info)?;
-    crate::client::pair(&TokioRuntime::new(), mb, info, phrase, fill_now(options), os_rng()).await
+    crate::client::pair(
+        &TokioRuntime::new(),
+        mb,
+        info,
+        phrase,
+        fill_now(options),
+        os_rng(),
+    )
+    .await
 }
 
 /// [`crate::connect`] on the current tokio runtime with the credentials' relay settings.
