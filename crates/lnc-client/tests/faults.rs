@@ -62,7 +62,10 @@ impl FaultySink {
 
 impl Sink<Vec<u8>> for FaultySink {
     type Error = MailboxError;
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), MailboxError>> {
+    fn poll_ready(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), MailboxError>> {
         match self.drain(cx) {
             Poll::Ready(Ok(())) => self.inner.as_mut().poll_ready(cx),
             other => other,
@@ -93,13 +96,19 @@ impl Sink<Vec<u8>> for FaultySink {
         }
         Ok(())
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), MailboxError>> {
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), MailboxError>> {
         match self.drain(cx) {
             Poll::Ready(Ok(())) => self.inner.as_mut().poll_flush(cx),
             other => other,
         }
     }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), MailboxError>> {
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), MailboxError>> {
         self.inner.as_mut().poll_close(cx)
     }
 }
@@ -217,7 +226,11 @@ async fn gbn_over_lossy_reordering_duplicating_mailbox_delivers_every_call() {
         .unwrap()
         .into_inner();
     let mut n = 0;
-    while let Some(inv) = tokio::time::timeout(T, st.message()).await.unwrap().unwrap() {
+    while let Some(inv) = tokio::time::timeout(T, st.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         assert_eq!(inv.add_index, n);
         assert_eq!(inv.memo.len(), 300);
         n += 1;
