@@ -25,6 +25,15 @@ enum Command {
     /// Load generators and benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Run the node side beside LND: serves paired apps through the mailbox.
+    Node(Box<cmd::node::NodeArgs>),
+    /// Manage a running node's sessions (pairing phrases).
+    Session(cmd::session::SessionArgs),
+    /// Run mailbox, lnd-sim, node and an app in one process and show every step.
+    Demo(cmd::demo::DemoArgs),
+    /// The LND stand-in (for tests and the demo).
+    #[command(hide = true)]
+    LndSim(cmd::demo::LndSimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +52,10 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Mailbox(args) => cmd::mailbox::run(*args).await,
             Command::Bench(b) => cmd::bench::run(b).await,
+            Command::Node(args) => cmd::node::run(*args).await,
+            Command::Session(args) => cmd::session::run(args).await,
+            Command::Demo(args) => cmd::demo::run(args).await,
+            Command::LndSim(args) => cmd::demo::run_lnd_sim(args).await,
         }
     })
 }
