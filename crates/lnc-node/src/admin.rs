@@ -107,7 +107,9 @@ pub fn parse_session_type(kind: &str, permissions: &[String]) -> Result<SessionT
                 ops.push(Op::new(e, a));
             }
             if ops.is_empty() {
-                return Err("a custom session needs --permission entity:action (repeatable)".into());
+                return Err(
+                    "a custom session needs --permission entity:action (repeatable)".into(),
+                );
             }
             Ok(SessionType::Custom(ops))
         }

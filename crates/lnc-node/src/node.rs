@@ -19,9 +19,7 @@ use getrandom::SysRng;
 use lnc_core::pairing::{ConnectionState, MailboxStreams, Role, StreamId};
 use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
 use lnc_tunnel::rt::TokioRuntime;
-use lnc_tunnel::{
-    Listener, ListenerEvent, Mailbox, PairingAttemptFailure, TunnelOptions, listen,
-};
+use lnc_tunnel::{Listener, ListenerEvent, Mailbox, PairingAttemptFailure, TunnelOptions, listen};
 use rand_core::UnwrapErr;
 use tokio::sync::watch;
 
@@ -172,13 +170,16 @@ struct Live {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Shared mailbox connections of one relay address, with the sessions each carries.
+type MailboxPool = Vec<(Arc<dyn Mailbox>, usize)>;
+
 struct Inner {
     config: NodeConfig,
     store: SessionStore,
     lnd: Lnd,
     upstreams: Upstreams,
     live: Mutex<HashMap<SessionId, Live>>,
-    mailboxes: Mutex<HashMap<String, Vec<(Arc<dyn Mailbox>, usize)>>>,
+    mailboxes: Mutex<HashMap<String, MailboxPool>>,
     rt: TokioRuntime,
 }
 
@@ -255,7 +256,8 @@ impl Node {
             )));
         }
         let store = SessionStore::open(&config.data_dir)?;
-        let lnd = Lnd::connect(&config.lnd_addr, &config.lnd_tls_cert, &config.lnd_macaroon).await?;
+        let lnd =
+            Lnd::connect(&config.lnd_addr, &config.lnd_tls_cert, &config.lnd_macaroon).await?;
         let upstreams = Upstreams::connect(&config.upstreams).await?;
         let node = Node {
             inner: Arc::new(Inner {
@@ -314,7 +316,10 @@ impl Node {
     }
 
     /// Creates a session (macaroon baked by LND) and starts listening for its app.
-    pub async fn create_session(&self, mut params: NewSession) -> Result<CreatedSession, NodeError> {
+    pub async fn create_session(
+        &self,
+        mut params: NewSession,
+    ) -> Result<CreatedSession, NodeError> {
         if params.mailbox_addr.is_empty() {
             params.mailbox_addr = self.inner.config.mailbox.addr.clone();
             params.dev_server = self.inner.config.mailbox.tls == MailboxTls::SkipVerify;
@@ -322,8 +327,13 @@ impl Node {
         if params.first_connection_timeout.is_none() {
             params.first_connection_timeout = Some(self.inner.config.first_connection_timeout);
         }
-        let created =
-            create_session(&self.inner.lnd, &self.inner.store, params, SystemTime::now()).await?;
+        let created = create_session(
+            &self.inner.lnd,
+            &self.inner.store,
+            params,
+            SystemTime::now(),
+        )
+        .await?;
         let s = &created.session;
         tracing::info!(session = %s.id, label = %s.label, kind = s.session_type.name(), "session created");
         self.serve(s)?;
@@ -333,7 +343,10 @@ impl Node {
     /// Revokes a session: live calls and streams end at once, both mailboxes are deleted
     /// and LND deletes the macaroon's root key.
     pub async fn revoke(&self, id: SessionId) -> Result<Session, NodeError> {
-        let s = self.inner.store.revoke(id, RevokeReason::User, SystemTime::now())?;
+        let s = self
+            .inner
+            .store
+            .revoke(id, RevokeReason::User, SystemTime::now())?;
         self.finish(&s).await;
         Ok(s)
     }
@@ -413,7 +426,11 @@ impl Node {
         } else {
             (Tls::System, None)
         };
-        let mut pools = self.inner.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pools = self
+            .inner
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let pool = pools.entry(s.mailbox_addr.clone()).or_default();
         if let Some((mb, n)) = pool
             .iter_mut()
@@ -603,7 +620,12 @@ impl Supervisor {
         };
         drop(mine);
         if s.state.is_terminal() {
-            if let Err(e) = node.inner.lnd.delete_macaroon_id(s.macaroon_root_key_id).await {
+            if let Err(e) = node
+                .inner
+                .lnd
+                .delete_macaroon_id(s.macaroon_root_key_id)
+                .await
+            {
                 tracing::warn!(session = %id, error = %e, "LND did not delete the session's root key");
             }
             tracing::info!(session = %id, state = s.state.name(), "session ended");
@@ -626,11 +648,7 @@ impl Supervisor {
         }
     }
 
-    fn on_event(
-        &mut self,
-        ev: ListenerEvent,
-        streams: &mut Vec<MailboxStreams>,
-    ) -> Option<Ending> {
+    fn on_event(&mut self, ev: ListenerEvent, streams: &mut Vec<MailboxStreams>) -> Option<Ending> {
         let id = self.id;
         let store = &self.node.inner.store;
         let now = SystemTime::now();

@@ -54,12 +54,11 @@ impl Upstreams {
         let mut v = Vec::new();
         for c in configs {
             let conn = Lnd::connect(&c.addr, &c.tls_cert, &c.macaroon).await?;
-            let mac = Zeroizing::new(std::fs::read(&c.macaroon).map_err(|source| {
-                LndError::File {
+            let mac =
+                Zeroizing::new(std::fs::read(&c.macaroon).map_err(|source| LndError::File {
                     path: c.macaroon.clone(),
                     source,
-                }
-            })?);
+                })?);
             let mut macaroon = HeaderValue::from_str(&hex::encode(&*mac))
                 .map_err(|e| LndError::BadMacaroon(e.to_string()))?;
             macaroon.set_sensitive(true);
@@ -147,11 +146,11 @@ impl Proxy {
         let channel = match ctx.upstreams.route(&service) {
             None => ctx.lnd.channel(),
             Some(up) => {
-                if !ctx.admin {
-                    if let Err(status) = Self::check_uri(&ctx, &path).await {
-                        tracing::info!(session = %ctx.id, method = %path, "upstream call refused");
-                        return refuse(status);
-                    }
+                if !ctx.admin
+                    && let Err(status) = Self::check_uri(&ctx, &path).await
+                {
+                    tracing::info!(session = %ctx.id, method = %path, "upstream call refused");
+                    return refuse(status);
                 }
                 parts.headers.insert("macaroon", up.macaroon.clone());
                 up.channel.clone()

@@ -7,6 +7,7 @@ use crate::mailbox::Mailbox;
 use crate::rt::Runtime;
 use crate::stream::{HandshakeFailure, NoiseStream, initiate, respond_tracked};
 use bytes::Bytes;
+use core::time::Duration;
 use futures_channel::mpsc;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -17,7 +18,6 @@ use lnc_core::pairing::{
     ConnectionState, HandshakeInputs, HandshakeOutcome, HandshakeRecord, MailboxStreams, StateError,
 };
 use rand_core::CryptoRng;
-use core::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;

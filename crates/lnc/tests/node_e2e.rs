@@ -250,9 +250,10 @@ impl Env {
 
     /// A direct (not tunnelled) LND client with the given macaroon.
     async fn direct_lnd(&self, macaroon: &[u8]) -> lnc_node::Lnd {
-        let p = self
-            .dir
-            .join(format!("mac-{}", hex::encode(&macaroon[macaroon.len() - 4..])));
+        let p = self.dir.join(format!(
+            "mac-{}",
+            hex::encode(&macaroon[macaroon.len() - 4..])
+        ));
         std::fs::write(&p, macaroon).unwrap();
         lnc_node::Lnd::connect(&self.lnd_addr, &self.dir.join("lnd/tls.cert"), &p)
             .await
@@ -372,7 +373,12 @@ async fn node_sessions_end_to_end() {
     ad.ln().add_invoice(invoice("admin")).await.unwrap();
     // invoice-only: AddInvoice yes, paying no (SendPaymentV2: SendPaymentSync is absent
     // from LND's current protos).
-    let added = inv.ln().add_invoice(invoice("pos")).await.unwrap().into_inner();
+    let added = inv
+        .ln()
+        .add_invoice(invoice("pos"))
+        .await
+        .unwrap()
+        .into_inner();
     let mut router = RouterClient::new(inv.client.clone());
     let pay = router
         .send_payment_v2(lnd_api::routerrpc::SendPaymentRequest {
@@ -429,7 +435,10 @@ async fn node_sessions_end_to_end() {
         .unwrap()
         .into_inner();
     ad.ln().add_invoice(invoice("live")).await.unwrap();
-    let first = tokio::time::timeout(T, sub.message()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(T, sub.message())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(first.is_some());
     let t_revoke = Instant::now();
     let _ = env.session(&["revoke", &ad_id]).await.unwrap();
@@ -618,7 +627,11 @@ async fn demo_exits_zero() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for step in [
         "app paired",
         "GetInfo through the tunnel",

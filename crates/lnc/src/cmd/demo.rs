@@ -110,7 +110,9 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
     let relay_task = tokio::spawn(relay_srv.serve(async move {
         let _ = relay_stopped.await;
     }));
-    t.say(format_args!("mailbox listening on {relay_addr} (plaintext, loopback)"));
+    t.say(format_args!(
+        "mailbox listening on {relay_addr} (plaintext, loopback)"
+    ));
 
     // 2. lnd-sim.
     let sim = lnd_sim::LndSim::start(lnd_sim::Config {
@@ -160,7 +162,10 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
     let app = tokio::time::timeout(STEP, AppClient::pair(relay.clone(), &phrase))
         .await
         .context("pairing timed out")??;
-    t.say(format_args!("app paired ({:?} handshake with SPAKE2)", app.pattern));
+    t.say(format_args!(
+        "app paired ({:?} handshake with SPAKE2)",
+        app.pattern
+    ));
 
     let mut ln = app.lightning();
     let info = ln.get_info(lnrpc::GetInfoRequest {}).await?.into_inner();

@@ -136,8 +136,8 @@ impl NodeArgs {
     fn resolve(self) -> anyhow::Result<NodeConfig> {
         let file: FileConfig = match &self.config {
             Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
             }
             None => FileConfig::default(),

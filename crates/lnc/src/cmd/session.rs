@@ -143,7 +143,10 @@ impl AdminClient {
             .method(method)
             .uri(path)
             .header(http::header::HOST, self.addr.to_string())
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(bytes))?;
         let resp = send.send_request(req).await?;
@@ -334,7 +337,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(7_776_000));
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(7_776_000)
+        );
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("5y").is_err());
