@@ -21,7 +21,7 @@ pub use create::{
 };
 pub use lnd::{Lnd, LndError};
 pub use node::{
-    MailboxConfig, MailboxTls, Node, NodeConfig, NodeError, SessionView, UpstreamConfig,
+    MailboxConfig, MailboxTls, Node, NodeConfig, NodeError, NodeEvent, SessionView, UpstreamConfig,
 };
 pub use secret::{NodeSecret, SecretError};
 pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType};

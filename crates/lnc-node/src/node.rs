@@ -144,6 +144,33 @@ pub enum NodeError {
     Admin(String),
 }
 
+/// What happened to a session (for operators' tooling and tests; also logged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// An app paired: its static key is stored, later connections use KK.
+    Paired(SessionId),
+    /// An app connected (XX or KK).
+    Connected(SessionId),
+    /// The app's connection ended.
+    Disconnected(SessionId),
+    /// A pairing attempt failed; `attempts` counted so far.
+    AttemptFailed {
+        /// The session.
+        id: SessionId,
+        /// How it failed.
+        kind: PairingAttemptFailure,
+        /// Failed attempts counted on this session.
+        attempts: u32,
+    },
+    /// The session reached a terminal state; its listener is gone.
+    Ended {
+        /// The session.
+        id: SessionId,
+        /// `Revoked { reason }` or `Expired`.
+        state: SessionState,
+    },
+}
+
 /// What the proxy checks on every call: is the session still live?
 #[derive(Debug)]
 pub struct Gate {
@@ -181,6 +208,7 @@ struct Inner {
     live: Mutex<HashMap<SessionId, Live>>,
     mailboxes: Mutex<HashMap<String, MailboxPool>>,
     rt: TokioRuntime,
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
 }
 
 /// A running node. Cheap to clone.
@@ -268,6 +296,7 @@ impl Node {
                 live: Mutex::new(HashMap::new()),
                 mailboxes: Mutex::new(HashMap::new()),
                 rt: TokioRuntime::new(),
+                events: tokio::sync::broadcast::channel(1024).0,
             }),
         };
         node.sweep().await;
@@ -280,6 +309,15 @@ impl Node {
         }
         tracing::info!(sessions = resumed, "lnc node: serving live sessions");
         Ok(node)
+    }
+
+    /// Session events from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, ev: NodeEvent) {
+        let _ = self.inner.events.send(ev);
     }
 
     /// The session store.
@@ -512,6 +550,10 @@ impl Node {
             tracing::warn!(session = %s.id, error = %e, "LND did not delete the session's root key; revoke again once LND is reachable");
         }
         tracing::info!(session = %s.id, state = s.state.name(), "session ended");
+        self.emit(NodeEvent::Ended {
+            id: s.id,
+            state: s.state.clone(),
+        });
     }
 }
 
@@ -629,6 +671,10 @@ impl Supervisor {
                 tracing::warn!(session = %id, error = %e, "LND did not delete the session's root key");
             }
             tracing::info!(session = %id, state = s.state.name(), "session ended");
+            node.emit(NodeEvent::Ended {
+                id,
+                state: s.state.clone(),
+            });
         }
     }
 
@@ -667,11 +713,13 @@ impl Supervisor {
                 let r = if session.record.remote_static_stored && !self.paired {
                     self.paired = true;
                     tracing::info!(session = %id, version = %session.version, "app paired; later connections use KK");
+                    self.node.emit(NodeEvent::Paired(id));
                     store.record_pairing(id, &session.remote_static, now)
                 } else {
                     tracing::info!(session = %id, pattern = ?session.pattern, "app connected");
                     store.touch(id, now)
                 };
+                self.node.emit(NodeEvent::Connected(id));
                 if let Err(e) = r {
                     tracing::warn!(session = %id, error = %e, "storing the connection failed");
                 }
@@ -680,6 +728,7 @@ impl Supervisor {
                 if self.gate.connected.swap(false, Ordering::Relaxed) {
                     tracing::info!(session = %id, reason = ?reason, "app disconnected");
                     let _ = store.touch(id, now);
+                    self.node.emit(NodeEvent::Disconnected(id));
                 }
             }
             ListenerEvent::PairingAttemptFailed(kind) => {
@@ -691,6 +740,11 @@ impl Supervisor {
                         match store.record_stalled_attempt(id, limit, now) {
                             Ok(s) if s.state.is_terminal() => return Some(Ending::Burnt(kind)),
                             Ok(s) => {
+                                self.node.emit(NodeEvent::AttemptFailed {
+                                    id,
+                                    kind,
+                                    attempts: s.failed_attempts,
+                                });
                                 tracing::info!(session = %id, attempts = s.failed_attempts, limit, "stalled pairing counted");
                             }
                             Err(e) => {
