@@ -30,6 +30,6 @@ pub use reconnect::{Client, ClientError, ClientEvent};
 pub use rt::Runtime;
 pub use stream::NoiseStream;
 pub use tunnel::{
-    Listener, ListenerEvent, SessionInfo, Tunnel, TunnelError, TunnelOptions, dial, dial_observed,
-    listen,
+    Listener, ListenerEvent, PairingAttemptFailure, SessionInfo, Tunnel, TunnelError,
+    TunnelOptions, dial, dial_observed, listen,
 };

@@ -3,6 +3,9 @@
 pub mod bench;
 pub mod call;
 pub mod connect;
+pub mod demo;
 pub mod mailbox;
+pub mod node;
 pub mod profiles;
+pub mod session;
 pub mod status;
