@@ -175,6 +175,20 @@ impl ServerHandle {
     pub fn healthy(&self) -> bool {
         self.store.healthy()
     }
+    /// Waits until readiness equals `up`, re-checking on every store event
+    /// (the Redis health check bumps one on each change).
+    pub async fn wait_ready(&self, up: bool) {
+        let mut rx = self.store.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if self.store.healthy() == up {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
     /// Whether the stream id is live (on any instance sharing the store).
     pub async fn contains(&self, id: &crate::store::StreamId) -> Result<bool, RelayError> {
         self.store.contains(id).await

@@ -391,6 +391,13 @@ impl RedisStore {
         timers: Timers,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, RedisSetupError> {
+        if !config.url.starts_with("redis://") {
+            return Err(RedisSetupError {
+                url: config.url.clone(),
+                reason: "only plain redis:// is supported (TLS to Redis: use a local stunnel/sidecar)"
+                    .into(),
+            });
+        }
         let mut fc = Config::from_url(&config.url).map_err(|e| RedisSetupError {
             url: config.url.clone(),
             reason: e.details().to_owned(),
