@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Load a running mailbox (plaintext listener): idle memory, relay rate,
     /// latency, against a raw WebSocket echo server.
     Mailbox(MailboxBench),
+    /// The client library end to end through a loopback relay: pairing, reconnect,
+    /// unary latency and bulk streaming against direct gRPC/TCP.
+    Tunnel(super::bench_tunnel::TunnelBench),
 }
 
 /// Options of `lnc bench mailbox`.
@@ -62,6 +65,7 @@ pub struct MailboxBench {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Mailbox(b) => mailbox(b).await,
+        BenchCommand::Tunnel(b) => super::bench_tunnel::run(b).await,
     }
 }
 
