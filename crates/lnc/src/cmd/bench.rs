@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Load a running mailbox (plaintext listener): idle memory, relay rate,
     /// latency, against a raw WebSocket echo server.
     Mailbox(MailboxBench),
+    /// The client library end to end through a loopback relay: pairing, reconnect,
+    /// unary latency and bulk streaming against direct gRPC/TCP.
+    Tunnel(super::bench_tunnel::TunnelBench),
     /// Load relay instances sharing one Redis (`lnc mailbox --redis`):
     /// latency and rate with writer and reader on the same or on different
     /// instances, Redis memory per idle pair, Redis CPU per message.
@@ -100,6 +103,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Mailbox(b) => mailbox(b).await,
         BenchCommand::Scaleout(b) => scaleout(b).await,
+        BenchCommand::Tunnel(b) => super::bench_tunnel::run(b).await,
     }
 }
 

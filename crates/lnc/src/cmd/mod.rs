@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_tunnel;
 pub mod call;
 pub mod connect;
 pub mod demo;
