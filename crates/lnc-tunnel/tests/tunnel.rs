@@ -747,7 +747,10 @@ async fn listener_reports_pairing_attempts() {
     let (_, other) = states(41);
     let wrong = lnc_core::pairing::mask_scalar(other.entropy());
     let gbn = client_gbn();
-    tokio::time::timeout(T, gbn.connected()).await.unwrap().unwrap();
+    tokio::time::timeout(T, gbn.connected())
+        .await
+        .unwrap()
+        .unwrap();
     let (_, act1) = XxInitiator::new(&NoiseConfig::default(), &local_static, &wrong, &mut rng)
         .unwrap()
         .write_act1()
@@ -763,7 +766,10 @@ async fn listener_reports_pairing_attempts() {
 
     // Right password, but no act 3.
     let gbn = client_gbn();
-    tokio::time::timeout(T, gbn.connected()).await.unwrap().unwrap();
+    tokio::time::timeout(T, gbn.connected())
+        .await
+        .unwrap()
+        .unwrap();
     let (hs, act1) = XxInitiator::new(&NoiseConfig::default(), &local_static, &mask, &mut rng)
         .unwrap()
         .write_act1()
@@ -772,7 +778,11 @@ async fn listener_reports_pairing_attempts() {
         .await
         .unwrap();
     let act2 = tokio::time::timeout(T, gbn.recv()).await.unwrap().unwrap();
-    let act2 = MsgDataCodec::default().decode(&act2).unwrap().payload.to_vec();
+    let act2 = MsgDataCodec::default()
+        .decode(&act2)
+        .unwrap()
+        .payload
+        .to_vec();
     assert!(hs.read_act2(&act2).is_ok());
     assert_eq!(
         next_attempt_failure(&mut l).await,
