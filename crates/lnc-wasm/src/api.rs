@@ -8,6 +8,7 @@
 //! awkward: connect returns a Promise (no process exit on failure), results and errors
 //! come through separate channels, and `disconnect` stops every retry at once.
 
+use crate::credentials;
 use crate::perms::SessionMacaroon;
 use crate::rpc::{MAX_RESPONSE_MESSAGE, Method, RawCodec};
 use crate::runtime::BrowserRuntime;
@@ -17,8 +18,8 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt as _;
 use futures_util::future::{Either, select};
 use js_sys::{Function, Promise};
-use lnc_core::keys::{PublicKey, SecretKey};
-use lnc_core::pairing::{ConnectionState, Entropy, PairingPhrase, Role};
+use lnc_core::keys::SecretKey;
+use lnc_core::pairing::{ConnectionState, PairingPhrase, Role};
 use lnc_tunnel::mailbox::{Mailbox, Status};
 use lnc_tunnel::{Client, ClientEvent, GbnHandle, TunnelOptions};
 use std::cell::RefCell;
@@ -26,7 +27,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
-use zeroize::Zeroizing;
 
 /// The status before any connection attempt, and after `disconnect`.
 const NOT_CONNECTED: &str = "Not Connected";
@@ -80,55 +80,19 @@ fn err(msg: impl core::fmt::Display) -> JsValue {
     JsError::new(&msg.to_string()).into()
 }
 
-fn parse_hex<const N: usize>(what: &str, hex_text: &str) -> Result<Zeroizing<Vec<u8>>, JsValue> {
-    let bytes = Zeroizing::new(hex::decode(hex_text.trim()).map_err(|_| {
-        err(format!(
-            "{what}: not hex; pass the value stored after pairing"
-        ))
-    })?);
-    if bytes.len() != N {
-        return Err(err(format!(
-            "{what}: expected {N} bytes, got {}",
-            bytes.len()
-        )));
+/// The pairing state for a connection: KK from sealed credentials (with the password),
+/// else XX with the phrase and a fresh local key.
+fn initial_state(phrase: &str, sealed: &str, password: &str) -> Result<ConnectionState, JsValue> {
+    if !sealed.trim().is_empty() {
+        return credentials::open(sealed, password.as_bytes()).map_err(err);
     }
-    Ok(bytes)
-}
-
-/// The pairing state for a connection: XX with the phrase, or KK with stored keys.
-fn initial_state(
-    phrase: &str,
-    local_key: &str,
-    remote_key: &str,
-) -> Result<ConnectionState, JsValue> {
-    let local = if local_key.trim().is_empty() {
-        if !remote_key.trim().is_empty() {
-            return Err(err(
-                "connect: a remote key needs the local key it was paired with",
-            ));
-        }
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-        SecretKey::generate(&mut rng)
-    } else {
-        SecretKey::from_bytes(&parse_hex::<32>("local key", local_key)?)
-            .map_err(|e| err(format!("local key: {e}")))?
-    };
-    if remote_key.trim().is_empty() {
-        let phrase =
-            PairingPhrase::parse(phrase).map_err(|e| err(format!("pairing phrase: {e}")))?;
-        Ok(ConnectionState::new(
-            Role::Client,
-            local,
-            phrase.into_entropy(),
-        ))
-    } else {
-        let remote = PublicKey::from_bytes(&parse_hex::<33>("remote key", remote_key)?)
-            .map_err(|e| err(format!("remote key: {e}")))?;
-        // KK derives the streams from the two static keys; the phrase is not used.
-        let entropy = Entropy::from_bytes(&[0; lnc_core::pairing::ENTROPY_LEN])
-            .map_err(|e| err(format!("pairing state: {e}")))?;
-        Ok(ConnectionState::new(Role::Client, local, entropy).with_remote_static(Some(remote)))
-    }
+    let phrase = PairingPhrase::parse(phrase).map_err(|e| err(format!("pairing phrase: {e}")))?;
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    Ok(ConnectionState::new(
+        Role::Client,
+        SecretKey::generate(&mut rng),
+        phrase.into_entropy(),
+    ))
 }
 
 /// An LNC connection from the page to a node, through a mailbox relay.
@@ -161,22 +125,17 @@ impl WasmClient {
         self.inner.borrow_mut().on_status = Some(callback);
     }
 
-    /// Connects: with `pairingPhrase` (first time; keys empty → a local key is
-    /// generated) or with the stored `localKey` + `remoteKey` (KK, no phrase needed).
-    /// Resolves with `{"localKey","remoteKey"}` JSON to persist once the tunnel is up;
-    /// rejects if the handshake fails or `disconnect` is called first. While the node is
-    /// unreachable it keeps retrying (status "Session Not Found"): bound it with a timeout.
-    pub fn connect(
-        &self,
-        pairing_phrase: String,
-        local_key: String,
-        remote_key: String,
-    ) -> Promise {
+    /// Connects: with `sealedCredentials` + `password` from an earlier pairing (KK, no
+    /// phrase needed), or else with `pairingPhrase` (XX). Resolves, once the tunnel is up,
+    /// with the credentials sealed under `password` for the page to store (`""` when
+    /// `password` is empty: nothing to persist). Rejects on a wrong password, a failed
+    /// handshake, or `disconnect` first. While the node is unreachable it keeps retrying
+    /// (status "Session Not Found"): bound it with a timeout.
+    pub fn connect(&self, pairing_phrase: String, sealed: String, password: String) -> Promise {
         let inner = self.inner.clone();
         let url = self.url.clone();
         future_to_promise(async move {
-            let state = initial_state(&pairing_phrase, &local_key, &remote_key)?;
-            let local_hex = hex::encode(state.local_static().to_bytes().as_slice());
+            let state = initial_state(&pairing_phrase, &sealed, &password)?;
             let (abort_tx, abort_rx) = oneshot::channel();
             let generation = {
                 let mut i = inner.borrow_mut();
@@ -223,10 +182,19 @@ impl WasmClient {
                 }
             };
             // The first event is queued before connect returns: the session facts.
-            let mut remote_hex = String::new();
-            if let Ok(ClientEvent::Connected { session, .. }) = events.try_recv() {
-                remote_hex = hex::encode(session.remote_static.to_bytes());
+            let mut sealed = String::new();
+            if let Ok(ClientEvent::Connected { session, state }) = events.try_recv() {
                 inner.borrow_mut().macaroon = SessionMacaroon::from_auth_data(&session.auth_data);
+                if !password.is_empty() {
+                    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+                    match credentials::seal(&state, password.as_bytes(), &mut rng) {
+                        Ok(s) => sealed = s,
+                        Err(e) => {
+                            client.close();
+                            return Err(err(e));
+                        }
+                    }
+                }
             }
             {
                 let mut i = inner.borrow_mut();
@@ -241,8 +209,7 @@ impl WasmClient {
                 watch(inner.clone(), generation, g);
             }
             spawn_local(follow(inner.clone(), generation, client, events));
-            let creds = serde_json::json!({ "localKey": local_hex, "remoteKey": remote_hex });
-            Ok(JsValue::from_str(&creds.to_string()))
+            Ok(JsValue::from_str(&sealed))
         })
     }
 

@@ -7,6 +7,7 @@
 //! package wraps (lnc-web's shape). Everything browser-bound is compiled for wasm32 only;
 //! the address, JSON ⇄ protobuf and macaroon helpers are plain Rust and tested natively.
 
+pub mod credentials;
 pub mod perms;
 pub mod rpc;
 pub mod url;
