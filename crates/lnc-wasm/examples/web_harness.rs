@@ -2,7 +2,7 @@
 //! (lnc-node's session creation + lnc-tunnel's `listen`, proxying to lnd-sim), all on
 //! 127.0.0.1 with random ports, in one process.
 //!
-//! Prints one JSON line `{"mailbox","phrase","alias"}` when ready, then JSON event lines
+//! Prints one JSON line `{"mailbox","phrase","demo_phrase","alias"}` when ready, then JSON event lines
 //! (`{"event":"paired"}`, `{"event":"invoice",…}`). Commands on stdin, one per line:
 //! `invoice <memo> <sats>` (AddInvoice on lnd-sim with its admin macaroon, as `lnc call`
 //! would), `quit`. Exits when stdin closes, so the test runner never leaks it.
@@ -53,69 +53,79 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let store = SessionStore::open(&dir.join("node"))?;
-    let created = create_session(
-        &lnd,
-        &store,
-        NewSession::new("web", SessionType::Admin, relay_addr.to_string()),
-        std::time::SystemTime::now(),
-    )
-    .await?;
-    let state = ConnectionState::new(
-        Role::Server,
-        created.session.local_key().clone(),
-        created.session.entropy().clone(),
-    )
-    .with_auth_data(created.expose_auth_data().as_bytes().to_vec());
-
-    // The node proxies every call to LND unchanged: the app's macaroon is the session's,
-    // baked by LND, so LND itself checks it.
-    let channel = lnd.channel();
-    let proxy = tower::service_fn(move |req: http::Request<Incoming>| {
-        let mut ch = channel.clone();
-        async move {
-            let (parts, body) = req.into_parts();
-            let req = http::Request::from_parts(parts, tonic::body::Body::new(body));
-            tower::Service::call(&mut ch, req).await
-        }
-    });
     let rt = TokioRuntime::new();
     let mailbox = Arc::new(GrpcMailbox::new(RelayAddr {
         addr: relay_addr.to_string(),
         tls: Tls::Insecure,
     })?);
-    let mut listener = listen(
-        &rt,
-        mailbox,
-        state,
-        proxy,
-        TunnelOptions::default(),
-        rand_core::UnwrapErr(getrandom::SysRng),
-    );
+    // Two sessions: one for the API tests, one for the demo page.
+    let mut phrases = Vec::new();
+    for label in ["test", "demo"] {
+        let created = create_session(
+            &lnd,
+            &store,
+            NewSession::new(label, SessionType::Admin, relay_addr.to_string()),
+            std::time::SystemTime::now(),
+        )
+        .await?;
+        phrases.push(created.expose_phrase().to_phrase_string().to_string());
+        let state = ConnectionState::new(
+            Role::Server,
+            created.session.local_key().clone(),
+            created.session.entropy().clone(),
+        )
+        .with_auth_data(created.expose_auth_data().as_bytes().to_vec());
+        // The node proxies every call to LND unchanged: the app's macaroon is the
+        // session's, baked by LND, so LND itself checks it.
+        let channel = lnd.channel();
+        let proxy = tower::service_fn(move |req: http::Request<Incoming>| {
+            let ch = channel.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let req = http::Request::from_parts(parts, tonic::body::Body::new(body));
+                tower::ServiceExt::oneshot(ch, req).await
+            }
+        });
+        let mut listener = listen(
+            &rt,
+            mailbox.clone(),
+            state,
+            proxy,
+            TunnelOptions::default(),
+            rand_core::UnwrapErr(getrandom::SysRng),
+        );
+        tokio::spawn(async move {
+            while let Some(ev) = listener.next_event().await {
+                let line = match ev {
+                    ListenerEvent::Listening(_) => {
+                        serde_json::json!({"event": "listening", "session": label})
+                    }
+                    ListenerEvent::Connected { session, .. } => serde_json::json!({
+                        "event": "connected",
+                        "session": label,
+                        "pattern": format!("{:?}", session.pattern),
+                    }),
+                    ListenerEvent::HandshakeFailed(e) => {
+                        serde_json::json!({"event": "handshake_failed", "session": label, "error": e})
+                    }
+                    ListenerEvent::Disconnected(r) => serde_json::json!({
+                        "event": "disconnected",
+                        "session": label,
+                        "reason": format!("{r:?}"),
+                    }),
+                    ListenerEvent::Stopped => break,
+                };
+                emit(line);
+            }
+        });
+    }
 
     emit(serde_json::json!({
         "mailbox": relay_addr.to_string(),
-        "phrase": created.expose_phrase().to_phrase_string().as_str(),
+        "phrase": phrases[0],
+        "demo_phrase": phrases[1],
         "alias": lnd_sim::service::ALIAS,
     }));
-
-    tokio::spawn(async move {
-        while let Some(ev) = listener.next_event().await {
-            let line = match ev {
-                ListenerEvent::Listening(_) => serde_json::json!({"event": "listening"}),
-                ListenerEvent::Connected { session, .. } => {
-                    serde_json::json!({"event": "connected", "pattern": format!("{:?}", session.pattern)})
-                }
-                ListenerEvent::HandshakeFailed(e) => {
-                    serde_json::json!({"event": "handshake_failed", "error": e})
-                }
-                ListenerEvent::Disconnected(r) => {
-                    serde_json::json!({"event": "disconnected", "reason": format!("{r:?}")})
-                }
-                ListenerEvent::Stopped => break,
-            };
-            emit(line);
-        }
-    });
 
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
