@@ -25,6 +25,15 @@ enum Command {
     /// Load generators and benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Pair with a node using its phrase and save the credentials as a profile.
+    Connect(cmd::connect::ConnectArgs),
+    /// Call an RPC by name with JSON through a saved profile.
+    Call(cmd::call::CallArgs),
+    /// List or remove saved profiles.
+    #[command(subcommand)]
+    Profiles(cmd::profiles::ProfilesCommand),
+    /// Connect with a profile and show the session's status, expiry and permissions.
+    Status(cmd::status::StatusArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +52,10 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Mailbox(args) => cmd::mailbox::run(*args).await,
             Command::Bench(b) => cmd::bench::run(b).await,
+            Command::Connect(a) => cmd::connect::run(a).await,
+            Command::Call(a) => cmd::call::run(a).await,
+            Command::Profiles(c) => cmd::profiles::run(c).await,
+            Command::Status(a) => cmd::status::run(a).await,
         }
     })
 }

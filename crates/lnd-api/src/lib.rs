@@ -15,6 +15,8 @@
 //!   (codegen only, no tonic transport, so this crate builds for `wasm32-unknown-unknown`).
 //!   Server traits have default methods answering `Unimplemented`, so a stand-in serves a
 //!   slice of the API without writing every method.
+//! * [`dynamic`] (feature `dynamic`, on by default): call any method of these services, or
+//!   of a user-supplied descriptor set, by name with JSON, as lnc-web and `lnc call` do.
 //!
 //! The API is the one shipped by `lnd_grpc_rust` 2.16, which follows LND master after the
 //! removal of the deprecated synchronous payment calls (`SendPaymentSync`, `SendPayment`,
@@ -25,6 +27,9 @@
 /// LND's compiled API: a protobuf-encoded `google.protobuf.FileDescriptorSet` holding
 /// `lightning.proto`, the sub-server protos listed in the crate docs and their imports.
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!("../descriptors/lnd.binpb");
+
+#[cfg(feature = "dynamic")]
+pub mod dynamic;
 
 /// LND's main package: `lnrpc.Lightning`, `lnrpc.WalletUnlocker`, `lnrpc.State`.
 #[allow(clippy::all, clippy::pedantic, rustdoc::all)]

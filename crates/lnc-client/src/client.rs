@@ -1,0 +1,555 @@
+//! `pair` and `connect`: runtime-agnostic session setup over any [`Runtime`] and
+//! [`Mailbox`], and the [`Client`] they return.
+//!
+//! The tunnel below ([`lnc_tunnel::Client`]) already heals itself (transport re-open under
+//! a live GBN, fresh GBN + KK after GBN died). What this layer adds is what an app needs
+//! around it: a bounded first connection with a diagnosis (a wrong phrase is
+//! indistinguishable from an offline node, so after a wait we say both), progress events,
+//! credentials, and calls.
+
+use crate::credentials::{Credentials, MailboxInfo};
+use crate::error::Error;
+use core::time::Duration;
+use futures_channel::{mpsc, oneshot};
+use futures_util::{Stream, StreamExt as _};
+use lnc_core::keys::SecretKey;
+use lnc_core::macaroon::UnixTime;
+use lnc_core::pairing::{ConnectionState, PairingPhrase, Role, StreamId};
+use lnc_tunnel::mailbox::{PacketSink, PacketStream};
+use lnc_tunnel::rt::BoxFuture;
+use lnc_tunnel::{ClientEvent, Mailbox, MailboxError, Runtime, Status, TunnelOptions};
+use lnd_api::dynamic::{Method, Registry};
+use lnd_api::lnrpc::lightning_client::LightningClient;
+use prost_reflect::DynamicMessage;
+use rand_core::CryptoRng;
+use std::sync::{Arc, Mutex};
+
+/// How long the first connection may see "Session Not Found" (or no answer) before
+/// giving up with [`Error::SessionNotFound`].
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// Where a connection attempt is; shown as progress (`lnc connect` prints them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Opening the relay streams.
+    ConnectingToMailbox,
+    /// The relay is reachable; waiting for the node to answer on the session's streams.
+    WaitingForNode,
+    /// The node answered; the Noise handshake runs.
+    Handshake,
+    /// The first (XX) handshake completed: credentials exist now.
+    Paired,
+    /// A KK connection with stored credentials is up.
+    Connected,
+    /// The tunnel died; reconnecting in the background.
+    Reconnecting,
+    /// [`Client::close`] was called.
+    Closed,
+}
+
+impl Phase {
+    /// Human-readable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::ConnectingToMailbox => "connecting to mailbox",
+            Phase::WaitingForNode => "waiting for node",
+            Phase::Handshake => "handshake",
+            Phase::Paired => "paired",
+            Phase::Connected => "connected",
+            Phase::Reconnecting => "reconnecting",
+            Phase::Closed => "closed",
+        }
+    }
+}
+
+impl core::fmt::Display for Phase {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A progress or status change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Our connection phase.
+    Phase(Phase),
+    /// Upstream's status string (Not Connected / Session Not Found / Session In Use /
+    /// Connected), as apps built on lnc-web expect.
+    Status(Status),
+}
+
+/// Settings for [`pair`] and [`connect`].
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// How long the first connection may wait for the node (default 30 s).
+    pub wait: Duration,
+    /// GBN and Noise settings.
+    pub tunnel: TunnelOptions,
+    /// Wall-clock time, to refuse an expired macaroon before connecting (`None` skips
+    /// the check; the native helpers fill it in).
+    pub now: Option<UnixTime>,
+    /// Where progress and status events go.
+    pub events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            wait: DEFAULT_WAIT,
+            tunnel: TunnelOptions::default(),
+            now: None,
+            events: None,
+        }
+    }
+}
+
+struct ObsState {
+    status: Status,
+    last_error: Option<MailboxError>,
+    waiting_sent: bool,
+    handshake_sent: bool,
+    initial: bool,
+    fail_fast: Option<oneshot::Sender<()>>,
+}
+
+/// Watches what the relay says, to report progress and to diagnose a failed first
+/// connection (the tunnel only exposes "it did not work yet").
+struct Observer {
+    state: Mutex<ObsState>,
+    events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl Observer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ObsState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, e: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.unbounded_send(e);
+        }
+    }
+
+    fn set_status(&self, st: Status) {
+        let changed = {
+            let mut s = self.lock();
+            let changed = s.status != st;
+            s.status = st;
+            changed
+        };
+        if changed {
+            self.emit(Event::Status(st));
+        }
+    }
+
+    fn on_error(&self, e: &MailboxError) {
+        let (waiting, fail) = {
+            let mut s = self.lock();
+            s.last_error = Some(e.clone());
+            let waiting = s.initial && !s.waiting_sent && e.status == Status::SessionNotFound;
+            if waiting {
+                s.waiting_sent = true;
+            }
+            let fail = if s.initial && is_tls(&e.message) {
+                s.fail_fast.take()
+            } else {
+                None
+            };
+            (waiting, fail)
+        };
+        self.set_status(e.status);
+        if waiting {
+            self.emit(Event::Phase(Phase::WaitingForNode));
+        }
+        if let Some(f) = fail {
+            let _ = f.send(());
+        }
+    }
+
+    fn on_open(&self) {
+        let waiting = {
+            let mut s = self.lock();
+            let w = s.initial && !s.waiting_sent;
+            s.waiting_sent |= w;
+            w
+        };
+        if waiting {
+            self.emit(Event::Phase(Phase::WaitingForNode));
+        }
+    }
+
+    fn on_packet(&self) {
+        let hs = {
+            let mut s = self.lock();
+            let hs = s.initial && !s.handshake_sent;
+            s.handshake_sent |= hs;
+            hs
+        };
+        self.set_status(Status::Connected);
+        if hs {
+            self.emit(Event::Phase(Phase::Handshake));
+        }
+    }
+
+    fn diagnose(&self, addr: &str, waited: Duration) -> Error {
+        let s = self.lock();
+        match &s.last_error {
+            Some(e) if e.status == Status::SessionInUse => Error::SessionInUse,
+            Some(e) if e.status == Status::NotConnected && is_tls(&e.message) => Error::Tls {
+                addr: addr.to_owned(),
+                message: e.message.clone(),
+            },
+            Some(e) if e.status == Status::NotConnected && !s.handshake_sent => {
+                Error::MailboxUnreachable {
+                    addr: addr.to_owned(),
+                    message: e.message.clone(),
+                }
+            }
+            _ => Error::SessionNotFound { waited },
+        }
+    }
+}
+
+fn is_tls(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("tls") || m.contains("certificate")
+}
+
+struct ObservedMailbox {
+    inner: Arc<dyn Mailbox>,
+    obs: Arc<Observer>,
+}
+
+impl Mailbox for ObservedMailbox {
+    fn open_recv(&self, id: StreamId) -> BoxFuture<Result<PacketStream, MailboxError>> {
+        let f = self.inner.open_recv(id);
+        let obs = self.obs.clone();
+        Box::pin(async move {
+            match f.await {
+                Ok(s) => {
+                    obs.on_open();
+                    let o = obs.clone();
+                    let s = s.inspect(move |item| match item {
+                        Ok(_) => o.on_packet(),
+                        Err(e) => o.on_error(e),
+                    });
+                    Ok(Box::pin(s) as PacketStream)
+                }
+                Err(e) => {
+                    obs.on_error(&e);
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn open_send(&self, id: StreamId) -> BoxFuture<Result<PacketSink, MailboxError>> {
+        let f = self.inner.open_send(id);
+        let obs = self.obs.clone();
+        Box::pin(async move { f.await.inspect_err(|e| obs.on_error(e)) })
+    }
+
+    fn create(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
+        self.inner.create(id)
+    }
+
+    fn delete(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
+        self.inner.delete(id)
+    }
+}
+
+/// A connected session: typed LND clients, dynamic JSON calls, and `close`.
+///
+/// Cheap to clone (clones share the tunnel). The tunnel reconnects by itself; calls made
+/// while it does fail with [`Error::Retryable`].
+#[derive(Clone)]
+pub struct Client {
+    inner: lnc_tunnel::Client,
+    obs: Arc<Observer>,
+    credentials: Arc<Credentials>,
+}
+
+impl core::fmt::Debug for Client {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("node", self.credentials.remote_static())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pairs with a node using the ten-word phrase (Noise XX; the scrypt stretch runs while
+/// the relay streams open). Returns the connected client and the credentials to store
+/// for later [`connect`]s.
+pub async fn pair<R, G>(
+    rt: &R,
+    mailbox: Arc<dyn Mailbox>,
+    info: MailboxInfo,
+    phrase: &str,
+    options: ConnectOptions,
+    mut rng: G,
+) -> Result<(Client, Credentials), Error>
+where
+    R: Runtime,
+    G: CryptoRng + Send + 'static,
+{
+    let phrase = PairingPhrase::parse(phrase).map_err(|e| Error::Phrase(e.to_string()))?;
+    let local = SecretKey::generate(&mut rng);
+    let state = ConnectionState::new(Role::Client, local, phrase.into_entropy());
+    let (inner, obs, state) =
+        establish(rt, mailbox, state, &info, options, rng, Phase::Paired).await?;
+    let creds = match Credentials::from_state(&state, info) {
+        Ok(c) => c,
+        Err(e) => {
+            inner.close();
+            return Err(e.into());
+        }
+    };
+    let client = Client {
+        inner,
+        obs,
+        credentials: Arc::new(creds.clone()),
+    };
+    Ok((client, creds))
+}
+
+/// Reconnects with stored credentials (Noise KK on the post-pairing streams). Refuses an
+/// expired macaroon up front when `options.now` is set.
+pub async fn connect<R, G>(
+    rt: &R,
+    mailbox: Arc<dyn Mailbox>,
+    credentials: &Credentials,
+    options: ConnectOptions,
+    rng: G,
+) -> Result<Client, Error>
+where
+    R: Runtime,
+    G: CryptoRng + Send + 'static,
+{
+    if let (Some(now), Some(exp)) = (options.now, credentials.expiry())
+        && exp <= now
+    {
+        return Err(Error::Expired { expiry: exp.secs() });
+    }
+    let state = credentials.connection_state();
+    let (inner, obs, _) = establish(
+        rt,
+        mailbox,
+        state,
+        credentials.mailbox(),
+        options,
+        rng,
+        Phase::Connected,
+    )
+    .await?;
+    Ok(Client {
+        inner,
+        obs,
+        credentials: Arc::new(credentials.clone()),
+    })
+}
+
+async fn establish<R, G>(
+    rt: &R,
+    mailbox: Arc<dyn Mailbox>,
+    state: ConnectionState,
+    info: &MailboxInfo,
+    options: ConnectOptions,
+    rng: G,
+    done: Phase,
+) -> Result<(lnc_tunnel::Client, Arc<Observer>, ConnectionState), Error>
+where
+    R: Runtime,
+    G: CryptoRng + Send + 'static,
+{
+    let (fail_tx, fail_rx) = oneshot::channel();
+    let obs = Arc::new(Observer {
+        state: Mutex::new(ObsState {
+            status: Status::NotConnected,
+            last_error: None,
+            waiting_sent: false,
+            handshake_sent: false,
+            initial: true,
+            fail_fast: Some(fail_tx),
+        }),
+        events: options.events.clone(),
+    });
+    obs.emit(Event::Phase(Phase::ConnectingToMailbox));
+    let observed: Arc<dyn Mailbox> = Arc::new(ObservedMailbox {
+        inner: mailbox,
+        obs: obs.clone(),
+    });
+    let dial = lnc_tunnel::Client::connect(rt, observed, state, options.tunnel.clone(), rng);
+    let give_up = futures_util::future::select(rt.sleep(options.wait), fail_rx);
+    let (inner, mut events) = match futures_util::future::select(Box::pin(dial), give_up).await {
+        futures_util::future::Either::Left((Ok(x), _)) => x,
+        futures_util::future::Either::Left((Err(e), _)) => {
+            return Err(Error::Handshake(e.to_string()));
+        }
+        futures_util::future::Either::Right(_) => {
+            return Err(obs.diagnose(info.addr(), options.wait));
+        }
+    };
+    let state = match events.next().await {
+        Some(ClientEvent::Connected { state, .. }) => *state,
+        _ => {
+            inner.close();
+            return Err(Error::Closed);
+        }
+    };
+    obs.lock().initial = false;
+    obs.set_status(Status::Connected);
+    obs.emit(Event::Phase(done));
+    let o = obs.clone();
+    rt.spawn(Box::pin(async move {
+        while let Some(ev) = events.next().await {
+            match ev {
+                ClientEvent::Connected { .. } => o.emit(Event::Phase(Phase::Connected)),
+                ClientEvent::Disconnected(_) => o.emit(Event::Phase(Phase::Reconnecting)),
+                ClientEvent::ReconnectFailed(_) => {}
+                ClientEvent::Closed => break,
+            }
+        }
+    }));
+    Ok((inner, obs, state))
+}
+
+impl Client {
+    /// LND's `lnrpc.Lightning` service over the tunnel (the macaroon is added to every
+    /// call).
+    pub fn lightning(&self) -> LightningClient<lnc_tunnel::Client> {
+        LightningClient::new(self.inner.clone())
+    }
+
+    /// The tunnel as a tower service, for any other tonic client
+    /// (`FooClient::new(client.channel())`).
+    pub fn channel(&self) -> lnc_tunnel::Client {
+        self.inner.clone()
+    }
+
+    /// The credentials this client connected with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// The current upstream status string.
+    pub fn status(&self) -> Status {
+        self.obs.lock().status
+    }
+
+    /// Whether a tunnel is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    /// Closes the tunnel (FIN to the node) and stops every reconnect attempt at once.
+    pub fn close(&self) {
+        self.inner.close();
+        self.obs.set_status(Status::NotConnected);
+        self.obs.emit(Event::Phase(Phase::Closed));
+    }
+}
+
+/// A stream of JSON messages from a server-streaming call.
+pub type JsonStream = std::pin::Pin<Box<dyn Stream<Item = Result<String, Error>> + Send>>;
+
+fn request_err(e: lnd_api::dynamic::DynamicError) -> Error {
+    Error::Request(e.to_string())
+}
+
+fn ready_err(e: lnc_tunnel::ClientError) -> Error {
+    match e {
+        lnc_tunnel::ClientError::Closed => Error::Closed,
+        _ => Error::Retryable,
+    }
+}
+
+impl Client {
+    async fn grpc(
+        &self,
+        registry: &Registry,
+        method: &str,
+        json: &str,
+        streaming: bool,
+    ) -> Result<
+        (
+            tonic::client::Grpc<lnc_tunnel::Client>,
+            Method,
+            DynamicMessage,
+            http::uri::PathAndQuery,
+        ),
+        Error,
+    > {
+        let m = registry.method(method).map_err(request_err)?;
+        if m.is_client_streaming() {
+            return Err(Error::Request(format!(
+                "{} is client-streaming, which JSON calls do not support",
+                m.full_name()
+            )));
+        }
+        if m.is_server_streaming() != streaming {
+            return Err(Error::Request(if streaming {
+                format!("{} is a unary method: use call", m.full_name())
+            } else {
+                format!("{} is server-streaming: use subscribe", m.full_name())
+            }));
+        }
+        let req = m.request_from_json(json).map_err(request_err)?;
+        let path = http::uri::PathAndQuery::try_from(m.path())
+            .map_err(|e| Error::Request(format!("bad method path {}: {e}", m.path())))?;
+        let mut grpc = tonic::client::Grpc::new(self.inner.clone());
+        grpc.ready().await.map_err(ready_err)?;
+        Ok((grpc, m, req, path))
+    }
+
+    /// Calls a unary method by name (`lnrpc.Lightning.GetInfo` or
+    /// `/lnrpc.Lightning/GetInfo`) with a JSON request; returns the JSON response in the
+    /// Go clients' format (proto field names, defaults printed, 64-bit ints as strings).
+    pub async fn call(&self, method: &str, json: &str) -> Result<String, Error> {
+        self.call_with(&Registry::lnd(), method, json, true).await
+    }
+
+    /// [`call`](Self::call) with another registry (e.g. LND + a `--protoset`) and a choice
+    /// of pretty or compact output.
+    pub async fn call_with(
+        &self,
+        registry: &Registry,
+        method: &str,
+        json: &str,
+        pretty: bool,
+    ) -> Result<String, Error> {
+        let (mut grpc, m, req, path) = self.grpc(registry, method, json, false).await?;
+        let resp = grpc
+            .unary(tonic::Request::new(req), path, m.codec())
+            .await
+            .map_err(Error::from_status)?;
+        m.response_to_json(&resp.into_inner(), pretty)
+            .map_err(request_err)
+    }
+
+    /// Starts a server-streaming method by name; yields one JSON document per message
+    /// (compact) until the node ends the stream.
+    pub async fn subscribe(&self, method: &str, json: &str) -> Result<JsonStream, Error> {
+        self.subscribe_with(&Registry::lnd(), method, json, false)
+            .await
+    }
+
+    /// [`subscribe`](Self::subscribe) with another registry and output style.
+    pub async fn subscribe_with(
+        &self,
+        registry: &Registry,
+        method: &str,
+        json: &str,
+        pretty: bool,
+    ) -> Result<JsonStream, Error> {
+        let (mut grpc, m, req, path) = self.grpc(registry, method, json, true).await?;
+        let resp = grpc
+            .server_streaming(tonic::Request::new(req), path, m.codec())
+            .await
+            .map_err(Error::from_status)?;
+        let s = resp.into_inner().map(move |item| match item {
+            Ok(msg) => m.response_to_json(&msg, pretty).map_err(request_err),
+            Err(st) => Err(Error::from_status(st)),
+        });
+        Ok(Box::pin(s))
+    }
+}

@@ -1,0 +1,205 @@
+//! The `lnc` binary as a user runs it, in separate processes: `lnc connect` pairs and
+//! saves a profile, then `lnc call` (a second process) reconnects with it (KK).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "../../lnc-client/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use lnc_tunnel::TunnelOptions;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt as _;
+
+struct Env {
+    home: std::path::PathBuf,
+}
+
+impl Env {
+    fn new(tag: &str) -> Env {
+        let home = std::env::temp_dir().join(format!("lnc-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        Env { home }
+    }
+
+    fn cmd(&self, args: &[&str], password: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_lnc"));
+        c.args(args)
+            .env("LNC_HOME", &self.home)
+            .env("LNC_PASSWORD", password)
+            .env("LNC_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str], password: &str, stdin: &str) -> std::process::Output {
+        let mut child = self.cmd(args, password).spawn().unwrap();
+        let mut si = child.stdin.take().unwrap();
+        si.write_all(stdin.as_bytes()).await.unwrap();
+        drop(si);
+        tokio::time::timeout(T, child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_then_call_in_another_process() {
+    let relay = Relay::start(None).await;
+    let s = session(11, FAR_FUTURE);
+    let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
+    next_listening(&mut node).await;
+    let env = Env::new("e2e");
+    let addr = relay.addr().to_string();
+
+    let out = env
+        .run(
+            &[
+                "connect",
+                "--mailbox",
+                &addr,
+                "--insecure",
+                "--profile",
+                "p1",
+            ],
+            "pw1",
+            &format!("{}\n", s.phrase),
+        )
+        .await;
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "lnc connect failed: {err}");
+    for p in [
+        "connecting to mailbox",
+        "handshake",
+        "paired",
+        "saved profile",
+    ] {
+        assert!(err.contains(p), "missing {p:?} in: {err}");
+    }
+    let file = env.home.join("profiles").join("p1.json");
+    assert!(file.exists());
+
+    // A second process reconnects from the file (KK) and calls.
+    let out = env
+        .run(
+            &[
+                "call",
+                "lnrpc.Lightning.GetInfo",
+                "--profile",
+                "p1",
+                "--compact",
+            ],
+            "pw1",
+            "",
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "lnc call failed: {}",
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["alias"], "lnc-test-node");
+
+    // JSON from stdin.
+    let out = env
+        .run(
+            &[
+                "call",
+                "/lnrpc.Lightning/AddInvoice",
+                "-",
+                "--profile",
+                "p1",
+            ],
+            "pw1",
+            r#"{"memo":"from stdin"}"#,
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("from stdin"));
+
+    // Server streaming: one JSON per line.
+    let out = env
+        .run(
+            &[
+                "call",
+                "lnrpc.Lightning.SubscribeInvoices",
+                r#"{"add_index":"3"}"#,
+                "--profile",
+                "p1",
+            ],
+            "pw1",
+            "",
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (i, l) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["add_index"], i.to_string());
+    }
+
+    // Status.
+    let out = env.run(&["status", "--profile", "p1"], "pw1", "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(o.contains("status: Connected"), "{o}");
+    assert!(o.contains("info:read"), "{o}");
+    assert!(o.contains("expires: 2100-01-01"), "{o}");
+
+    // Wrong password: a clear error, non-zero exit.
+    let out = env
+        .run(
+            &["call", "lnrpc.Lightning.GetInfo", "--profile", "p1"],
+            "nope",
+            "",
+        )
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("wrong password"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Profiles.
+    let out = env.run(&["profiles", "list"], "", "").await;
+    assert!(
+        text(&out.stdout).starts_with("p1\tmailbox="),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = env.run(&["profiles", "remove", "p1"], "", "").await;
+    assert!(out.status.success());
+    assert!(!file.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_phrase_exits_with_advice() {
+    let relay = Relay::start(None).await;
+    let s = session(12, FAR_FUTURE);
+    let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
+    next_listening(&mut node).await;
+    let wrong = session(13, FAR_FUTURE);
+    let env = Env::new("wrong");
+    let addr = relay.addr().to_string();
+    let out = env
+        .run(
+            &["connect", "--mailbox", &addr, "--insecure", "--wait", "1"],
+            "pw",
+            &format!("{}\n", wrong.phrase),
+        )
+        .await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("Session Not Found"), "{err}");
+    assert!(err.contains("phrase may be wrong"), "{err}");
+}
