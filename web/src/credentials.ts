@@ -1,6 +1,7 @@
 /**
- * Credentials in localStorage, sealed by the wasm with the user's password (scrypt +
- * ChaCha20-Poly1305): the app's key, the node's key and the session macaroon. Without a
+ * Credentials in localStorage, sealed by the wasm with the user's password (lnc-client's
+ * EncryptedCredentials: scrypt + ChaCha20-Poly1305, the same envelope `lnc` profiles use):
+ * the app's key, the node's key, the session macaroon and the relay address. Without a
  * password nothing is persisted (the pairing lives as long as the page).
  */
 

@@ -28,7 +28,7 @@ export interface LncConfig {
   password?: string;
   /** Where credentials live (default: localStorage, encrypted with `password`). */
   credentialStore?: CredentialStore;
-  /** How long `connect()` may take before it gives up, ms (default 30000). */
+  /** How long `connect()` waits for the node before it gives up, ms (default 30000). */
   connectTimeout?: number;
   /** Called with every status change ("Not Connected", "Session Not Found", ...). */
   onStatus?: (status: string) => void;
@@ -139,8 +139,8 @@ export default class LNC {
 
   /**
    * Connects: with stored credentials and the password if this namespace was paired
-   * (KK, no phrase), else with the pairing phrase. Rejects on a wrong password, a failed
-   * handshake or after `connectTimeout` ms.
+   * (KK, no phrase), else with the pairing phrase. Rejects on a wrong password, an
+   * expired session, a failed handshake, or after `connectTimeout` ms without the node.
    */
   async connect(): Promise<void> {
     if (this.isConnected) return;
@@ -158,23 +158,15 @@ export default class LNC {
       this._status = s;
       this.onStatus?.(s);
     });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const status = this._status;
-        client.disconnect();
-        reject(new Error(`lnc: could not connect within ${this.connectTimeout} ms (status: ${status})`));
-      }, this.connectTimeout);
-    });
-    try {
-      const newSealed: string = await Promise.race([
-        client.connect(sealed ? '' : creds.pairingPhrase, sealed, creds.password ?? ''),
-        timeout,
-      ]);
-      if (creds instanceof LncCredentialStore) creds.savePaired(newSealed);
-    } finally {
-      clearTimeout(timer);
-    }
+    // The wasm bounds the wait for the node itself and then says why it gave up
+    // (node offline or wrong phrase, session in use, relay unreachable).
+    const newSealed: string = await client.connect(
+      sealed ? '' : creds.pairingPhrase,
+      sealed,
+      creds.password ?? '',
+      this.connectTimeout,
+    );
+    if (creds instanceof LncCredentialStore) creds.savePaired(newSealed);
   }
 
   /** Closes the connection and stops every retry at once. */

@@ -81,42 +81,16 @@ impl Client {
     pub async fn connect<R, G>(
         rt: &R,
         mailbox: Arc<dyn Mailbox>,
-        state: ConnectionState,
-        options: TunnelOptions,
-        rng: G,
-    ) -> Result<(Client, mpsc::UnboundedReceiver<ClientEvent>), TunnelError>
-    where
-        R: Runtime,
-        G: CryptoRng + Send + 'static,
-    {
-        Self::connect_observed(rt, mailbox, state, options, rng, |_| {}).await
-    }
-
-    /// [`Client::connect`], handing the first GBN connection to `observe` as soon as it
-    /// starts (as [`crate::dial_observed`] does), so an app can show the status while the
-    /// first dial retries and stop it at once with [`GbnHandle::close`].
-    pub async fn connect_observed<R, G>(
-        rt: &R,
-        mailbox: Arc<dyn Mailbox>,
         mut state: ConnectionState,
         options: TunnelOptions,
         mut rng: G,
-        observe: impl FnOnce(GbnHandle),
     ) -> Result<(Client, mpsc::UnboundedReceiver<ClientEvent>), TunnelError>
     where
         R: Runtime,
         G: CryptoRng + Send + 'static,
     {
         let (events, rx) = mpsc::unbounded();
-        let first = crate::tunnel::dial_observed(
-            rt,
-            mailbox.clone(),
-            &mut state,
-            &options,
-            &mut rng,
-            observe,
-        )
-        .await?;
+        let first = dial(rt, mailbox.clone(), &mut state, &options, &mut rng).await?;
         let macaroon = macaroon_from_auth_data(&first.session.auth_data);
         let channel = TunnelChannel::connect(rt, first.stream, macaroon.clone())
             .await
