@@ -416,8 +416,9 @@ impl<R: Runtime> Driver<R> {
         loop {
             let mut sh = lock(&shared);
             sh.driver = Some(cx.waker().clone());
-            if Arc::strong_count(&shared) == 1 {
-                // Every handle is gone: nobody can use the connection any more.
+            // `self.shared` and the local clone above: 2 means every handle is gone, so
+            // nobody can use the connection any more (and its retries must stop).
+            if Arc::strong_count(&shared) == 2 {
                 sh.conn.close();
             }
             let now = self.rt.now();

@@ -1,0 +1,134 @@
+// Shared helpers for the browser tests: the native harness (relay + lnd-sim + node), a
+// static file server for the repo, and Chromium via playwright-core.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/**
+ * Starts crates/lnc-wasm/examples/web_harness (built by .ci/run / `cargo build -p lnc-wasm
+ * --example web_harness`; override with LNC_WEB_HARNESS). Resolves with its ready line.
+ */
+export async function startHarness() {
+  const bin = process.env.LNC_WEB_HARNESS ?? path.join(ROOT, 'target/debug/examples/web_harness');
+  const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const events = [];
+  const waiters = [];
+  let info;
+  let readyResolve;
+  const ready = new Promise((resolve, reject) => {
+    readyResolve = resolve;
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`web_harness exited early (code ${code})`)));
+  });
+  lines.on('line', (line) => {
+    let v;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (!info) {
+      info = v;
+      readyResolve(v);
+      return;
+    }
+    events.push(v);
+    for (const w of [...waiters]) {
+      if (w.pred(v)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(v);
+      }
+    }
+  });
+  const timer = setTimeout(() => child.kill(), 120_000);
+  await Promise.race([ready, new Promise((_, rej) => setTimeout(() => rej(new Error('web_harness not ready in 60 s')), 60_000))]);
+  clearTimeout(timer);
+  return {
+    info,
+    events,
+    send(cmd) {
+      child.stdin.write(cmd + '\n');
+    },
+    /** Resolves with the first event (past or future) matching `pred`, or rejects after `ms`. */
+    waitEvent(pred, ms = 30_000) {
+      const past = events.find(pred);
+      if (past) return Promise.resolve(past);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve };
+        waiters.push(w);
+        setTimeout(() => {
+          const i = waiters.indexOf(w);
+          if (i >= 0) {
+            waiters.splice(i, 1);
+            reject(new Error('harness event not seen in time'));
+          }
+        }, ms).unref();
+      });
+    },
+    stop() {
+      child.stdin.end();
+      child.kill();
+    },
+  };
+}
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json' };
+
+/** Serves `root` read-only on 127.0.0.1:0 (only files under web/ and examples/). */
+export async function serveStatic(root = ROOT) {
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const rel = path.normalize(decodeURIComponent(url.pathname)).replace(/^\/+/, '');
+    if (!(rel.startsWith('web/') || rel.startsWith('examples/')) || rel.includes('..')) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(path.join(root, rel));
+      res.writeHead(200, { 'content-type': TYPES[path.extname(rel)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** Debian's chromium, headless, with nothing talking to Google. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    // Playwright gives every launch a fresh temporary --user-data-dir.
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** Records every WebSocket the page opens (window.__ws), to count relay attempts. */
+export function countSockets() {
+  const Orig = window.WebSocket;
+  window.__ws = [];
+  window.WebSocket = class extends Orig {
+    constructor(...args) {
+      super(...args);
+      window.__ws.push(this);
+    }
+  };
+}
