@@ -642,3 +642,95 @@ async fn demo_exits_zero() {
         assert!(stdout.contains(step), "missing step {step:?}");
     }
 }
+
+/// Everything as processes, the app too: `lnc connect` pairs with the phrase from
+/// `lnc session add`, then `lnc call` (another process, KK) runs calls through `lnc node` to
+/// lnd-sim — invoice-only: AddInvoice passes, SendPaymentV2 is refused by LND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_client_processes_against_node() {
+    let env = Env::start("cli").await;
+    let node = env.node().await;
+    let (id, phrase) = env.add(&["--type", "invoice"]).await;
+    let home = env.dir.join("home");
+    let run = |args: Vec<String>, stdin: String| {
+        let home = home.clone();
+        async move {
+            let mut child = Command::new(LNC)
+                .args(&args)
+                .env("LNC_HOME", &home)
+                .env("LNC_PASSWORD", "pw")
+                .env("LNC_LOG", "warn")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut si = child.stdin.take().unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut si, stdin.as_bytes())
+                .await
+                .unwrap();
+            drop(si);
+            tokio::time::timeout(T, child.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let out = run(
+        s(&[
+            "connect",
+            "--mailbox",
+            &env.relay,
+            "--insecure",
+            "--profile",
+            "pos",
+        ]),
+        format!("{phrase}\n"),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "lnc connect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.state(&id).await["paired"], true);
+
+    let out = run(
+        s(&[
+            "call",
+            "lnrpc.Lightning.AddInvoice",
+            r#"{"memo":"cli","value":"1000"}"#,
+            "--profile",
+            "pos",
+        ]),
+        String::new(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "AddInvoice: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let payreq = v["payment_request"].as_str().unwrap().to_owned();
+
+    let out = run(
+        s(&[
+            "call",
+            "routerrpc.Router.SendPaymentV2",
+            &format!(r#"{{"payment_request":"{payreq}","timeout_seconds":10}}"#),
+            "--profile",
+            "pos",
+        ]),
+        String::new(),
+    )
+    .await;
+    assert!(!out.status.success(), "an invoice-only session paid");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("permission denied"), "{err}");
+    node.interrupt().await;
+    let _ = std::fs::remove_dir_all(&env.dir);
+}
