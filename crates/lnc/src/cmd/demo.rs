@@ -5,20 +5,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use futures_util::StreamExt as _;
-use lnc_core::keys::SecretKey;
-use lnc_core::pairing::{ConnectionState, PairingPhrase, Role};
+use lnc_client::credentials::{MailboxInfo, TlsMode, Transport};
+use lnc_client::native::ProfileStore;
+use lnc_client::{ConnectOptions, native};
 use lnc_node::{MailboxConfig, MailboxTls, NodeConfig, SessionType};
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
-use lnc_tunnel::rt::TokioRuntime;
-use lnc_tunnel::{Client, ClientEvent, TunnelOptions};
 use lnd_api::lnrpc;
-use lnd_api::lnrpc::lightning_client::LightningClient;
 
 /// Flags of `lnc demo` (none needed).
 #[derive(Args, Debug, Default)]
@@ -26,50 +21,6 @@ pub struct DemoArgs {
     /// Keep the temp dir (lnd-sim and node data) instead of deleting it.
     #[arg(long)]
     keep: bool,
-}
-
-/// The app side of the demo (and of the tests): a self-healing tunnel client. This is
-/// the part the `lnc-client` crate will replace.
-pub struct AppClient {
-    /// The tunnel client (a tower service for tonic clients).
-    pub client: Client,
-    /// The pairing state after the first handshake (holds the node's key for KK).
-    pub state: ConnectionState,
-    /// XX or KK, as the first handshake ran.
-    pub pattern: lnc_core::noise::Pattern,
-}
-
-impl AppClient {
-    /// Connects with `state` (XX with the phrase, or KK with stored keys) through the
-    /// mailbox at `relay` and waits for the first tunnel.
-    pub async fn connect(relay: RelayAddr, state: ConnectionState) -> anyhow::Result<Self> {
-        let rt = TokioRuntime::new();
-        let mailbox: Arc<dyn lnc_tunnel::Mailbox> = Arc::new(GrpcMailbox::new(relay)?);
-        let rng = rand_core::UnwrapErr(getrandom::SysRng);
-        let (client, mut events) =
-            Client::connect(&rt, mailbox, state, TunnelOptions::default(), rng).await?;
-        match events.next().await {
-            Some(ClientEvent::Connected { session, state }) => Ok(AppClient {
-                client,
-                state: *state,
-                pattern: session.pattern,
-            }),
-            other => bail!("tunnel did not come up: {other:?}"),
-        }
-    }
-
-    /// A first connection: XX with the phrase and a fresh app key.
-    pub async fn pair(relay: RelayAddr, phrase: &str) -> anyhow::Result<Self> {
-        let phrase = PairingPhrase::parse(phrase)?;
-        let key = SecretKey::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
-        let state = ConnectionState::new(Role::Client, key, phrase.into_entropy());
-        Self::connect(relay, state).await
-    }
-
-    /// An LND client over the tunnel.
-    pub fn lightning(&self) -> LightningClient<Client> {
-        LightningClient::new(self.client.clone())
-    }
 }
 
 struct Steps(Instant);
@@ -88,6 +39,13 @@ fn temp_dir() -> PathBuf {
 }
 
 const STEP: Duration = Duration::from_secs(30);
+
+/// The demo's profile password (the profile lives in the demo's temp dir).
+const DEMO_PASSWORD: &[u8] = b"lnc demo password";
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Runs the demo; `Ok` means every step worked.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -154,17 +112,22 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         created.session.id
     ));
 
-    // 5. The app pairs with the phrase.
-    let relay = RelayAddr {
-        addr: relay_addr.to_string(),
-        tls: Tls::Insecure,
-    };
-    let app = tokio::time::timeout(STEP, AppClient::pair(relay.clone(), &phrase))
-        .await
-        .context("pairing timed out")??;
+    // 5. The app pairs with the phrase (lnc-client, as `lnc connect` does) and stores its
+    //    credentials encrypted with a password, as `lnc connect` does.
+    let mailbox = MailboxInfo::new(relay_addr.to_string(), Transport::Grpc, TlsMode::Insecure);
+    let (app, creds) = tokio::time::timeout(
+        STEP,
+        native::pair(mailbox, &phrase, ConnectOptions::default()),
+    )
+    .await
+    .context("pairing timed out")??;
+    t.say("app paired (Noise XX with SPAKE2, the phrase stretched by scrypt)");
+    let profiles = ProfileStore::new(dir.join("profiles"));
+    profiles.save("demo", &creds, DEMO_PASSWORD)?;
+    drop(creds);
     t.say(format_args!(
-        "app paired ({:?} handshake with SPAKE2)",
-        app.pattern
+        "credentials saved encrypted (scrypt + ChaCha20-Poly1305) in {}",
+        profiles.dir().display()
     ));
 
     let mut ln = app.lightning();
@@ -205,10 +168,25 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
     ));
     drop(sub);
 
-    // 6. Reconnect with the stored keys.
-    let stored = app.state.clone();
-    app.client.close();
-    let app2 = tokio::time::timeout(STEP, AppClient::connect(relay, stored))
+    // The same call by name with JSON, as `lnc call` and web apps make it.
+    let json = app
+        .call(
+            "lnrpc.Lightning.LookupInvoice",
+            &format!(r#"{{"r_hash_str":"{}"}}"#, hex_of(&inv.r_hash)),
+        )
+        .await?;
+    let state = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    t.say(format_args!(
+        "LookupInvoice by name with JSON: state {state}"
+    ));
+
+    // 6. Reconnect with the stored keys only (no phrase): Noise KK.
+    app.close();
+    let stored = profiles.load("demo", DEMO_PASSWORD)?;
+    let app2 = tokio::time::timeout(STEP, native::connect(&stored, ConnectOptions::default()))
         .await
         .context("reconnect timed out")??;
     let info2 = app2
@@ -219,11 +197,8 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
     if info2.identity_pubkey != info.identity_pubkey {
         bail!("reconnected to another node");
     }
-    t.say(format_args!(
-        "reconnected with stored keys ({:?} handshake, new stream IDs); GetInfo ok",
-        app2.pattern
-    ));
-    app2.client.close();
+    t.say("reconnected with the stored keys (Noise KK, new stream IDs, no phrase); GetInfo ok");
+    app2.close();
 
     admin.stop();
     node.shutdown().await;
