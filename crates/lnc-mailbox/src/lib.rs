@@ -26,7 +26,7 @@ pub mod store;
 pub mod tls;
 pub mod ws;
 
-pub use config::{Config, RedisConfig, Limits, Timers, TlsMode, parse_token_file};
+pub use config::{Config, Limits, RedisConfig, Timers, TlsMode, parse_token_file};
 pub use error::RelayError;
 pub use net::{ServeError, Server, ServerHandle, serve};
 pub use store::StoreStats;

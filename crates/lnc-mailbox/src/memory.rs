@@ -19,9 +19,9 @@ use tokio::time::Instant;
 use crate::config::{Limits, Timers};
 use crate::error::RelayError;
 use crate::metrics::Metrics;
-use crate::store::{StoreStats, StreamId, Transport};
 #[cfg(test)]
 use crate::store::stream_id;
+use crate::store::{StoreStats, StreamId, Transport};
 
 /// Locks a mutex, recovering from poisoning: a panic elsewhere must not take
 /// every other session down with it.

@@ -380,20 +380,20 @@ impl Server {
                 .route(READY_PATH, axum::routing::get(health))
                 .with_state(app.clone())
                 .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let body = render_metrics(&store, &metrics);
-                    async move {
-                        (
-                            [(
-                                http::header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
-                            body,
-                        )
-                    }
-                }),
-            );
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let body = render_metrics(&store, &metrics);
+                        async move {
+                            (
+                                [(
+                                    http::header::CONTENT_TYPE,
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )],
+                                body,
+                            )
+                        }
+                    }),
+                );
             tokio::spawn(async move {
                 let _ = axum::serve(l, router)
                     .with_graceful_shutdown(async move {

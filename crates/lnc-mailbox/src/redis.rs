@@ -394,8 +394,9 @@ impl RedisStore {
         if !config.url.starts_with("redis://") {
             return Err(RedisSetupError {
                 url: config.url.clone(),
-                reason: "only plain redis:// is supported (TLS to Redis: use a local stunnel/sidecar)"
-                    .into(),
+                reason:
+                    "only plain redis:// is supported (TLS to Redis: use a local stunnel/sidecar)"
+                        .into(),
             });
         }
         let mut fc = Config::from_url(&config.url).map_err(|e| RedisSetupError {
@@ -449,8 +450,8 @@ impl RedisStore {
         let weak = Arc::downgrade(&store);
         let mut reconnects = store.sub.reconnect_rx();
         let mut messages = store.sub.message_rx();
-        let _ = store.client.connect();
-        let _ = store.sub.connect();
+        drop(store.client.connect());
+        drop(store.sub.connect());
         let channel = format!("{}wake:{}", store.prefix, store.instance);
         let mut tasks = Vec::new();
         // Subscription: (re)subscribe on every (re)connect, then wake every
@@ -595,12 +596,11 @@ impl RedisStore {
         args: Vec<Value>,
     ) -> Result<Value, RelayError> {
         if !self.healthy() {
-            return Err(RelayError::StorageUnavailable(
-                "redis not reachable".into(),
-            ));
+            return Err(RelayError::StorageUnavailable("redis not reachable".into()));
         }
         let t = std::time::Instant::now();
-        let res = tokio::time::timeout(self.command_timeout, self.evalsha(script, keys, args)).await;
+        let res =
+            tokio::time::timeout(self.command_timeout, self.evalsha(script, keys, args)).await;
         self.metrics
             .redis_latency
             .observe(t.elapsed().as_secs_f64());
@@ -1081,9 +1081,9 @@ impl RedisReadHalf {
                 self.store.metrics.bytes.inc_by(m.len() as u64);
                 return Poll::Ready(Ok(m));
             }
-            let fut = self.fetch.get_or_insert_with(|| {
-                Box::pin(self.store.clone().fetch(self.hold.clone()))
-            });
+            let fut = self
+                .fetch
+                .get_or_insert_with(|| Box::pin(self.store.clone().fetch(self.hold.clone())));
             match fut.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(r) => {

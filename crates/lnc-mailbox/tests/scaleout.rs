@@ -69,7 +69,13 @@ async fn grpc_and_ws_clients_across_three_instances() {
     // gRPC writer on C → gRPC reader on B, mailbox created on A.
     let id = sid(1);
     create(&mut a.grpc().await, &id).await;
-    let mut r = b.grpc().await.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let mut r = b
+        .grpc()
+        .await
+        .recv_stream(desc(&id))
+        .await
+        .unwrap()
+        .into_inner();
     let (tx, _task) = writer(&c.grpc().await);
     let id2 = id.clone();
     tokio::spawn(async move {
@@ -116,7 +122,10 @@ async fn grpc_and_ws_clients_across_three_instances() {
         text.contains(&format!("lnc_mailbox_messages_relayed_total {N}")),
         "{text}"
     );
-    assert!(text.contains("lnc_mailbox_redis_roundtrip_seconds_count"), "{text}");
+    assert!(
+        text.contains("lnc_mailbox_redis_roundtrip_seconds_count"),
+        "{text}"
+    );
     assert!(text.contains("lnc_mailbox_redis_up 1"), "{text}");
     // Readiness on the public listener.
     let (st, body) = a.http("GET", "/healthz", &[], "").await;
@@ -146,18 +155,27 @@ async fn occupancy_and_errors_identical_across_instances() {
     assert_eq!(e.message(), "stream already active");
     // Unknown stream, on any instance.
     let e = gc.recv_stream(desc(&sid(99))).await.unwrap_err();
-    assert_eq!((e.code(), e.message()), (tonic::Code::Unknown, "stream not found"));
+    assert_eq!(
+        (e.code(), e.message()),
+        (tonic::Code::Unknown, "stream not found")
+    );
     // Reader on A: a reader on B is refused after the wait.
     let mut r1 = ga.recv_stream(desc(&id)).await.unwrap().into_inner();
     let e = gb.recv_stream(desc(&id)).await.unwrap_err();
-    assert_eq!((e.code(), e.message()), (tonic::Code::Unknown, "read stream occupied"));
+    assert_eq!(
+        (e.code(), e.message()),
+        (tonic::Code::Unknown, "read stream occupied")
+    );
     // WebSocket reader on C gets the same error frame.
     let mut wr = c.ws(lnc_hashmail::paths::WS_RECEIVE).await;
     wr.send(Message::Text(json::desc_frame(&id).into()))
         .await
         .unwrap();
     let f = ws_text(&mut wr).await;
-    assert!(f.contains("read stream occupied") && f.contains("\"code\":2"), "{f}");
+    assert!(
+        f.contains("read stream occupied") && f.contains("\"code\":2"),
+        "{f}"
+    );
     // Writer on B; a second writer on C is refused.
     let (tx, _t) = writer(&gb);
     tx.send(cbox(&id, b"one")).await.unwrap();
@@ -166,7 +184,10 @@ async fn occupancy_and_errors_identical_across_instances() {
     let (tx2, t2) = writer(&gc);
     tx2.send(cbox(&id, b"x")).await.unwrap();
     let e = timeout(T, t2).await.unwrap().unwrap().unwrap_err();
-    assert_eq!((e.code(), e.message()), (tonic::Code::Unknown, "write stream occupied"));
+    assert_eq!(
+        (e.code(), e.message()),
+        (tonic::Code::Unknown, "write stream occupied")
+    );
     // The reader on A leaves: a reader on C takes over at once (released,
     // not lapsed) and gets what the writer on B sends next.
     drop(r1);
@@ -198,7 +219,10 @@ async fn occupancy_and_errors_identical_across_instances() {
     // backend's status; a second delete is not found.
     gb.del_cipher_box(auth_req(&id)).await.unwrap();
     let e = timeout(T, r2.message()).await.unwrap().unwrap_err();
-    assert_eq!((e.code(), e.message()), (tonic::Code::Unavailable, "stream shutting down"));
+    assert_eq!(
+        (e.code(), e.message()),
+        (tonic::Code::Unavailable, "stream shutting down")
+    );
     let e = ga.del_cipher_box(auth_req(&id)).await.unwrap_err();
     assert_eq!(e.message(), "stream not found");
     drop(tx);
@@ -237,7 +261,10 @@ async fn backpressure_is_bounded_in_redis() {
 #[tokio::test]
 async fn crashed_instance_leases_lapse() {
     let redis = RedisServer::start().await;
-    let mut inst = three(&redis, |c| c.timers.occupied_wait = Duration::from_millis(50)).await;
+    let mut inst = three(&redis, |c| {
+        c.timers.occupied_wait = Duration::from_millis(50)
+    })
+    .await;
     let (a, b) = (
         Relay::client(inst[0].handle.clone()),
         Relay::client(inst[1].handle.clone()),
@@ -245,7 +272,13 @@ async fn crashed_instance_leases_lapse() {
     let mut gb = b.grpc().await;
     let id = sid(8);
     create(&mut gb, &id).await;
-    let _r = a.grpc().await.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let _r = a
+        .grpc()
+        .await
+        .recv_stream(desc(&id))
+        .await
+        .unwrap()
+        .into_inner();
     let e = gb.recv_stream(desc(&id)).await.unwrap_err();
     assert_eq!(e.message(), "read stream occupied");
     inst[0].crash();
@@ -271,7 +304,10 @@ async fn crashed_instance_leases_lapse() {
 #[tokio::test]
 async fn idle_gc_across_instances() {
     let redis = RedisServer::start().await;
-    let inst = three(&redis, |c| c.timers.idle_timeout = Some(Duration::from_millis(1500))).await;
+    let inst = three(&redis, |c| {
+        c.timers.idle_timeout = Some(Duration::from_millis(1500))
+    })
+    .await;
     let (a, b) = (
         Relay::client(inst[0].handle.clone()),
         Relay::client(inst[1].handle.clone()),
@@ -280,10 +316,18 @@ async fn idle_gc_across_instances() {
     create(&mut a.grpc().await, &idle).await;
     create(&mut a.grpc().await, &used).await;
     // Held on B (renewed by B) while nobody touches `idle`.
-    let mut r = b.grpc().await.recv_stream(desc(&used)).await.unwrap().into_inner();
+    let mut r = b
+        .grpc()
+        .await
+        .recv_stream(desc(&used))
+        .await
+        .unwrap()
+        .into_inner();
     let hc = inst[2].handle.clone();
     eventually("idle mailbox expires", async || {
-        !hc.contains(&idle.clone().try_into().unwrap()).await.unwrap()
+        !hc.contains(&idle.clone().try_into().unwrap())
+            .await
+            .unwrap()
     })
     .await;
     // Seen from every instance, with the usual error.
@@ -324,7 +368,13 @@ async fn redis_restart_unready_clear_errors_then_recovers() {
     let mut ga = a.grpc().await;
     let id = sid(11);
     create(&mut ga, &id).await;
-    let mut r = b.grpc().await.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let mut r = b
+        .grpc()
+        .await
+        .recv_stream(desc(&id))
+        .await
+        .unwrap()
+        .into_inner();
 
     redis.kill().await;
     for i in &inst {
@@ -335,11 +385,20 @@ async fn redis_restart_unready_clear_errors_then_recovers() {
     assert!(body.contains("store not reachable"), "{body}");
     let e = ga.new_cipher_box(auth_req(&sid(12))).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable);
-    assert!(e.message().starts_with("mailbox storage unavailable"), "{}", e.message());
+    assert!(
+        e.message().starts_with("mailbox storage unavailable"),
+        "{}",
+        e.message()
+    );
     // The attached reader ends with a clear status too.
     let e = timeout(T, r.message()).await.unwrap().unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
-    assert!(inst[1].handle.metrics_text().contains("lnc_mailbox_redis_up 0"));
+    assert!(
+        inst[1]
+            .handle
+            .metrics_text()
+            .contains("lnc_mailbox_redis_up 0")
+    );
 
     redis.restart().await;
     for i in &inst {
@@ -349,7 +408,13 @@ async fn redis_restart_unready_clear_errors_then_recovers() {
     assert_eq!(st, 200);
     // The data is gone (no persistence): the node re-creates, service resumes.
     create(&mut ga, &id).await;
-    let mut r = b.grpc().await.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let mut r = b
+        .grpc()
+        .await
+        .recv_stream(desc(&id))
+        .await
+        .unwrap()
+        .into_inner();
     let (tx, _t) = writer(&inst_client(&inst[2]).grpc().await);
     tx.send(cbox(&id, b"back")).await.unwrap();
     let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();

@@ -227,7 +227,13 @@ mod tests {
             assert_eq!(f.current(), 1);
             *b.err.lock().unwrap() = None;
             f.create(id()).await.unwrap();
-            assert_eq!((a.calls.load(Ordering::Relaxed), b.calls.load(Ordering::Relaxed)), (1, 2));
+            assert_eq!(
+                (
+                    a.calls.load(Ordering::Relaxed),
+                    b.calls.load(Ordering::Relaxed)
+                ),
+                (1, 2)
+            );
         });
     }
 

@@ -25,8 +25,8 @@ pub mod tunnel;
 #[cfg(feature = "native")]
 pub mod native;
 
-pub use failover::FailoverMailbox;
 pub use driver::{DriverOptions, DriverStats, GbnError, GbnHandle, spawn_gbn};
+pub use failover::FailoverMailbox;
 pub use h2::{TunnelChannel, macaroon_from_auth_data, serve_http2};
 pub use mailbox::{Mailbox, MailboxError, Status};
 pub use reconnect::{Client, ClientError, ClientEvent};

@@ -160,7 +160,13 @@ async fn app_on_a_node_on_b_survives_a_crash_of_a() {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let tunnel = tokio::time::timeout(
         T,
-        dial(&rt, app_mb, &mut app_state, &TunnelOptions::default(), &mut rng),
+        dial(
+            &rt,
+            app_mb,
+            &mut app_state,
+            &TunnelOptions::default(),
+            &mut rng,
+        ),
     )
     .await
     .unwrap()
@@ -182,7 +188,11 @@ async fn app_on_a_node_on_b_survives_a_crash_of_a() {
     assert_eq!(a.handle.stats().readers, 1, "app reads on A");
     assert_eq!(b.handle.stats().readers, 1, "node reads on B");
     loop {
-        match tokio::time::timeout(T, listener.next_event()).await.unwrap().unwrap() {
+        match tokio::time::timeout(T, listener.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             ListenerEvent::Connected { .. } => break,
             ListenerEvent::HandshakeFailed(e) => panic!("handshake failed: {e}"),
             _ => {}
@@ -208,7 +218,10 @@ async fn app_on_a_node_on_b_survives_a_crash_of_a() {
         assert_eq!(&m.msg[..], &item(i)[..], "item {i}");
     }
     assert!(s.next().await.is_none(), "stream ends after {ITEMS} items");
-    assert!(gbn.stats().transport_errors > errors_before, "the crash was seen");
+    assert!(
+        gbn.stats().transport_errors > errors_before,
+        "the crash was seen"
+    );
     assert_eq!(app_failover.current(), 1, "the app moved to B");
     // Unary calls keep working through B.
     for i in 10..15 {

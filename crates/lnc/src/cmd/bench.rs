@@ -477,7 +477,11 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
     println!(
         "# [{label}] lnc bench scaleout: {n} instance(s) {:?}, pairs {}",
         b.addr,
-        if n > 1 { "across instances" } else { "on one instance" }
+        if n > 1 {
+            "across instances"
+        } else {
+            "on one instance"
+        }
     );
 
     // Idle pairs: Redis memory.
@@ -486,7 +490,9 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
             Some(r) => Some(redis_used_memory(r).await?),
             None => None,
         };
-        let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(b.idle_pairs * 2)));
+        let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(
+            b.idle_pairs * 2,
+        )));
         let nc = clients.len();
         futures_util::stream::iter(0..b.idle_pairs)
             .map(|i| {
@@ -524,6 +530,19 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
                 per * 100_000.0 / 1_048_576.0
             );
         }
+        // Idle cost: Redis CPU while only lease renewals run.
+        if b.redis_pid.is_some() {
+            let c0 = cpu_time(b.redis_pid);
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if let (Some(z), Some(a)) = (cpu_time(b.redis_pid), c0) {
+                let pct = z.saturating_sub(a).as_secs_f64() / t.elapsed().as_secs_f64() * 100.0;
+                println!(
+                    "[{label}] redis CPU with {} idle pairs (lease renewals only): {pct:.1}% of one core",
+                    b.idle_pairs
+                );
+            }
+        }
         drop(readers);
     }
 
@@ -541,7 +560,12 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
         b.size,
     )
     .await?;
-    let echo_lat = latency(echo_pair(echo, vec![0; 64]).await?, b.latency_samples, b.size).await?;
+    let echo_lat = latency(
+        echo_pair(echo, vec![0; 64]).await?,
+        b.latency_samples,
+        b.size,
+    )
+    .await?;
     println!(
         "[{label}] latency ({} B, {} sequential round trips): relay p50 {:?} p99 {:?}; raw ws echo p50 {:?} p99 {:?}; added p50 {:?} p99 {:?}",
         b.size,
@@ -562,8 +586,13 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
     for i in 0..p {
         let c = &mut clients[i % nc];
         pairs.push(
-            relay_pair2(writer_of(i), reader_of(i), c, stream_id(run, usize::MAX - 10 - i, 9))
-                .await?,
+            relay_pair2(
+                writer_of(i),
+                reader_of(i),
+                c,
+                stream_id(run, usize::MAX - 10 - i, 9),
+            )
+            .await?,
         );
     }
     let cpu0 = cpu_time(b.redis_pid);

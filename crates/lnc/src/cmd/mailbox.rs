@@ -388,8 +388,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lnc-mb-cfg3-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("m.toml");
-        std::fs::write(&file, "redis = \"redis://10.0.0.5:6379/2\"\nredis_lease_ms = 5000\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "redis = \"redis://10.0.0.5:6379/2\"\nredis_lease_ms = 5000\n",
+        )
+        .unwrap();
         let t = T::parse_from(["x", "--config", file.to_str().unwrap()]);
         let r = build_config(t.a).unwrap().redis.unwrap();
         assert_eq!(r.url, "redis://10.0.0.5:6379/2");
@@ -397,7 +400,12 @@ mod tests {
         let t = T::parse_from(["x", "--redis", "redis://h:1", "--redis-prefix", "p:"]);
         let r = build_config(t.a).unwrap().redis.unwrap();
         assert_eq!((r.url.as_str(), r.prefix.as_str()), ("redis://h:1", "p:"));
-        assert!(build_config(T::parse_from(["x"]).a).unwrap().redis.is_none());
+        assert!(
+            build_config(T::parse_from(["x"]).a)
+                .unwrap()
+                .redis
+                .is_none()
+        );
         assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://<redacted>@h:1/0");
     }
 
