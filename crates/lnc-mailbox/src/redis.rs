@@ -450,8 +450,8 @@ impl RedisStore {
         let weak = Arc::downgrade(&store);
         let mut reconnects = store.sub.reconnect_rx();
         let mut messages = store.sub.message_rx();
-        let _ = store.client.connect();
-        let _ = store.sub.connect();
+        drop(store.client.connect());
+        drop(store.sub.connect());
         let channel = format!("{}wake:{}", store.prefix, store.instance);
         let mut tasks = Vec::new();
         // Subscription: (re)subscribe on every (re)connect, then wake every

@@ -92,12 +92,12 @@ impl RedisServer {
     /// connect is retried at once after yielding).
     async fn wait_ping(&self) {
         loop {
-            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
-                if s.write_all(b"PING\r\n").await.is_ok() {
-                    let mut buf = [0u8; 7];
-                    if s.read_exact(&mut buf).await.is_ok() && &buf == b"+PONG\r\n" {
-                        return;
-                    }
+            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await
+                && s.write_all(b"PING\r\n").await.is_ok()
+            {
+                let mut buf = [0u8; 7];
+                if s.read_exact(&mut buf).await.is_ok() && &buf == b"+PONG\r\n" {
+                    return;
                 }
             }
             tokio::task::yield_now().await;

@@ -534,6 +534,19 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
                 per * 100_000.0 / 1_048_576.0
             );
         }
+        // Idle cost: Redis CPU while only lease renewals run.
+        if b.redis_pid.is_some() {
+            let c0 = cpu_time(b.redis_pid);
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if let (Some(z), Some(a)) = (cpu_time(b.redis_pid), c0) {
+                let pct = z.saturating_sub(a).as_secs_f64() / t.elapsed().as_secs_f64() * 100.0;
+                println!(
+                    "[{label}] redis CPU with {} idle pairs (lease renewals only): {pct:.1}% of one core",
+                    b.idle_pairs
+                );
+            }
+        }
         drop(readers);
     }
 
