@@ -246,7 +246,24 @@ impl Mailbox for ObservedMailbox {
     fn open_send(&self, id: StreamId) -> BoxFuture<Result<PacketSink, MailboxError>> {
         let f = self.inner.open_send(id);
         let obs = self.obs.clone();
-        Box::pin(async move { f.await.inspect_err(|e| obs.on_error(e)) })
+        Box::pin(async move {
+            match f.await {
+                Ok(sink) => {
+                    let o = obs.clone();
+                    // Relay errors on a send stream (e.g. "write stream occupied") surface
+                    // on the sink, not on open.
+                    let sink = futures_util::SinkExt::sink_map_err(sink, move |e| {
+                        o.on_error(&e);
+                        e
+                    });
+                    Ok(Box::pin(sink) as PacketSink)
+                }
+                Err(e) => {
+                    obs.on_error(&e);
+                    Err(e)
+                }
+            }
+        })
     }
 
     fn create(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {

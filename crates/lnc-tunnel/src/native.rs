@@ -355,9 +355,18 @@ impl Mailbox for WsMailbox {
             // Read and discard what the relay sends (answers its pings); an error frame
             // or a close ends the socket, and the next write then fails and re-opens.
             let (done_tx, done) = futures_channel::oneshot::channel();
+            // Dropping the sink drops `alive`, which ends this reader; with both halves
+            // gone the socket closes, so the relay frees the stream for the next writer
+            // (otherwise a reconnect sees "write stream occupied" until the process exits).
+            let (alive, mut dropped) = futures_channel::oneshot::channel::<()>();
             tokio::spawn(async move {
                 let mut why = "websocket send socket closed".to_owned();
-                while let Some(Ok(m)) = read.next().await {
+                loop {
+                    let m = tokio::select! {
+                        m = read.next() => m,
+                        _ = &mut dropped => break,
+                    };
+                    let Some(Ok(m)) = m else { break };
                     if let Message::Text(t) = m
                         && let Ok(json::RecvFrame::Error(st)) = json::parse_recv_frame(&t)
                     {
@@ -368,6 +377,7 @@ impl Mailbox for WsMailbox {
             });
             let sid = id;
             let sink = sink.sink_map_err(ws_err).with(move |msg: Vec<u8>| {
+                let _keep = &alive;
                 let f = json::send_frame(sid.as_bytes(), &msg);
                 futures_util::future::ready(Ok::<_, MailboxError>(Message::Text(f.into())))
             });

@@ -84,6 +84,7 @@ async fn connect_then_call_in_another_process() {
         assert!(err.contains(p), "missing {p:?} in: {err}");
     }
     let file = env.home.join("profiles").join("p1.json");
+    next_listening(&mut node).await;
     assert!(file.exists());
 
     // A second process reconnects from the file (KK) and calls.
@@ -107,6 +108,7 @@ async fn connect_then_call_in_another_process() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["alias"], "lnc-test-node");
+    next_listening(&mut node).await;
 
     // JSON from stdin.
     let out = env
@@ -124,6 +126,7 @@ async fn connect_then_call_in_another_process() {
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("from stdin"));
+    next_listening(&mut node).await;
 
     // Server streaming: one JSON per line.
     let out = env
@@ -146,6 +149,7 @@ async fn connect_then_call_in_another_process() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["add_index"], i.to_string());
     }
+    next_listening(&mut node).await;
 
     // Status.
     let out = env.run(&["status", "--profile", "p1"], "pw1", "").await;
@@ -154,6 +158,7 @@ async fn connect_then_call_in_another_process() {
     assert!(o.contains("status: Connected"), "{o}");
     assert!(o.contains("info:read"), "{o}");
     assert!(o.contains("expires: 2100-01-01"), "{o}");
+    next_listening(&mut node).await;
 
     // Wrong password: a clear error, non-zero exit.
     let out = env
