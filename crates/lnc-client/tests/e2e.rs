@@ -467,3 +467,92 @@ async fn relay_restart_recovers_and_close_stops_retries() {
     assert!(client.call("lnrpc.Lightning.GetInfo", "{}").await.is_err());
     drop(node);
 }
+
+/// A TLS relay: trusting its CA works (gRPC and WebSocket); verifying it against the
+/// system store fails fast with a TLS error that says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_relay_with_ca_and_tls_error() {
+    let relay = Relay::start_with(None, true).await;
+    let pem = relay.handle.tls_cert_pem().unwrap().as_bytes().to_vec();
+    let s = session(7, FAR_FUTURE);
+    let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
+    next_listening(&mut node).await;
+    let addr = format!("localhost:{}", relay.addr().port());
+
+    let bad = MailboxInfo::new(addr.clone(), Transport::Grpc, TlsMode::System);
+    let t0 = std::time::Instant::now();
+    let e = lnc_client::native::pair(
+        bad,
+        &s.phrase,
+        ConnectOptions {
+            wait: Duration::from_secs(20),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::Tls { .. }), "{e}");
+    assert!(e.to_string().contains("--ca"), "{e}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "TLS errors fail fast"
+    );
+
+    // Pair over WebSocket (wss), then reconnect (KK) over gRPC (TLS), both trusting the CA.
+    let good = MailboxInfo::new(
+        addr.clone(),
+        Transport::WebSocket,
+        TlsMode::CaPem(pem.clone()),
+    );
+    let (client, mut creds) = tokio::time::timeout(
+        T,
+        lnc_client::native::pair(good, &s.phrase, ConnectOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(client.call("lnrpc.Lightning.GetInfo", "{}").await.is_ok());
+    client.close();
+    creds.set_mailbox(MailboxInfo::new(addr, Transport::Grpc, TlsMode::CaPem(pem)));
+    let c2 = tokio::time::timeout(
+        T,
+        lnc_client::native::connect(&creds, ConnectOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(c2.call("lnrpc.Lightning.GetInfo", "{}").await.is_ok());
+    c2.close();
+}
+
+/// A second app with the same credentials while the first is connected: "session in use".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_client_sees_session_in_use() {
+    let relay = Relay::start(None).await;
+    let s = session(8, FAR_FUTURE);
+    let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
+    next_listening(&mut node).await;
+    let (client, creds) = pair_with(&relay, &s, ConnectOptions::default())
+        .await
+        .unwrap();
+    client.close();
+    let first = lnc_client::native::connect(&creds, ConnectOptions::default())
+        .await
+        .unwrap();
+    let (tx, mut rx) = futures_channel::mpsc::unbounded();
+    let e = lnc_client::native::connect(
+        &creds,
+        ConnectOptions {
+            wait: Duration::from_millis(800),
+            events: Some(tx),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::SessionInUse), "{e}");
+    assert!(drain(&mut rx).contains(&Event::Status(Status::SessionInUse)));
+    // The first client is unaffected.
+    assert!(first.call("lnrpc.Lightning.GetInfo", "{}").await.is_ok());
+    first.close();
+}

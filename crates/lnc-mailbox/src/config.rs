@@ -126,6 +126,39 @@ pub struct Config {
     pub limits: Limits,
     /// Timers.
     pub timers: Timers,
+    /// Keep mailboxes in this Redis (shared by every instance pointed at it)
+    /// instead of in memory. `None` = in memory, one instance.
+    pub redis: Option<RedisConfig>,
+}
+
+/// The shared store of a scaled-out relay: every instance with the same
+/// `url` and `prefix` serves the same mailboxes.
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// `redis://[user:pass@]HOST:PORT[/DB]` (a single Redis or a Sentinel-
+    /// managed primary; Redis Cluster is not supported: the scripts touch
+    /// keys of several streams).
+    pub url: String,
+    /// How long a reader/writer hold lives without renewal. An instance
+    /// renews its holds every third of this; a crashed instance's holds lapse
+    /// after at most this long, and then its clients can attach elsewhere.
+    pub lease_ttl: Duration,
+    /// Prefix of every key and channel (to share a Redis with other data).
+    pub prefix: String,
+    /// Timeout of one Redis command; a slower answer counts as unavailable.
+    pub command_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`: 3 s leases, prefix `lnc:`, 2 s command timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            lease_ttl: Duration::from_secs(3),
+            prefix: "lnc:".into(),
+            command_timeout: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for Config {
@@ -139,6 +172,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
             timers: Timers::default(),
+            redis: None,
         }
     }
 }

@@ -63,6 +63,10 @@ pub enum RelayError {
     /// The relay is shutting down.
     #[error("server shutting down")]
     ShuttingDown,
+    /// The shared store (Redis) cannot be reached or failed; the client should
+    /// retry shortly (another instance, or this one once Redis is back).
+    #[error("mailbox storage unavailable, retry shortly: {0}")]
+    StorageUnavailable(String),
     /// Undecodable client input (bad JSON, bad base64, binary frame, …).
     #[error("malformed request: {0}")]
     Malformed(String),
@@ -88,7 +92,9 @@ impl RelayError {
             | RelayError::TooManyConnections(_) => Code::ResourceExhausted,
             RelayError::Unauthenticated(_) => Code::Unauthenticated,
             RelayError::NotCreator => Code::PermissionDenied,
-            RelayError::StreamClosed | RelayError::ShuttingDown => Code::Unavailable,
+            RelayError::StreamClosed
+            | RelayError::ShuttingDown
+            | RelayError::StorageUnavailable(_) => Code::Unavailable,
         }
     }
 
@@ -111,6 +117,7 @@ impl RelayError {
             RelayError::Unauthenticated(_) | RelayError::NotCreator => "auth",
             RelayError::StreamClosed => "stream_closed",
             RelayError::ShuttingDown => "shutting_down",
+            RelayError::StorageUnavailable(_) => "storage_unavailable",
         }
     }
 

@@ -68,6 +68,7 @@ impl HashMail for HashMailService {
             .map_err(|e| self.reject(e))?;
         self.store
             .create(id, ip, token)
+            .await
             .map_err(|e| self.reject(e))?;
         tracing::debug!(%ip, "mailbox created (grpc)");
         Ok(Response::new(pb::CipherInitResp {
@@ -84,7 +85,10 @@ impl HashMail for HashMailService {
         let (id, token) = self
             .check_box_auth(request.get_ref(), authorization(&request))
             .map_err(|e| self.reject(e))?;
-        self.store.delete(&id, token).map_err(|e| self.reject(e))?;
+        self.store
+            .delete(&id, token)
+            .await
+            .map_err(|e| self.reject(e))?;
         Ok(Response::new(pb::DelCipherBoxResp {}))
     }
 

@@ -18,13 +18,15 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod memory;
 pub mod metrics;
 pub mod net;
+pub mod redis;
 pub mod store;
 pub mod tls;
 pub mod ws;
 
-pub use config::{Config, Limits, Timers, TlsMode, parse_token_file};
+pub use config::{Config, RedisConfig, Limits, Timers, TlsMode, parse_token_file};
 pub use error::RelayError;
 pub use net::{ServeError, Server, ServerHandle, serve};
 pub use store::StoreStats;

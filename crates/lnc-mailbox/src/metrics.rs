@@ -5,6 +5,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
@@ -31,6 +32,12 @@ pub struct Metrics {
     pub backpressure: Counter,
     /// Messages delayed by the per-stream rate limit.
     pub rate_limited: Counter,
+    /// Redis backend: round-trip time of each command/script, seconds.
+    pub redis_latency: Histogram,
+    /// Redis backend: commands that failed (unreachable, timeout, error reply).
+    pub redis_errors: Counter,
+    /// Redis backend: 1 while the last health check reached Redis (readiness).
+    pub redis_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -47,6 +54,10 @@ impl Default for Metrics {
             attached: Family::default(),
             backpressure: Counter::default(),
             rate_limited: Counter::default(),
+            // 50 µs .. ~1.6 s.
+            redis_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            redis_errors: Counter::default(),
+            redis_up: Gauge::default(),
         };
         registry.register("mailboxes", "Live mailboxes", m.mailboxes.clone());
         registry.register(
@@ -88,6 +99,21 @@ impl Default for Metrics {
             "rate_limited",
             "Messages delayed by the per-stream rate limit",
             m.rate_limited.clone(),
+        );
+        registry.register(
+            "redis_roundtrip_seconds",
+            "Round-trip time of Redis commands (Redis backend only)",
+            m.redis_latency.clone(),
+        );
+        registry.register(
+            "redis_errors",
+            "Failed Redis commands (Redis backend only)",
+            m.redis_errors.clone(),
+        );
+        registry.register(
+            "redis_up",
+            "1 while Redis answers health checks (Redis backend only)",
+            m.redis_up.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -170,6 +170,29 @@ impl ServerHandle {
             }
         }
     }
+    /// Whether this instance can serve (what `/healthz` reports): always
+    /// with the memory backend; with Redis, whether Redis answers.
+    pub fn healthy(&self) -> bool {
+        self.store.healthy()
+    }
+    /// Waits until readiness equals `up`, re-checking on every store event
+    /// (the Redis health check bumps one on each change).
+    pub async fn wait_ready(&self, up: bool) {
+        let mut rx = self.store.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if self.store.healthy() == up {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+    /// Whether the stream id is live (on any instance sharing the store).
+    pub async fn contains(&self, id: &crate::store::StreamId) -> Result<bool, RelayError> {
+        self.store.contains(id).await
+    }
     /// The metrics text exposition (as served on `/metrics`).
     pub fn metrics_text(&self) -> String {
         render_metrics(&self.store, &self.metrics)
@@ -203,6 +226,9 @@ pub enum ServeError {
     /// TLS setup.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The Redis URL is unusable.
+    #[error(transparent)]
+    Redis(#[from] crate::redis::RedisSetupError),
 }
 
 /// A bound, not yet running relay.
@@ -241,11 +267,19 @@ impl Server {
         };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let metrics = Arc::new(Metrics::default());
-        let store = Store::new(
-            config.limits.clone(),
-            config.timers.clone(),
-            metrics.clone(),
-        );
+        let store = match &config.redis {
+            None => Store::new(
+                config.limits.clone(),
+                config.timers.clone(),
+                metrics.clone(),
+            ),
+            Some(redis) => Store::redis(
+                redis,
+                config.limits.clone(),
+                config.timers.clone(),
+                metrics.clone(),
+            )?,
+        };
         let auth = Arc::new(Auth::new(config.create_tokens.as_deref()));
         let handle = ServerHandle {
             local_addr,
@@ -309,9 +343,11 @@ impl Server {
                 paths::REST_BOX,
                 post(ws::rest_create).delete(ws::rest_delete),
             )
+            .route(HEALTH_PATH, axum::routing::get(health))
+            .route(READY_PATH, axum::routing::get(health))
             .fallback(ws::not_found)
             .layer(axum::middleware::from_fn(ws::cors))
-            .with_state(app);
+            .with_state(app.clone());
 
         // Idle-mailbox GC.
         let gc = {
@@ -339,7 +375,11 @@ impl Server {
             let store = store.clone();
             let metrics = metrics.clone();
             let mut stop = stop_rx.clone();
-            let router = Router::new().route(
+            let router = Router::new()
+                .route(HEALTH_PATH, axum::routing::get(health))
+                .route(READY_PATH, axum::routing::get(health))
+                .with_state(app.clone())
+                .route(
                 "/metrics",
                 axum::routing::get(move || {
                     let body = render_metrics(&store, &metrics);
@@ -452,7 +492,7 @@ impl Server {
         tracing::info!("shutting down: no new connections, ending streams");
         drop(listener);
         let _ = stop_tx.send(true);
-        store.shutdown();
+        store.shutdown().await;
         gc.abort();
         if tokio::time::timeout(config.timers.shutdown_grace, graceful.shutdown())
             .await
@@ -522,6 +562,27 @@ impl ConnCtx {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "connection ended with error");
         }
+    }
+}
+
+/// Readiness path for load balancers (on the public and metrics listeners).
+pub const HEALTH_PATH: &str = "/healthz";
+/// Alias of [`HEALTH_PATH`] (Kubernetes naming).
+pub const READY_PATH: &str = "/readyz";
+
+/// 200 `ok <backend>` while the store can serve, else 503: a load balancer
+/// then routes new clients to instances that can reach Redis.
+async fn health(axum::extract::State(app): axum::extract::State<App>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let backend = app.store.backend_name();
+    if app.store.healthy() {
+        (http::StatusCode::OK, format!("ok {backend}\n")).into_response()
+    } else {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("unavailable: {backend} store not reachable\n"),
+        )
+            .into_response()
     }
 }
 

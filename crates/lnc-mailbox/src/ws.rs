@@ -242,7 +242,7 @@ async fn run_receive(app: App, socket: WebSocket, client: ClientInfo) {
         Ok(id) => id,
         Err(e) => return send_error(&app, &mut tx, e).await,
     };
-    let half = match app.store.open_reader(&id, Transport::Ws).await {
+    let mut half = match app.store.open_reader(&id, Transport::Ws).await {
         Ok(h) => h,
         Err(e) => return send_error(&app, &mut tx, e).await,
     };
@@ -390,10 +390,10 @@ pub async fn rest_create(
         },
         Err(e) => return rest_error(&app, RelayError::Malformed(e.to_string())),
     };
-    let res = app
-        .service
-        .check_box_auth(&req, header_auth(&headers))
-        .and_then(|(id, token)| app.store.create(id, client.ip, token));
+    let res = match app.service.check_box_auth(&req, header_auth(&headers)) {
+        Ok((id, token)) => app.store.create(id, client.ip, token).await,
+        Err(e) => Err(e),
+    };
     match res {
         Ok(()) => (
             StatusCode::OK,
@@ -435,10 +435,10 @@ pub async fn rest_delete(
         // absence (auth, if enabled, comes from the header).
         auth: Some(pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
     };
-    let res = app
-        .service
-        .check_box_auth(&req, header_auth(&headers))
-        .and_then(|(id, token)| app.store.delete(&id, token));
+    let res = match app.service.check_box_auth(&req, header_auth(&headers)) {
+        Ok((id, token)) => app.store.delete(&id, token).await,
+        Err(e) => Err(e),
+    };
     match res {
         Ok(()) => (
             StatusCode::OK,

@@ -3,10 +3,15 @@
 //! This crate part holds what every served session needs before any tunnel exists: the
 //! session record ([`session`]), its redb store with secrets encrypted at rest ([`store`],
 //! [`secret`]), the LND connection ([`lnd`]) and session creation/revocation, which bake and
-//! delete the session macaroon in LND ([`create`]).
+//! delete the session macaroon in LND ([`create`]). On top of it runs the daemon
+//! ([`node`]): a tunnel listener per live session with the gRPC proxy ([`proxy`]) behind
+//! it, and the loopback admin API ([`admin`]) that `lnc session` talks to.
 
+pub mod admin;
 pub mod create;
 pub mod lnd;
+pub mod node;
+pub mod proxy;
 pub mod secret;
 pub mod session;
 pub mod store;
@@ -15,6 +20,9 @@ pub use create::{
     CreatedSession, NewSession, SessionError, create_session, revoke_session, sweep_sessions,
 };
 pub use lnd::{Lnd, LndError};
+pub use node::{
+    MailboxConfig, MailboxTls, Node, NodeConfig, NodeError, NodeEvent, SessionView, UpstreamConfig,
+};
 pub use secret::{NodeSecret, SecretError};
 pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType};
 pub use store::{SessionStore, StoreError};

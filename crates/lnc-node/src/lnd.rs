@@ -131,6 +131,8 @@ impl Lnd {
                 let target = target.clone();
                 async move {
                     let tcp = tokio::net::TcpStream::connect(target).await?;
+                    // gRPC writes small frames; without this, Nagle + delayed ACK add ~40 ms.
+                    tcp.set_nodelay(true)?;
                     let tls = connector.connect(server_name, tcp).await?;
                     Ok::<_, std::io::Error>(TokioIo::new(tls))
                 }

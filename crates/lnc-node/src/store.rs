@@ -267,6 +267,31 @@ impl SessionStore {
         .map(|(s, ())| s)
     }
 
+    /// Counts a pairing handshake that stopped after act 2 (no act 3 in time). Unlike a
+    /// failed authentication this may be a flaky network, so an unpaired session is
+    /// revoked only once `limit` attempts (of either kind) have been counted.
+    pub fn record_stalled_attempt(
+        &self,
+        id: SessionId,
+        limit: u32,
+        now: SystemTime,
+    ) -> Result<Session, StoreError> {
+        self.update(id, |s| {
+            s.failed_attempts = s.failed_attempts.saturating_add(1);
+            if s.failed_attempts >= limit.max(1) && s.state == SessionState::Created {
+                shift(
+                    s,
+                    SessionState::Revoked {
+                        reason: RevokeReason::FailedAttempts,
+                    },
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .map(|(s, ())| s)
+    }
+
     /// Revokes a session. Revoking a revoked session keeps the first reason (idempotent);
     /// revoking an expired one is an error, as in litd.
     pub fn revoke(

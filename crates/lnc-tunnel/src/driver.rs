@@ -597,12 +597,29 @@ impl<R: Runtime> Driver<R> {
                 Poll::Ready(Ok(s)) => {
                     sh.stats.opens += 1;
                     if core::mem::take(&mut self.send_failed) {
-                        self.replay = self
-                            .recent
-                            .iter()
-                            .filter(|(at, _)| now.saturating_duration_since(*at) <= REPLAY_AGE)
-                            .map(|(_, p)| p.clone())
-                            .collect();
+                        // Only what cannot alias: sequence numbers run mod N+1, so an
+                        // older DATA or ACK replayed after the window moved on could be
+                        // taken for a current one (seen as Noise failures after a relay
+                        // instance crashed). Keep the newest ACK and the newest
+                        // `in_flight` DATA packets (the unacked ones), in send order.
+                        let mut data_left = sh.conn.in_flight();
+                        let mut ack_left = 1usize;
+                        let mut keep: Vec<Vec<u8>> = Vec::new();
+                        for (at, p) in self.recent.iter().rev() {
+                            if now.saturating_duration_since(*at) > REPLAY_AGE {
+                                break;
+                            }
+                            let left = if p.first() == Some(&lnc_core::gbn::wire::TYPE_ACK) {
+                                &mut ack_left
+                            } else {
+                                &mut data_left
+                            };
+                            if *left > 0 {
+                                *left -= 1;
+                                keep.push(p.clone());
+                            }
+                        }
+                        self.replay = keep.into_iter().rev().collect();
                     }
                     Dir::Open(s)
                 }

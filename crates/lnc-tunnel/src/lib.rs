@@ -7,12 +7,14 @@
 //!   backoff, FIN on close.
 //! * [`stream`] — the Noise handshake over GBN and the encrypted byte stream after it.
 //! * [`tunnel`] — `dial` (app side) and `listen` (node side).
+//! * [`failover`] — several addresses of one (scaled-out) relay, used in turn.
 //! * [`reconnect`] — tier 2: a self-healing client (fresh GBN + KK after GBN died).
 //! * [`h2`] — gRPC over the tunnel: an HTTP/2 client usable by tonic clients, and an
 //!   HTTP/2 server for any tower service.
 //! * `native` (feature) — HashMail gRPC and WebSocket mailbox transports.
 
 pub mod driver;
+pub mod failover;
 pub mod h2;
 pub mod mailbox;
 pub mod reconnect;
@@ -23,6 +25,7 @@ pub mod tunnel;
 #[cfg(feature = "native")]
 pub mod native;
 
+pub use failover::FailoverMailbox;
 pub use driver::{DriverOptions, DriverStats, GbnError, GbnHandle, spawn_gbn};
 pub use h2::{TunnelChannel, macaroon_from_auth_data, serve_http2};
 pub use mailbox::{Mailbox, MailboxError, Status};
@@ -30,6 +33,6 @@ pub use reconnect::{Client, ClientError, ClientEvent};
 pub use rt::Runtime;
 pub use stream::NoiseStream;
 pub use tunnel::{
-    Listener, ListenerEvent, SessionInfo, Tunnel, TunnelError, TunnelOptions, dial, dial_observed,
-    listen,
+    Listener, ListenerEvent, PairingAttemptFailure, SessionInfo, Tunnel, TunnelError,
+    TunnelOptions, dial, dial_observed, listen,
 };

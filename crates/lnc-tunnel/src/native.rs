@@ -119,6 +119,7 @@ fn status_err(s: tonic::Status) -> MailboxError {
 #[derive(Clone, Debug)]
 pub struct GrpcMailbox {
     client: HashMailClient<Channel>,
+    create_token: Option<Arc<str>>,
 }
 
 impl GrpcMailbox {
@@ -140,7 +141,27 @@ impl GrpcMailbox {
             }));
         Ok(GrpcMailbox {
             client: HashMailClient::new(ch).max_decoding_message_size(8 << 20),
+            create_token: None,
         })
+    }
+
+    /// Sends `authorization: Bearer <token>` with box creation and deletion, for relays
+    /// that restrict who may create mailboxes (lnc-mailbox `--create-auth`).
+    pub fn with_create_token(mut self, token: Option<String>) -> Self {
+        self.create_token = token.map(Arc::from);
+        self
+    }
+
+    fn auth_request(&self, id: StreamId) -> tonic::Request<pb::CipherBoxAuth> {
+        let mut r = tonic::Request::new(Self::auth(id));
+        if let Some(v) = self
+            .create_token
+            .as_ref()
+            .and_then(|t| format!("Bearer {t}").parse().ok())
+        {
+            r.metadata_mut().insert("authorization", v);
+        }
+        r
     }
 
     fn auth(id: StreamId) -> pb::CipherBoxAuth {
@@ -203,8 +224,9 @@ impl Mailbox for GrpcMailbox {
 
     fn create(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
         let mut c = self.client.clone();
+        let req = self.auth_request(id);
         Box::pin(async move {
-            match c.new_cipher_box(Self::auth(id)).await {
+            match c.new_cipher_box(req).await {
                 Ok(_) => Ok(()),
                 Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
                 Err(s) => Err(status_err(s)),
@@ -214,8 +236,9 @@ impl Mailbox for GrpcMailbox {
 
     fn delete(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
         let mut c = self.client.clone();
+        let req = self.auth_request(id);
         Box::pin(async move {
-            match c.del_cipher_box(Self::auth(id)).await {
+            match c.del_cipher_box(req).await {
                 Ok(_) => Ok(()),
                 Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
                 Err(s) => Err(status_err(s)),

@@ -18,6 +18,7 @@ use lnc_core::noise::{
 use lnc_core::pairing::HandshakeInputs;
 use rand_core::CryptoRng;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why a handshake over the tunnel failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,11 +82,26 @@ pub async fn respond<G: CryptoRng + ?Sized>(
     config: &NoiseConfig,
     rng: &mut G,
 ) -> Result<Established, HandshakeFailure> {
+    respond_tracked(gbn, inputs, auth_data, config, rng, &AtomicBool::new(false)).await
+}
+
+/// [`respond`], setting `act2_sent` once act 2 is on its way. A peer that stops after act 2
+/// has still tested one password guess against the XX act 1 it sent (it can check act 2
+/// offline), so the node counts such a stalled pairing as an attempt.
+pub async fn respond_tracked<G: CryptoRng + ?Sized>(
+    gbn: &GbnHandle,
+    inputs: &HandshakeInputs,
+    auth_data: &[u8],
+    config: &NoiseConfig,
+    rng: &mut G,
+    act2_sent: &AtomicBool,
+) -> Result<Established, HandshakeFailure> {
     match inputs {
         HandshakeInputs::Xx { local_static, mask } => {
             let hs = XxResponder::new(config, local_static, mask, auth_data, rng)?;
             let act1 = recv_act(gbn).await?;
             let (hs, act2) = hs.read_act1(&act1)?.write_act2()?;
+            act2_sent.store(true, Ordering::Relaxed);
             send_act(gbn, &act2).await?;
             let act3 = recv_act(gbn).await?;
             Ok(hs.read_act3(&act3)?)

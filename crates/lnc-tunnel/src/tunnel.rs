@@ -5,8 +5,9 @@ use crate::driver::{DriverOptions, GbnError, GbnHandle, spawn_gbn};
 use crate::h2::serve_http2;
 use crate::mailbox::Mailbox;
 use crate::rt::Runtime;
-use crate::stream::{HandshakeFailure, NoiseStream, initiate, respond};
+use crate::stream::{HandshakeFailure, NoiseStream, initiate, respond_tracked};
 use bytes::Bytes;
+use core::time::Duration;
 use futures_channel::mpsc;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -17,6 +18,7 @@ use lnc_core::pairing::{
     ConnectionState, HandshakeInputs, HandshakeOutcome, HandshakeRecord, MailboxStreams, StateError,
 };
 use rand_core::CryptoRng;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
@@ -27,6 +29,10 @@ pub struct TunnelOptions {
     pub gbn: Option<gbn::Config>,
     /// Noise handshake settings.
     pub noise: NoiseConfig,
+    /// Node side: the longest a handshake may take once the app's GBN connection is up
+    /// (`None`: no limit). Without it a peer that stops mid-handshake holds the session's
+    /// only connection slot, and a pairing that stalls after act 2 is never counted.
+    pub handshake_timeout: Option<Duration>,
 }
 
 /// Why a tunnel could not be set up.
@@ -41,6 +47,9 @@ pub enum TunnelError {
     /// The handshake failed (wrong phrase or keys, incompatible peer).
     #[error(transparent)]
     Handshake(#[from] HandshakeFailure),
+    /// The handshake did not finish within [`TunnelOptions::handshake_timeout`].
+    #[error("tunnel: the handshake did not finish within {0:?}; waiting for the app again")]
+    HandshakeTimeout(Duration),
     /// The handshake authenticated a key other than the stored one.
     #[error(transparent)]
     State(#[from] StateError),
@@ -166,10 +175,28 @@ pub enum ListenerEvent {
     },
     /// A handshake failed (wrong phrase, stale keys); the listener goes on.
     HandshakeFailed(String),
+    /// A pairing (XX) handshake failed in a way that used up one guess at the phrase's
+    /// password; sent just before the matching [`ListenerEvent::HandshakeFailed`]. The
+    /// node decides what to do (burn the phrase, count towards a limit).
+    PairingAttemptFailed(PairingAttemptFailure),
     /// The connection ended.
     Disconnected(CloseReason),
     /// The listener stopped (after [`Listener::close`]).
     Stopped,
+}
+
+/// How a pairing attempt failed (crypto.md §7: only someone holding the stream IDs, i.e. the
+/// phrase's entropy hash, can attempt one at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingAttemptFailure {
+    /// Act 1 or act 3 failed authentication (or was malformed): the peer does not know the
+    /// SPAKE2 password — a relay or anyone who learned the stream IDs guessing. Burn the
+    /// phrase.
+    Rejected,
+    /// Act 2 was sent but no act 3 came within the handshake timeout (or the connection
+    /// ended): either a flaky network or a peer that tested its guess against act 2 and
+    /// left. Counts as an attempt, up to a limit.
+    StalledAfterAct2,
 }
 
 struct ListenerShared {
@@ -281,12 +308,40 @@ where
                 s.current = Some(gbn.clone());
             }
             let _ = tx.unbounded_send(ListenerEvent::Listening(streams));
+            let act2_sent = AtomicBool::new(false);
             let result = async {
                 gbn.connected().await?;
-                let est = respond(&gbn, inputs, &auth, &options.noise, &mut rng).await?;
-                Ok::<_, TunnelError>(est)
+                let hs = respond_tracked(&gbn, inputs, &auth, &options.noise, &mut rng, &act2_sent);
+                match options.handshake_timeout {
+                    None => Ok(hs.await?),
+                    Some(d) => {
+                        let hs = core::pin::pin!(hs);
+                        match futures_util::future::select(hs, rt.sleep(d)).await {
+                            futures_util::future::Either::Left((r, _)) => Ok(r?),
+                            futures_util::future::Either::Right(((), _)) => {
+                                Err(TunnelError::HandshakeTimeout(d))
+                            }
+                        }
+                    }
+                }
             }
             .await;
+            if let Err(e) = &result {
+                let stopped = sh.lock().unwrap_or_else(|e| e.into_inner()).stopped;
+                if !stopped && inputs.pattern() == lnc_core::pairing::HandshakePattern::Xx {
+                    let kind = match e {
+                        TunnelError::Handshake(
+                            HandshakeFailure::Noise(_) | HandshakeFailure::MsgData(_),
+                        ) => Some(PairingAttemptFailure::Rejected),
+                        _ => act2_sent
+                            .load(Ordering::Relaxed)
+                            .then_some(PairingAttemptFailure::StalledAfterAct2),
+                    };
+                    if let Some(kind) = kind {
+                        let _ = tx.unbounded_send(ListenerEvent::PairingAttemptFailed(kind));
+                    }
+                }
+            }
             match result {
                 Ok(est) => {
                     let out = outcome(&est);

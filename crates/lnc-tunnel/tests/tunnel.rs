@@ -686,3 +686,108 @@ async fn wrong_phrase_reports_session_not_found() {
         .unwrap();
     assert!(r.is_err());
 }
+
+async fn next_attempt_failure(l: &mut lnc_tunnel::Listener) -> lnc_tunnel::PairingAttemptFailure {
+    loop {
+        match tokio::time::timeout(T, l.next_event())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ListenerEvent::PairingAttemptFailed(k) => return k,
+            ListenerEvent::Connected { .. } => panic!("handshake succeeded"),
+            _ => {}
+        }
+    }
+}
+
+/// A peer on the right stream IDs with the wrong SPAKE2 password (a relay that learned the
+/// stream IDs) is reported as a rejected pairing attempt; one that stops after act 2 as a
+/// stalled attempt once the handshake timeout passes. The listener keeps listening.
+#[tokio::test]
+async fn listener_reports_pairing_attempts() {
+    use lnc_core::msgdata::MsgDataCodec;
+    use lnc_core::noise::{NoiseConfig, XxInitiator};
+    use lnc_core::pairing::HandshakeInputs;
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, app_state) = states(40);
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mut l = listen(
+        &rt,
+        mb.clone(),
+        node_state,
+        HashMailServer::new(App),
+        TunnelOptions {
+            handshake_timeout: Some(Duration::from_millis(300)),
+            ..TunnelOptions::default()
+        },
+        ChaCha20Rng::seed_from_u64(1),
+    );
+    let client_gbn = || {
+        lnc_tunnel::spawn_gbn(
+            &rt,
+            mb.clone(),
+            app_state.stream_ids(),
+            true,
+            lnc_core::gbn::Config::client(),
+            lnc_tunnel::DriverOptions {
+                create_boxes: false,
+                send_after_recv: true,
+            },
+        )
+        .unwrap()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let HandshakeInputs::Xx { local_static, mask } = app_state.handshake() else {
+        panic!("expected XX")
+    };
+
+    // Wrong password, right stream IDs.
+    let (_, other) = states(41);
+    let wrong = lnc_core::pairing::mask_scalar(other.entropy());
+    let gbn = client_gbn();
+    tokio::time::timeout(T, gbn.connected())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, act1) = XxInitiator::new(&NoiseConfig::default(), &local_static, &wrong, &mut rng)
+        .unwrap()
+        .write_act1()
+        .unwrap();
+    gbn.send(&MsgDataCodec::default().encode(&act1).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_attempt_failure(&mut l).await,
+        lnc_tunnel::PairingAttemptFailure::Rejected
+    );
+    gbn.close();
+
+    // Right password, but no act 3.
+    let gbn = client_gbn();
+    tokio::time::timeout(T, gbn.connected())
+        .await
+        .unwrap()
+        .unwrap();
+    let (hs, act1) = XxInitiator::new(&NoiseConfig::default(), &local_static, &mask, &mut rng)
+        .unwrap()
+        .write_act1()
+        .unwrap();
+    gbn.send(&MsgDataCodec::default().encode(&act1).unwrap())
+        .await
+        .unwrap();
+    let act2 = tokio::time::timeout(T, gbn.recv()).await.unwrap().unwrap();
+    let act2 = MsgDataCodec::default()
+        .decode(&act2)
+        .unwrap()
+        .payload
+        .to_vec();
+    assert!(hs.read_act2(&act2).is_ok());
+    assert_eq!(
+        next_attempt_failure(&mut l).await,
+        lnc_tunnel::PairingAttemptFailure::StalledAfterAct2
+    );
+    gbn.close();
+    l.close();
+}

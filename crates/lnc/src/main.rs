@@ -34,6 +34,15 @@ enum Command {
     Profiles(cmd::profiles::ProfilesCommand),
     /// Connect with a profile and show the session's status, expiry and permissions.
     Status(cmd::status::StatusArgs),
+    /// Run the node side beside LND: serves paired apps through the mailbox.
+    Node(Box<cmd::node::NodeArgs>),
+    /// Manage a running node's sessions (pairing phrases).
+    Session(cmd::session::SessionArgs),
+    /// Run mailbox, lnd-sim, node and an app in one process and show every step.
+    Demo(cmd::demo::DemoArgs),
+    /// The LND stand-in (for tests and the demo).
+    #[command(hide = true)]
+    LndSim(cmd::demo::LndSimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +65,10 @@ fn main() -> anyhow::Result<()> {
             Command::Call(a) => cmd::call::run(a).await,
             Command::Profiles(c) => cmd::profiles::run(c).await,
             Command::Status(a) => cmd::status::run(a).await,
+            Command::Node(args) => cmd::node::run(*args).await,
+            Command::Session(args) => cmd::session::run(args).await,
+            Command::Demo(args) => cmd::demo::run(args).await,
+            Command::LndSim(args) => cmd::demo::run_lnd_sim(args).await,
         }
     })
 }

@@ -100,7 +100,23 @@ pub struct Relay {
 
 impl Relay {
     pub async fn start(addr: Option<SocketAddr>) -> Relay {
+        Self::start_with(addr, false).await
+    }
+
+    /// A relay with a self-signed TLS certificate when `tls`.
+    pub async fn start_with(addr: Option<SocketAddr>, tls: bool) -> Relay {
         let mut c = Config::for_tests();
+        if tls {
+            c.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
+            c.data_dir = std::env::temp_dir().join(format!(
+                "lnc-client-relay-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+        }
         if let Some(a) = addr {
             c.listen = a;
         }
@@ -137,7 +153,10 @@ impl Relay {
     pub fn relay_addr(&self) -> RelayAddr {
         RelayAddr {
             addr: self.addr().to_string(),
-            tls: Tls::Insecure,
+            tls: match self.handle.tls_cert_pem() {
+                None => Tls::Insecure,
+                Some(pem) => Tls::CaPem(pem.as_bytes().to_vec()),
+            },
         }
     }
 }

@@ -75,6 +75,17 @@ impl Relay {
         }
     }
 
+    /// Clients for an already running server (e.g. one Redis-backed
+    /// instance of several); dropping it stops nothing.
+    pub fn client(handle: ServerHandle) -> Relay {
+        Relay {
+            handle,
+            tls: None,
+            stop: None,
+            task: None,
+        }
+    }
+
     pub async fn stop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());

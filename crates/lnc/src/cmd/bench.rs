@@ -27,6 +27,46 @@ pub enum BenchCommand {
     /// Load a running mailbox (plaintext listener): idle memory, relay rate,
     /// latency, against a raw WebSocket echo server.
     Mailbox(MailboxBench),
+    /// The client library end to end through a loopback relay: pairing, reconnect,
+    /// unary latency and bulk streaming against direct gRPC/TCP.
+    Tunnel(super::bench_tunnel::TunnelBench),
+    /// Load relay instances sharing one Redis (`lnc mailbox --redis`):
+    /// latency and rate with writer and reader on the same or on different
+    /// instances, Redis memory per idle pair, Redis CPU per message.
+    Scaleout(ScaleoutBench),
+}
+
+/// Options of `lnc bench scaleout`.
+#[derive(Args, Debug)]
+pub struct ScaleoutBench {
+    /// Plaintext addresses of the instances (comma list). Pair i writes to
+    /// instance i mod N and reads from instance (i + 1) mod N when N > 1.
+    #[arg(long, value_delimiter = ',', required = true)]
+    addr: Vec<SocketAddr>,
+    /// The shared Redis, for INFO memory (omit for an in-memory relay).
+    #[arg(long)]
+    redis: Option<String>,
+    /// PID of redis-server, to report its CPU use during the rate runs.
+    #[arg(long)]
+    redis_pid: Option<u32>,
+    /// Idle stream pairs to create and hold (for Redis memory per pair).
+    #[arg(long, default_value_t = 0)]
+    idle_pairs: usize,
+    /// Active pairs for the rate run.
+    #[arg(long, default_value_t = 100)]
+    active_pairs: usize,
+    /// Messages for the rate run (split over the pairs).
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Sequential round trips for the latency measurement.
+    #[arg(long, default_value_t = 1_000)]
+    latency_samples: usize,
+    /// A label printed on every result line.
+    #[arg(long, default_value = "run")]
+    label: String,
 }
 
 /// Options of `lnc bench mailbox`.
@@ -62,6 +102,8 @@ pub struct MailboxBench {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Mailbox(b) => mailbox(b).await,
+        BenchCommand::Scaleout(b) => scaleout(b).await,
+        BenchCommand::Tunnel(b) => super::bench_tunnel::run(b).await,
     }
 }
 
@@ -171,11 +213,21 @@ async fn relay_pair(
     grpc: &mut HashMailClient<Channel>,
     id: Vec<u8>,
 ) -> anyhow::Result<Pair> {
+    relay_pair2(addr, addr, grpc, id).await
+}
+
+/// A pair whose writer is on `w` and reader on `r` (instances of one relay).
+async fn relay_pair2(
+    w: SocketAddr,
+    r: SocketAddr,
+    grpc: &mut HashMailClient<Channel>,
+    id: Vec<u8>,
+) -> anyhow::Result<Pair> {
     create(grpc, &id).await?;
-    let mut recv = ws(addr, lnc_hashmail::paths::WS_RECEIVE).await?;
+    let mut recv = ws(r, lnc_hashmail::paths::WS_RECEIVE).await?;
     recv.send(Message::Text(json::desc_frame(&id).into()))
         .await?;
-    let send = ws(addr, lnc_hashmail::paths::WS_SEND).await?;
+    let send = ws(w, lnc_hashmail::paths::WS_SEND).await?;
     let (tx, _) = send.split();
     let (_, rx) = recv.split();
     Ok(Pair { tx, rx, id })
@@ -377,5 +429,170 @@ async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
         println!("server RSS at the end: {:.1} MiB", r as f64 / 1024.0);
     }
     drop(readers);
+    Ok(())
+}
+
+/// Total CPU time (user + system) of a process, from /proc (Linux).
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the ")" of the command name: state is field 3; utime 14, stime 15.
+    let rest = text.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+async fn redis_used_memory(client: &fred::prelude::Client) -> anyhow::Result<u64> {
+    use fred::prelude::ClientLike as _;
+    let info: String = client
+        .info(Some(fred::types::InfoKind::Memory))
+        .await
+        .context("redis INFO memory")?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("used_memory missing from INFO")
+}
+
+async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
+    use fred::prelude::ClientLike as _;
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let n = b.addr.len();
+    let reader_of = |i: usize| b.addr[(i + usize::from(n > 1)) % n];
+    let writer_of = |i: usize| b.addr[i % n];
+    let label = &b.label;
+    let redis = match &b.redis {
+        Some(url) => {
+            let c = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(url)?)
+                .build()?;
+            c.init().await.context("connecting to redis")?;
+            Some(c)
+        }
+        None => None,
+    };
+    let mut clients = Vec::new();
+    for a in &b.addr {
+        clients.extend(grpc_clients(*a, 4).await?);
+    }
+    println!(
+        "# [{label}] lnc bench scaleout: {n} instance(s) {:?}, pairs {}",
+        b.addr,
+        if n > 1 { "across instances" } else { "on one instance" }
+    );
+
+    // Idle pairs: Redis memory.
+    if b.idle_pairs > 0 {
+        let mem0 = match &redis {
+            Some(r) => Some(redis_used_memory(r).await?),
+            None => None,
+        };
+        let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(b.idle_pairs * 2)));
+        let nc = clients.len();
+        futures_util::stream::iter(0..b.idle_pairs)
+            .map(|i| {
+                let mut c = clients[i % nc].clone();
+                let readers = readers.clone();
+                async move {
+                    for side in 0..2u8 {
+                        let id = stream_id(run, i, side);
+                        create(&mut c, &id).await?;
+                        let s = c
+                            .recv_stream(pb::CipherBoxDesc {
+                                stream_id: id.into(),
+                            })
+                            .await
+                            .map_err(|s| anyhow::anyhow!("RecvStream: {s}"))?
+                            .into_inner();
+                        readers.lock().await.push(s);
+                    }
+                    anyhow::Ok(())
+                }
+            })
+            .buffer_unordered(256)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<()>>>()?;
+        if let (Some(r), Some(m0)) = (&redis, mem0) {
+            let m1 = redis_used_memory(r).await?;
+            let per = m1.saturating_sub(m0) as f64 / b.idle_pairs as f64;
+            println!(
+                "[{label}] redis memory: {:.1} MiB before, {:.1} MiB with {} idle pairs (2 mailboxes + 2 attached readers each): {per:.0} bytes per pair (100k pairs = {:.0} MiB)",
+                m0 as f64 / 1_048_576.0,
+                m1 as f64 / 1_048_576.0,
+                b.idle_pairs,
+                per * 100_000.0 / 1_048_576.0
+            );
+        }
+        drop(readers);
+    }
+
+    // Latency: pair 0 (writer on instance 0, reader on instance 1 if any).
+    let echo = echo_server().await?;
+    let lat = latency(
+        relay_pair2(
+            writer_of(0),
+            reader_of(0),
+            &mut clients[0],
+            stream_id(run, usize::MAX - 1, 7),
+        )
+        .await?,
+        b.latency_samples,
+        b.size,
+    )
+    .await?;
+    let echo_lat = latency(echo_pair(echo, vec![0; 64]).await?, b.latency_samples, b.size).await?;
+    println!(
+        "[{label}] latency ({} B, {} sequential round trips): relay p50 {:?} p99 {:?}; raw ws echo p50 {:?} p99 {:?}; added p50 {:?} p99 {:?}",
+        b.size,
+        b.latency_samples,
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&echo_lat, 0.5),
+        pct(&echo_lat, 0.99),
+        pct(&lat, 0.5).saturating_sub(pct(&echo_lat, 0.5)),
+        pct(&lat, 0.99).saturating_sub(pct(&echo_lat, 0.99)),
+    );
+
+    // Rate: active pairs spread over the instances.
+    let p = b.active_pairs.max(1);
+    let per_pair = (b.messages / p).max(1);
+    let mut pairs = Vec::with_capacity(p);
+    let nc = clients.len();
+    for i in 0..p {
+        let c = &mut clients[i % nc];
+        pairs.push(
+            relay_pair2(writer_of(i), reader_of(i), c, stream_id(run, usize::MAX - 10 - i, 9))
+                .await?,
+        );
+    }
+    let cpu0 = cpu_time(b.redis_pid);
+    let t = Instant::now();
+    let (rate, worst) = throughput(pairs, per_pair, b.size).await?;
+    let wall = t.elapsed();
+    let total = rate * p as f64;
+    let cpu = cpu_time(b.redis_pid)
+        .zip(cpu0)
+        .map(|(a, z)| a.saturating_sub(z));
+    match cpu {
+        Some(c) => {
+            let per_msg = c.as_secs_f64() * 1e6 / (per_pair * p) as f64;
+            println!(
+                "[{label}] rate, {p} active pairs x {per_pair} msgs: {total:.0} msg/s (max latency {worst:?}); redis CPU {:.0}% of one core, {per_msg:.1} µs per message => one Redis core saturates at ≈ {:.0} msg/s",
+                c.as_secs_f64() / wall.as_secs_f64() * 100.0,
+                1e6 / per_msg.max(0.001)
+            );
+        }
+        None => println!(
+            "[{label}] rate, {p} active pairs x {per_pair} msgs: {total:.0} msg/s (max latency {worst:?})"
+        ),
+    }
+    if let Some(r) = redis {
+        let _ = r.quit().await;
+    }
     Ok(())
 }

@@ -24,7 +24,11 @@ Config file example (mailbox.toml):
   tls_cert = \"/etc/lnc/fullchain.pem\"
   tls_key = \"/etc/lnc/privkey.pem\"
   max_streams_per_ip = 2000
-  idle_timeout_secs = 3600")]
+  idle_timeout_secs = 3600
+
+Scale-out: run N instances with the same --redis redis://HOST:PORT[/DB] behind any load \
+balancer (TCP or HTTP/2-aware); they act as one relay. GET /healthz (or /readyz) on the \
+public and metrics listeners answers 503 while Redis is unreachable.")]
 pub struct MailboxArgs {
     /// TOML config file (keys = the long flag names with '_' for '-').
     #[arg(long, env = "LNC_MAILBOX_CONFIG")]
@@ -102,6 +106,16 @@ pub struct MailboxArgs {
     /// WebSocket ping interval in seconds; 0 disables [default: 30].
     #[arg(long, env = "LNC_MAILBOX_WS_PING_SECS")]
     ws_ping_secs: Option<u64>,
+    /// Keep mailboxes in this Redis, shared by every instance given the same
+    /// URL: redis://[USER:PASS@]HOST:PORT[/DB] [default: in memory, one instance].
+    #[arg(long, env = "LNC_MAILBOX_REDIS")]
+    redis: Option<String>,
+    /// Redis mode: how long a crashed instance's reader/writer holds last, ms [default: 3000].
+    #[arg(long, env = "LNC_MAILBOX_REDIS_LEASE_MS")]
+    redis_lease_ms: Option<u64>,
+    /// Redis mode: prefix of every key and channel [default: "lnc:"].
+    #[arg(long, env = "LNC_MAILBOX_REDIS_PREFIX")]
+    redis_prefix: Option<String>,
 }
 
 /// The TOML file: same names as the flags.
@@ -129,6 +143,9 @@ struct FileConfig {
     gc_interval_secs: Option<u64>,
     occupied_wait_ms: Option<u64>,
     ws_ping_secs: Option<u64>,
+    redis: Option<String>,
+    redis_lease_ms: Option<u64>,
+    redis_prefix: Option<String>,
 }
 
 fn build_config(a: MailboxArgs) -> anyhow::Result<Config> {
@@ -191,7 +208,22 @@ fn build_config(a: MailboxArgs) -> anyhow::Result<Config> {
         .ws_ping_secs
         .or(f.ws_ping_secs)
         .map_or(dt.ws_ping_interval, |s| (s > 0).then(|| secs(s)));
+    let redis = match a.redis.or(f.redis).filter(|u| !u.is_empty()) {
+        None => None,
+        Some(url) => {
+            let mut r = lnc_mailbox::RedisConfig::new(url);
+            if let Some(ms) = a.redis_lease_ms.or(f.redis_lease_ms) {
+                anyhow::ensure!(ms >= 300, "--redis-lease-ms must be at least 300");
+                r.lease_ttl = Duration::from_millis(ms);
+            }
+            if let Some(p) = a.redis_prefix.or(f.redis_prefix) {
+                r.prefix = p;
+            }
+            Some(r)
+        }
+    };
     Ok(Config {
+        redis,
         listen: a.listen.or(f.listen).unwrap_or(d.listen),
         metrics_listen,
         tls,
@@ -271,6 +303,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// The Redis URL without its password (for logs).
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://<redacted>@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
 /// Runs the relay until SIGTERM/Ctrl-C.
 pub async fn run(args: MailboxArgs) -> anyhow::Result<()> {
     let config = build_config(args)?;
@@ -290,6 +330,13 @@ pub async fn run(args: MailboxArgs) -> anyhow::Result<()> {
     }
     if config.create_tokens.is_some() {
         tracing::info!("mailbox creation requires a bearer token (--create-auth)");
+    }
+    if let Some(r) = &config.redis {
+        tracing::info!(
+            url = %redact_url(&r.url),
+            lease_ms = r.lease_ttl.as_millis() as u64,
+            "mailboxes kept in Redis (scale-out mode); readiness on /healthz"
+        );
     }
     server.serve(shutdown_signal()).await?;
     tracing::info!("mailbox stopped");
@@ -334,6 +381,24 @@ mod tests {
         assert_eq!(c.metrics_listen, None);
         assert_eq!(c.timers.idle_timeout, None);
         assert_eq!(c.limits.max_message_bytes, 128 * 1024);
+    }
+
+    #[test]
+    fn redis_from_flag_file_and_env_name() {
+        let dir = std::env::temp_dir().join(format!("lnc-mb-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.toml");
+        std::fs::write(&file, "redis = \"redis://10.0.0.5:6379/2\"\nredis_lease_ms = 5000\n")
+            .unwrap();
+        let t = T::parse_from(["x", "--config", file.to_str().unwrap()]);
+        let r = build_config(t.a).unwrap().redis.unwrap();
+        assert_eq!(r.url, "redis://10.0.0.5:6379/2");
+        assert_eq!(r.lease_ttl, Duration::from_secs(5));
+        let t = T::parse_from(["x", "--redis", "redis://h:1", "--redis-prefix", "p:"]);
+        let r = build_config(t.a).unwrap().redis.unwrap();
+        assert_eq!((r.url.as_str(), r.prefix.as_str()), ("redis://h:1", "p:"));
+        assert!(build_config(T::parse_from(["x"]).a).unwrap().redis.is_none());
+        assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://<redacted>@h:1/0");
     }
 
     #[test]

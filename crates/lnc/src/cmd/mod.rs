@@ -1,8 +1,12 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_tunnel;
 pub mod call;
 pub mod connect;
+pub mod demo;
 pub mod mailbox;
+pub mod node;
 pub mod profiles;
+pub mod session;
 pub mod status;

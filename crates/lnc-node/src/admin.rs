@@ -1,0 +1,352 @@
+//! The admin API: a small JSON service on a loopback port, used by `lnc session …`.
+//!
+//! It is a separate listener from every tunnel (the proxy only forwards to LND and the
+//! configured upstreams), and each request needs the bearer token from the data dir's
+//! `admin.token` (0600), so only the node's operator account can create or revoke
+//! sessions. The bound address is written to `admin.addr` for the CLI to find.
+//!
+//! Routes: `POST /v1/sessions`, `GET /v1/sessions`, `GET /v1/sessions/{id}[?phrase=true]`,
+//! `DELETE /v1/sessions/{id}`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use lnc_core::macaroon::Op;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::create::NewSession;
+use crate::node::{Node, NodeError, SessionView};
+use crate::session::{SessionId, SessionType};
+
+/// File (in the data dir) holding the admin bearer token.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// File (in the data dir) holding the admin API's bound address.
+pub const ADMIN_ADDR_FILE: &str = "admin.addr";
+
+/// `POST /v1/sessions` body.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct AddSessionRequest {
+    /// Label shown in listings.
+    pub label: String,
+    /// `readonly`, `admin`, `invoice` or `custom`.
+    #[serde(rename = "type")]
+    pub session_type: String,
+    /// Custom sessions: `entity:action` pairs and/or `uri:/pkg.Service/Method`.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Lifetime in seconds (default 90 days).
+    pub expiry_secs: Option<u64>,
+    /// Mailbox `host:port` (default: the node's).
+    pub mailbox: Option<String>,
+    /// Time allowed for the first pairing, seconds (default: the node's, 10 minutes).
+    pub first_connection_timeout_secs: Option<u64>,
+}
+
+/// The answer to `add` and `show`: the session and, only while it is unpaired and only
+/// when asked, its pairing phrase.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionReply {
+    /// The session.
+    pub session: SessionView,
+    /// The pairing phrase (10 words).
+    pub phrase: Option<String>,
+    /// The mailbox the app must use with the phrase.
+    pub mailbox: String,
+}
+
+/// An error reply.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// What went wrong and what to do.
+    pub error: String,
+}
+
+fn err(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(ErrorReply { error: msg.into() })).into_response()
+}
+
+fn node_err(e: NodeError) -> Response {
+    use crate::store::StoreError;
+    let code = match &e {
+        NodeError::Store(StoreError::NotFound(_))
+        | NodeError::Session(crate::create::SessionError::Store(StoreError::NotFound(_))) => {
+            StatusCode::NOT_FOUND
+        }
+        NodeError::Session(crate::create::SessionError::Invalid(_)) | NodeError::Config(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        NodeError::Store(StoreError::IllegalTransition { .. }) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    err(code, e.to_string())
+}
+
+/// Parses a session type and its permissions.
+pub fn parse_session_type(kind: &str, permissions: &[String]) -> Result<SessionType, String> {
+    match kind {
+        "readonly" | "read-only" => Ok(SessionType::ReadOnly),
+        "admin" => Ok(SessionType::Admin),
+        "invoice" | "invoice-only" | "invoices" => Ok(SessionType::InvoiceOnly),
+        "custom" => {
+            let mut ops = Vec::new();
+            for p in permissions {
+                let (e, a) = p.split_once(':').ok_or_else(|| {
+                    format!("permission {p:?} is not `entity:action` or `uri:/pkg.Service/Method`")
+                })?;
+                if e.is_empty() || a.is_empty() {
+                    return Err(format!("permission {p:?} has an empty part"));
+                }
+                ops.push(Op::new(e, a));
+            }
+            if ops.is_empty() {
+                return Err(
+                    "a custom session needs --permission entity:action (repeatable)".into(),
+                );
+            }
+            Ok(SessionType::Custom(ops))
+        }
+        other => Err(format!(
+            "unknown session type {other:?}; use readonly, admin, invoice or custom"
+        )),
+    }
+}
+
+fn parse_id(s: &str) -> Option<SessionId> {
+    let b = hex::decode(s).ok()?;
+    Some(SessionId(b.try_into().ok()?))
+}
+
+#[derive(Clone)]
+struct AdminState {
+    node: Node,
+    token: std::sync::Arc<Zeroizing<String>>,
+}
+
+fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    bool::from(v.as_bytes().ct_eq(state.token.as_bytes()))
+}
+
+macro_rules! check_auth {
+    ($state:expr, $headers:expr) => {
+        if !authorized(&$state, &$headers) {
+            return err(
+                StatusCode::UNAUTHORIZED,
+                "lnc node admin: missing or wrong token (read it from the data dir's admin.token)",
+            );
+        }
+    };
+}
+
+async fn add(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Json(req): Json<AddSessionRequest>,
+) -> Response {
+    check_auth!(st, headers);
+    let session_type = match parse_session_type(&req.session_type, &req.permissions) {
+        Ok(t) => t,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    let label = if req.label.trim().is_empty() {
+        format!("{} session", session_type.name())
+    } else {
+        req.label
+    };
+    let mut params = NewSession::new(label, session_type, req.mailbox.unwrap_or_default());
+    params.expiry = req.expiry_secs.map(Duration::from_secs);
+    params.first_connection_timeout = req.first_connection_timeout_secs.map(Duration::from_secs);
+    match st.node.create_session(params).await {
+        Ok(c) => {
+            let reply = SessionReply {
+                session: st.node.view(&c.session),
+                phrase: Some(c.expose_phrase().to_phrase_string().to_string()),
+                mailbox: c.session.mailbox_addr.clone(),
+            };
+            (StatusCode::CREATED, Json(reply)).into_response()
+        }
+        Err(e) => node_err(e),
+    }
+}
+
+async fn list(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    check_auth!(st, headers);
+    match st.node.list() {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => node_err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ShowQuery {
+    #[serde(default)]
+    phrase: bool,
+}
+
+async fn show(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<ShowQuery>,
+) -> Response {
+    check_auth!(st, headers);
+    let Some(id) = parse_id(&id) else {
+        return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
+    };
+    match st.node.store().get(id) {
+        Ok(s) => {
+            let phrase = if q.phrase {
+                match s.expose_pairing_phrase() {
+                    Some(p) => Some(p.to_phrase_string().to_string()),
+                    None => {
+                        return err(
+                            StatusCode::CONFLICT,
+                            "the phrase is shown only while the session is live and unpaired",
+                        );
+                    }
+                }
+            } else {
+                None
+            };
+            Json(SessionReply {
+                session: st.node.view(&s),
+                phrase,
+                mailbox: s.mailbox_addr.clone(),
+            })
+            .into_response()
+        }
+        Err(e) => node_err(e.into()),
+    }
+}
+
+async fn revoke(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    check_auth!(st, headers);
+    let Some(id) = parse_id(&id) else {
+        return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
+    };
+    match st.node.revoke(id).await {
+        Ok(s) => Json(st.node.view(&s)).into_response(),
+        Err(e) => node_err(e),
+    }
+}
+
+/// Reads the admin token, creating it (0600, 32 random bytes in hex) if absent.
+pub fn load_or_create_token(dir: &Path) -> Result<Zeroizing<String>, NodeError> {
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path)
+                    .map_err(|e| NodeError::Admin(format!("{}: {e}", path.display())))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(NodeError::Admin(format!(
+                        "{} is readable by others (mode {:o}); chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    )));
+                }
+            }
+            Ok(Zeroizing::new(t.trim().to_owned()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut b = Zeroizing::new([0u8; 32]);
+            getrandom::fill(&mut *b).map_err(|e| NodeError::Admin(e.to_string()))?;
+            let token = Zeroizing::new(hex::encode(*b));
+            write_private(&path, token.as_bytes())?;
+            Ok(token)
+        }
+        Err(e) => Err(NodeError::Admin(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .and_then(|mut f| f.write_all(data))
+        .map_err(|e| NodeError::Admin(format!("{}: {e}", path.display())))
+}
+
+/// The running admin API.
+#[derive(Debug)]
+pub struct AdminServer {
+    /// The bound (loopback) address.
+    pub addr: SocketAddr,
+    /// Where the address was written.
+    pub addr_file: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// Stops serving.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the admin API on the node's loopback `admin_listen` address.
+pub async fn serve_admin(node: Node) -> Result<AdminServer, NodeError> {
+    let cfg = node.config().clone();
+    if !cfg.admin_listen.ip().is_loopback() {
+        return Err(NodeError::Config(format!(
+            "the admin API must listen on a loopback address, not {}",
+            cfg.admin_listen
+        )));
+    }
+    let token = load_or_create_token(&cfg.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(cfg.admin_listen)
+        .await
+        .map_err(|e| NodeError::Admin(format!("cannot listen on {}: {e}", cfg.admin_listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Admin(e.to_string()))?;
+    let addr_file = cfg.data_dir.join(ADMIN_ADDR_FILE);
+    std::fs::write(&addr_file, addr.to_string())
+        .map_err(|e| NodeError::Admin(format!("{}: {e}", addr_file.display())))?;
+    let state = AdminState {
+        node,
+        token: std::sync::Arc::new(token),
+    };
+    let app = axum::Router::new()
+        .route("/v1/sessions", get(list).post(add))
+        .route("/v1/sessions/{id}", get(show).delete(revoke))
+        .with_state(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "admin API stopped");
+        }
+    });
+    Ok(AdminServer {
+        addr,
+        addr_file,
+        task,
+    })
+}

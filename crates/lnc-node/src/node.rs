@@ -1,0 +1,764 @@
+//! The node daemon: one tunnel listener per live session, the gRPC proxy behind each, the
+//! session lifecycle (pairing, burnt phrases, first-connection deadline, expiry,
+//! revocation) and the admin API (spec mailbox-and-node.md parts C–E).
+//!
+//! Each live session has a supervisor task that owns its [`lnc_tunnel::Listener`] and
+//! reacts to its events: the first successful XX handshake stores the app's static key
+//! (the session moves to KK and new stream IDs), a failed authentication burns the phrase,
+//! a pairing that stalls after act 2 counts towards a limit. Timers for the expiry and the
+//! first-connection deadline live in the same task, so ending a session is one place.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use getrandom::SysRng;
+use lnc_core::pairing::{ConnectionState, MailboxStreams, Role, StreamId};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::rt::TokioRuntime;
+use lnc_tunnel::{Listener, ListenerEvent, Mailbox, PairingAttemptFailure, TunnelOptions, listen};
+use rand_core::UnwrapErr;
+use tokio::sync::watch;
+
+use crate::create::{CreatedSession, NewSession, SessionError, create_session};
+use crate::lnd::{Lnd, LndError};
+use crate::proxy::{Proxy, Upstreams};
+use crate::session::{RevokeReason, Session, SessionId, SessionState};
+use crate::store::{SessionStore, StoreError};
+
+/// Default time a handshake may take once the app's GBN connection is up.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default number of pairing handshakes that may stall after act 2 before the phrase is
+/// burnt (a flaky network should not burn a session at once; a guesser gets few tries).
+pub const DEFAULT_MAX_STALLED_ATTEMPTS: u32 = 3;
+/// Sessions sharing one HTTP/2 connection to a mailbox (each listener holds a receive
+/// stream open; relays limit concurrent streams per connection).
+const SESSIONS_PER_MAILBOX_CONNECTION: usize = 64;
+
+/// How the node reaches a mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailboxTls {
+    /// TLS verified with the system trust store (a public relay).
+    System,
+    /// TLS trusting this PEM CA file (a self-hosted relay).
+    CaFile(PathBuf),
+    /// TLS without verification (a dev relay; the traffic is still Noise-encrypted).
+    SkipVerify,
+    /// Plaintext h2c (a relay on loopback or behind a TLS-terminating proxy).
+    Insecure,
+}
+
+/// The default mailbox new sessions use.
+#[derive(Clone, Debug)]
+pub struct MailboxConfig {
+    /// `host:port`.
+    pub addr: String,
+    /// TLS mode.
+    pub tls: MailboxTls,
+    /// Bearer token for relays that require one to create mailboxes.
+    pub creation_token: Option<String>,
+}
+
+/// Another daemon (Loop, Pool, …) reached by gRPC service-name prefix.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// Service prefix, e.g. `looprpc.`: calls to `/looprpc.SwapClient/...` go there.
+    pub prefix: String,
+    /// `host:port`.
+    pub addr: String,
+    /// The daemon's TLS certificate.
+    pub tls_cert: PathBuf,
+    /// The daemon's macaroon, swapped in for admitted calls.
+    pub macaroon: PathBuf,
+}
+
+/// Everything `lnc node` needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// LND's gRPC `host:port`.
+    pub lnd_addr: String,
+    /// LND's `tls.cert`.
+    pub lnd_tls_cert: PathBuf,
+    /// A macaroon allowed to bake and delete macaroons (LND's `admin.macaroon`).
+    pub lnd_macaroon: PathBuf,
+    /// Session store, node secret and admin token.
+    pub data_dir: PathBuf,
+    /// Default mailbox for new sessions.
+    pub mailbox: MailboxConfig,
+    /// Other daemons by service prefix.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Admin API address; must be loopback (it is never served through a tunnel).
+    pub admin_listen: SocketAddr,
+    /// Longest handshake once the app's GBN connection is up.
+    pub handshake_timeout: Duration,
+    /// Pairing handshakes that may stall after act 2 before the phrase is burnt.
+    pub max_stalled_attempts: u32,
+    /// Default time an unpaired session waits for its first client.
+    pub first_connection_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A config with the defaults for everything but LND and the mailbox.
+    pub fn new(
+        lnd_addr: impl Into<String>,
+        lnd_tls_cert: PathBuf,
+        lnd_macaroon: PathBuf,
+        data_dir: PathBuf,
+        mailbox: MailboxConfig,
+    ) -> Self {
+        NodeConfig {
+            lnd_addr: lnd_addr.into(),
+            lnd_tls_cert,
+            lnd_macaroon,
+            data_dir,
+            mailbox,
+            upstreams: Vec::new(),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_stalled_attempts: DEFAULT_MAX_STALLED_ATTEMPTS,
+            first_connection_timeout: crate::session::DEFAULT_FIRST_CONNECTION_TIMEOUT,
+        }
+    }
+}
+
+/// Why the node could not start or act.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The session store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// LND (or an upstream daemon) failed.
+    #[error(transparent)]
+    Lnd(#[from] LndError),
+    /// Creating or revoking a session failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A setting is invalid.
+    #[error("lnc node: {0}")]
+    Config(String),
+    /// The admin API could not start.
+    #[error("lnc node: admin API: {0}")]
+    Admin(String),
+}
+
+/// What happened to a session (for operators' tooling and tests; also logged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// An app paired: its static key is stored, later connections use KK.
+    Paired(SessionId),
+    /// An app connected (XX or KK).
+    Connected(SessionId),
+    /// The app's connection ended.
+    Disconnected(SessionId),
+    /// A pairing attempt failed; `attempts` counted so far.
+    AttemptFailed {
+        /// The session.
+        id: SessionId,
+        /// How it failed.
+        kind: PairingAttemptFailure,
+        /// Failed attempts counted on this session.
+        attempts: u32,
+    },
+    /// The session reached a terminal state; its listener is gone.
+    Ended {
+        /// The session.
+        id: SessionId,
+        /// `Revoked { reason }` or `Expired`.
+        state: SessionState,
+    },
+}
+
+/// What the proxy checks on every call: is the session still live?
+#[derive(Debug)]
+pub struct Gate {
+    active: AtomicBool,
+    connected: AtomicBool,
+    expiry: SystemTime,
+}
+
+impl Gate {
+    /// Whether calls may pass now (not revoked, not expired).
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire) && SystemTime::now() < self.expiry
+    }
+
+    /// Whether an app is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+struct Live {
+    gate: Arc<Gate>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Shared mailbox connections of one relay address, with the sessions each carries.
+type MailboxPool = Vec<(Arc<dyn Mailbox>, usize)>;
+
+struct Inner {
+    config: NodeConfig,
+    store: SessionStore,
+    lnd: Lnd,
+    upstreams: Upstreams,
+    live: Mutex<HashMap<SessionId, Live>>,
+    mailboxes: Mutex<HashMap<String, MailboxPool>>,
+    rt: TokioRuntime,
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
+}
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session as the admin API shows it (no secrets).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SessionView {
+    /// Session ID (hex).
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// readonly / admin / invoice / custom.
+    #[serde(rename = "type")]
+    pub session_type: String,
+    /// created / in use / revoked / expired.
+    pub state: String,
+    /// Why it was revoked, if it was.
+    pub revoke_reason: Option<String>,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds.
+    pub expiry: u64,
+    /// Whether an app paired (its static key is stored; reconnects use KK).
+    pub paired: bool,
+    /// Unix seconds of the last connection, if any.
+    pub last_seen: Option<u64>,
+    /// Whether an app is connected now.
+    pub connected: bool,
+    /// Mailbox `host:port`.
+    pub mailbox: String,
+    /// The session's local public key (hex), its external identifier.
+    pub local_public_key: String,
+    /// Failed or stalled pairing attempts.
+    pub failed_attempts: u32,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A wrapper that turns tokio's JoinHandle abort on drop into explicit intent.
+fn rng() -> UnwrapErr<SysRng> {
+    UnwrapErr(SysRng)
+}
+
+fn connection_state(s: &Session) -> ConnectionState {
+    ConnectionState::new(Role::Server, s.local_key().clone(), s.entropy().clone())
+        .with_remote_static(s.remote_public_key)
+        .with_auth_data(s.auth_data().as_bytes().to_vec())
+}
+
+impl Node {
+    /// Connects to LND and the upstreams, opens the store in the data dir and resumes
+    /// listening for every live session (paired ones accept KK reconnects).
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        if !config.admin_listen.ip().is_loopback() {
+            return Err(NodeError::Config(format!(
+                "the admin API must listen on a loopback address, not {}",
+                config.admin_listen
+            )));
+        }
+        let store = SessionStore::open(&config.data_dir)?;
+        let lnd =
+            Lnd::connect(&config.lnd_addr, &config.lnd_tls_cert, &config.lnd_macaroon).await?;
+        let upstreams = Upstreams::connect(&config.upstreams).await?;
+        let node = Node {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                lnd,
+                upstreams,
+                live: Mutex::new(HashMap::new()),
+                mailboxes: Mutex::new(HashMap::new()),
+                rt: TokioRuntime::new(),
+                events: tokio::sync::broadcast::channel(1024).0,
+            }),
+        };
+        node.sweep().await;
+        let sessions = node.inner.store.list()?;
+        let now = SystemTime::now();
+        let mut resumed = 0usize;
+        for s in sessions.iter().filter(|s| s.is_active_at(now)) {
+            node.serve(s)?;
+            resumed += 1;
+        }
+        tracing::info!(sessions = resumed, "lnc node: serving live sessions");
+        Ok(node)
+    }
+
+    /// Session events from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, ev: NodeEvent) {
+        let _ = self.inner.events.send(ev);
+    }
+
+    /// The session store.
+    pub fn store(&self) -> &SessionStore {
+        &self.inner.store
+    }
+
+    /// The LND connection.
+    pub fn lnd(&self) -> &Lnd {
+        &self.inner.lnd
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// Ends sessions past their expiry or first-connection deadline (store, LND root key,
+    /// listeners). Run at start; running sessions have their own timers.
+    async fn sweep(&self) {
+        match crate::create::sweep_sessions(&self.inner.lnd, &self.inner.store, SystemTime::now())
+            .await
+        {
+            Ok(ended) => {
+                for (s, r) in ended {
+                    tracing::info!(session = %s.id, state = s.state.name(), "session ended at start");
+                    if let Err(e) = r {
+                        tracing::warn!(session = %s.id, error = %e, "LND did not delete the session's root key");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "sweeping sessions failed"),
+        }
+    }
+
+    /// Creates a session (macaroon baked by LND) and starts listening for its app.
+    pub async fn create_session(
+        &self,
+        mut params: NewSession,
+    ) -> Result<CreatedSession, NodeError> {
+        if params.mailbox_addr.is_empty() {
+            params.mailbox_addr = self.inner.config.mailbox.addr.clone();
+            params.dev_server = self.inner.config.mailbox.tls == MailboxTls::SkipVerify;
+        }
+        if params.first_connection_timeout.is_none() {
+            params.first_connection_timeout = Some(self.inner.config.first_connection_timeout);
+        }
+        let created = create_session(
+            &self.inner.lnd,
+            &self.inner.store,
+            params,
+            SystemTime::now(),
+        )
+        .await?;
+        let s = &created.session;
+        tracing::info!(session = %s.id, label = %s.label, kind = s.session_type.name(), "session created");
+        self.serve(s)?;
+        Ok(created)
+    }
+
+    /// Revokes a session: live calls and streams end at once, both mailboxes are deleted
+    /// and LND deletes the macaroon's root key.
+    pub async fn revoke(&self, id: SessionId) -> Result<Session, NodeError> {
+        let s = self
+            .inner
+            .store
+            .revoke(id, RevokeReason::User, SystemTime::now())?;
+        self.finish(&s).await;
+        Ok(s)
+    }
+
+    /// One session as the admin API shows it.
+    pub fn view(&self, s: &Session) -> SessionView {
+        let connected = self
+            .lock_live()
+            .get(&s.id)
+            .is_some_and(|l| l.gate.is_connected());
+        SessionView {
+            id: s.id.to_string(),
+            label: s.label.clone(),
+            session_type: s.session_type.name().to_owned(),
+            state: s.state.name().to_owned(),
+            revoke_reason: match &s.state {
+                SessionState::Revoked { reason } => Some(reason.to_string()),
+                _ => None,
+            },
+            created: unix(s.created_at),
+            expiry: unix(s.expiry),
+            paired: s.remote_public_key.is_some(),
+            last_seen: s.last_seen.map(unix),
+            connected,
+            mailbox: s.mailbox_addr.clone(),
+            local_public_key: hex::encode(s.local_public_key.to_bytes()),
+            failed_attempts: s.failed_attempts,
+        }
+    }
+
+    /// Every session, as the admin API shows them.
+    pub fn list(&self) -> Result<Vec<SessionView>, NodeError> {
+        Ok(self
+            .inner
+            .store
+            .list()?
+            .iter()
+            .map(|s| self.view(s))
+            .collect())
+    }
+
+    /// Number of sessions being served.
+    pub fn live_sessions(&self) -> usize {
+        self.lock_live().len()
+    }
+
+    /// Stops every listener (FIN to connected apps) and waits for the supervisors.
+    pub async fn shutdown(&self) {
+        let live: Vec<Live> = self.lock_live().drain().map(|(_, l)| l).collect();
+        for l in &live {
+            l.stop.send_replace(true);
+        }
+        for l in live {
+            let _ = tokio::time::timeout(Duration::from_secs(5), l.task).await;
+        }
+        tracing::info!("lnc node: stopped");
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Live>> {
+        self.inner.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mailbox_for(&self, s: &Session) -> Result<Arc<dyn Mailbox>, NodeError> {
+        let cfg = &self.inner.config.mailbox;
+        let (tls, token) = if s.mailbox_addr == cfg.addr {
+            let tls = match &cfg.tls {
+                MailboxTls::System => Tls::System,
+                MailboxTls::SkipVerify => Tls::SkipVerify,
+                MailboxTls::Insecure => Tls::Insecure,
+                MailboxTls::CaFile(p) => Tls::CaPem(std::fs::read(p).map_err(|e| {
+                    NodeError::Config(format!("mailbox CA file {}: {e}", p.display()))
+                })?),
+            };
+            (tls, cfg.creation_token.clone())
+        } else if s.dev_server {
+            (Tls::SkipVerify, None)
+        } else {
+            (Tls::System, None)
+        };
+        let mut pools = self
+            .inner
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let pool = pools.entry(s.mailbox_addr.clone()).or_default();
+        if let Some((mb, n)) = pool
+            .iter_mut()
+            .find(|(_, n)| *n < SESSIONS_PER_MAILBOX_CONNECTION)
+        {
+            *n += 1;
+            return Ok(mb.clone());
+        }
+        let mb = GrpcMailbox::new(RelayAddr {
+            addr: s.mailbox_addr.clone(),
+            tls,
+        })
+        .map_err(|e| NodeError::Config(format!("mailbox {}: {e}", s.mailbox_addr)))?
+        .with_create_token(token);
+        let mb: Arc<dyn Mailbox> = Arc::new(mb);
+        pool.push((mb.clone(), 1));
+        Ok(mb)
+    }
+
+    /// Starts the listener and supervisor of a live session.
+    fn serve(&self, s: &Session) -> Result<(), NodeError> {
+        let mailbox = self.mailbox_for(s)?;
+        let gate = Arc::new(Gate {
+            active: AtomicBool::new(true),
+            connected: AtomicBool::new(false),
+            expiry: s.expiry,
+        });
+        let proxy = Proxy::new(
+            gate.clone(),
+            self.inner.lnd.clone(),
+            self.inner.upstreams.clone(),
+            s,
+        );
+        let options = TunnelOptions {
+            handshake_timeout: Some(self.inner.config.handshake_timeout),
+            ..TunnelOptions::default()
+        };
+        let listener = listen(
+            &self.inner.rt,
+            mailbox.clone(),
+            connection_state(s),
+            proxy,
+            options,
+            rng(),
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let sup = Supervisor {
+            node: self.clone(),
+            id: s.id,
+            gate: gate.clone(),
+            mailbox,
+            paired: s.remote_public_key.is_some(),
+            expiry: s.expiry,
+            first_deadline: s.first_connection_deadline,
+        };
+        let task = tokio::spawn(sup.run(listener, stop_rx));
+        let old = self.lock_live().insert(s.id, Live { gate, stop, task });
+        if let Some(old) = old {
+            old.stop.send_replace(true);
+        }
+        Ok(())
+    }
+
+    /// After a session reached a terminal state in the store: closes its gate and
+    /// listener (ending live calls), deletes its mailboxes and its root key in LND.
+    async fn finish(&self, s: &Session) {
+        let live = self.lock_live().remove(&s.id);
+        if let Some(l) = live {
+            l.gate.active.store(false, Ordering::Release);
+            l.stop.send_replace(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), l.task).await;
+        }
+        if let Err(e) = self
+            .inner
+            .lnd
+            .delete_macaroon_id(s.macaroon_root_key_id)
+            .await
+        {
+            tracing::warn!(session = %s.id, error = %e, "LND did not delete the session's root key; revoke again once LND is reachable");
+        }
+        tracing::info!(session = %s.id, state = s.state.name(), "session ended");
+        self.emit(NodeEvent::Ended {
+            id: s.id,
+            state: s.state.clone(),
+        });
+    }
+}
+
+struct Supervisor {
+    node: Node,
+    id: SessionId,
+    gate: Arc<Gate>,
+    mailbox: Arc<dyn Mailbox>,
+    paired: bool,
+    expiry: SystemTime,
+    first_deadline: SystemTime,
+}
+
+fn sleep_until(t: SystemTime) -> tokio::time::Sleep {
+    let d = t
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    // Timers far in the future: tokio caps them anyway; keep them in range.
+    tokio::time::sleep(d.min(Duration::from_secs(60 * 60 * 24 * 365)))
+}
+
+enum Ending {
+    Stop,
+    Expired,
+    Deadline,
+    Burnt(PairingAttemptFailure),
+}
+
+impl Supervisor {
+    async fn run(mut self, mut listener: Listener, mut stop: watch::Receiver<bool>) {
+        let id = self.id;
+        let mut streams: Vec<MailboxStreams> = Vec::new();
+        let ending = loop {
+            let expiry = sleep_until(self.expiry);
+            let deadline = sleep_until(self.first_deadline);
+            tokio::select! {
+                ev = listener.next_event() => {
+                    let Some(ev) = ev else { break Ending::Stop };
+                    if let Some(end) = self.on_event(ev, &mut streams) {
+                        break end;
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => break Ending::Stop,
+                () = expiry => break Ending::Expired,
+                () = deadline, if !self.paired => break Ending::Deadline,
+            }
+        };
+        self.gate.connected.store(false, Ordering::Relaxed);
+        listener.close();
+        // Wait (briefly) for the listener to stop so it re-creates no box after deletion.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(ev) = listener.next_event().await {
+                if matches!(ev, ListenerEvent::Stopped) {
+                    break;
+                }
+            }
+        })
+        .await;
+        let node = self.node.clone();
+        let store = &node.inner.store;
+        let now = SystemTime::now();
+        let ended = match ending {
+            Ending::Stop => {
+                // Revoked through the node (it deletes the root key) or node shutdown.
+                if store.get(id).is_ok_and(|s| s.state.is_terminal()) {
+                    self.delete_boxes(&streams).await;
+                }
+                return;
+            }
+            Ending::Expired | Ending::Deadline => match store.sweep(now.max(match ending {
+                Ending::Expired => self.expiry,
+                _ => self.first_deadline,
+            })) {
+                Ok(v) => v.into_iter().find(|s| s.id == id),
+                Err(e) => {
+                    tracing::warn!(session = %id, error = %e, "ending session failed");
+                    None
+                }
+            },
+            Ending::Burnt(PairingAttemptFailure::Rejected) => {
+                match store.record_failed_attempt(id, now) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(session = %id, error = %e, "recording a failed attempt failed");
+                        None
+                    }
+                }
+            }
+            Ending::Burnt(PairingAttemptFailure::StalledAfterAct2) => store.get(id).ok(),
+        };
+        self.gate.active.store(false, Ordering::Release);
+        self.delete_boxes(&streams).await;
+        let Some(s) = ended.or_else(|| store.get(id).ok()) else {
+            return;
+        };
+        if let SessionState::Revoked { reason } = &s.state {
+            tracing::warn!(session = %id, reason = %reason, "session revoked");
+        }
+        // Deregister ourselves, then delete the root key (we are the task `finish` waits on).
+        let mine = {
+            let mut live = node.lock_live();
+            match live.get(&id) {
+                Some(l) if Arc::ptr_eq(&l.gate, &self.gate) => live.remove(&id),
+                _ => None,
+            }
+        };
+        drop(mine);
+        if s.state.is_terminal() {
+            if let Err(e) = node
+                .inner
+                .lnd
+                .delete_macaroon_id(s.macaroon_root_key_id)
+                .await
+            {
+                tracing::warn!(session = %id, error = %e, "LND did not delete the session's root key");
+            }
+            tracing::info!(session = %id, state = s.state.name(), "session ended");
+            node.emit(NodeEvent::Ended {
+                id,
+                state: s.state.clone(),
+            });
+        }
+    }
+
+    async fn delete_boxes(&self, streams: &[MailboxStreams]) {
+        let mut ids: Vec<StreamId> = Vec::new();
+        for s in streams {
+            for id in [s.receive, s.send] {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        for sid in ids {
+            if let Err(e) = self.mailbox.delete(sid).await {
+                tracing::debug!(session = %self.id, error = %e, "deleting a mailbox failed");
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: ListenerEvent, streams: &mut Vec<MailboxStreams>) -> Option<Ending> {
+        let id = self.id;
+        let store = &self.node.inner.store;
+        let now = SystemTime::now();
+        match ev {
+            ListenerEvent::Listening(s) => {
+                if !streams.contains(&s) {
+                    streams.push(s);
+                }
+                tracing::debug!(session = %id, "waiting for the app");
+            }
+            ListenerEvent::Connected { session, .. } => {
+                if !self.gate.is_active() {
+                    return Some(Ending::Stop);
+                }
+                self.gate.connected.store(true, Ordering::Relaxed);
+                let r = if session.record.remote_static_stored && !self.paired {
+                    self.paired = true;
+                    tracing::info!(session = %id, version = %session.version, "app paired; later connections use KK");
+                    self.node.emit(NodeEvent::Paired(id));
+                    store.record_pairing(id, &session.remote_static, now)
+                } else {
+                    tracing::info!(session = %id, pattern = ?session.pattern, "app connected");
+                    store.touch(id, now)
+                };
+                self.node.emit(NodeEvent::Connected(id));
+                if let Err(e) = r {
+                    tracing::warn!(session = %id, error = %e, "storing the connection failed");
+                }
+            }
+            ListenerEvent::Disconnected(reason) => {
+                if self.gate.connected.swap(false, Ordering::Relaxed) {
+                    tracing::info!(session = %id, reason = ?reason, "app disconnected");
+                    let _ = store.touch(id, now);
+                    self.node.emit(NodeEvent::Disconnected(id));
+                }
+            }
+            ListenerEvent::PairingAttemptFailed(kind) => {
+                tracing::warn!(session = %id, kind = ?kind, "pairing attempt failed");
+                match kind {
+                    PairingAttemptFailure::Rejected => return Some(Ending::Burnt(kind)),
+                    PairingAttemptFailure::StalledAfterAct2 => {
+                        let limit = self.node.inner.config.max_stalled_attempts;
+                        match store.record_stalled_attempt(id, limit, now) {
+                            Ok(s) if s.state.is_terminal() => return Some(Ending::Burnt(kind)),
+                            Ok(s) => {
+                                self.node.emit(NodeEvent::AttemptFailed {
+                                    id,
+                                    kind,
+                                    attempts: s.failed_attempts,
+                                });
+                                tracing::info!(session = %id, attempts = s.failed_attempts, limit, "stalled pairing counted");
+                            }
+                            Err(e) => {
+                                tracing::warn!(session = %id, error = %e, "counting a stalled pairing failed");
+                            }
+                        }
+                    }
+                }
+            }
+            ListenerEvent::HandshakeFailed(e) => {
+                tracing::info!(session = %id, error = %e, "handshake failed");
+            }
+            ListenerEvent::Stopped => return Some(Ending::Stop),
+        }
+        None
+    }
+}

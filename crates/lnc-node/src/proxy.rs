@@ -1,0 +1,212 @@
+//! The gRPC proxy served over each tunnel (spec part D): every call, whatever its
+//! streaming shape, is forwarded as HTTP/2 frames — headers, messages, trailers and
+//! status pass through untouched — to LND by default, or to another daemon chosen by the
+//! gRPC service-name prefix.
+//!
+//! LND checks the session's macaroon itself (the app sends it as `macaroon` metadata, taken
+//! from the handshake's auth data). Other daemons do not know LND's root keys, so for them
+//! the node admits admin sessions and sessions whose macaroon lists the method as a `uri`
+//! op — verified by LND's `CheckMacaroonPermissions`, so a revoked root key fails too — and
+//! then swaps in that daemon's own macaroon. The admin API is a separate loopback server:
+//! nothing here can reach it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use lnd_api::lnrpc;
+use tonic::transport::Channel;
+use tower::ServiceExt as _;
+use zeroize::Zeroizing;
+
+use crate::lnd::{Lnd, LndError};
+use crate::node::{Gate, UpstreamConfig};
+use crate::session::{Session, SessionId, SessionType};
+
+/// The response body of every proxied call (tonic's boxed body carries trailers).
+pub type ProxyBody = tonic::body::Body;
+
+struct Upstream {
+    prefix: String,
+    channel: Channel,
+    macaroon: HeaderValue,
+}
+
+/// Connections to the other daemons, by service prefix (longest prefix wins).
+#[derive(Clone, Default)]
+pub struct Upstreams(Arc<Vec<Upstream>>);
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|u| &u.prefix))
+            .finish()
+    }
+}
+
+impl Upstreams {
+    /// Connects to each daemon (TLS with its certificate) and loads its macaroon.
+    pub async fn connect(configs: &[UpstreamConfig]) -> Result<Self, LndError> {
+        let mut v = Vec::new();
+        for c in configs {
+            let conn = Lnd::connect(&c.addr, &c.tls_cert, &c.macaroon).await?;
+            let mac =
+                Zeroizing::new(std::fs::read(&c.macaroon).map_err(|source| LndError::File {
+                    path: c.macaroon.clone(),
+                    source,
+                })?);
+            let mut macaroon = HeaderValue::from_str(&hex::encode(&*mac))
+                .map_err(|e| LndError::BadMacaroon(e.to_string()))?;
+            macaroon.set_sensitive(true);
+            v.push(Upstream {
+                prefix: c.prefix.clone(),
+                channel: conn.channel(),
+                macaroon,
+            });
+        }
+        v.sort_by_key(|u| std::cmp::Reverse(u.prefix.len()));
+        Ok(Upstreams(Arc::new(v)))
+    }
+
+    fn route(&self, service: &str) -> Option<&Upstream> {
+        self.0.iter().find(|u| service.starts_with(&u.prefix))
+    }
+}
+
+struct Ctx {
+    id: SessionId,
+    gate: Arc<Gate>,
+    lnd: Lnd,
+    upstreams: Upstreams,
+    admin: bool,
+    macaroon: Zeroizing<Vec<u8>>,
+}
+
+/// The tower service behind one session's tunnel.
+#[derive(Clone)]
+pub struct Proxy(Arc<Ctx>);
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Proxy({})", self.0.id)
+    }
+}
+
+fn refuse(status: tonic::Status) -> Response<ProxyBody> {
+    status.into_http()
+}
+
+/// Request headers that belong to one HTTP hop, not to the call.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+impl Proxy {
+    /// The proxy of session `s`, checking `gate` on every call.
+    pub fn new(gate: Arc<Gate>, lnd: Lnd, upstreams: Upstreams, s: &Session) -> Self {
+        Proxy(Arc::new(Ctx {
+            id: s.id,
+            gate,
+            lnd,
+            upstreams,
+            admin: s.session_type == SessionType::Admin,
+            macaroon: Zeroizing::new(s.macaroon_bytes().to_vec()),
+        }))
+    }
+
+    async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody> {
+        if !ctx.gate.is_active() {
+            return refuse(tonic::Status::permission_denied(
+                "lnc node: this session is revoked or expired; pair again with a new phrase",
+            ));
+        }
+        let path = req.uri().path().to_owned();
+        let service = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .map(|(svc, _)| svc.to_owned());
+        let Some(service) = service else {
+            return refuse(tonic::Status::unimplemented(format!(
+                "lnc node: {path} is not a gRPC method path"
+            )));
+        };
+        let (mut parts, body) = req.into_parts();
+        for h in HOP_BY_HOP {
+            parts.headers.remove(*h);
+        }
+        let channel = match ctx.upstreams.route(&service) {
+            None => ctx.lnd.channel(),
+            Some(up) => {
+                if !ctx.admin
+                    && let Err(status) = Self::check_uri(&ctx, &path).await
+                {
+                    tracing::info!(session = %ctx.id, method = %path, "upstream call refused");
+                    return refuse(status);
+                }
+                parts.headers.insert("macaroon", up.macaroon.clone());
+                up.channel.clone()
+            }
+        };
+        tracing::debug!(session = %ctx.id, method = %path, "proxying call");
+        let req = Request::from_parts(parts, tonic::body::Body::new(body));
+        match channel.oneshot(req).await {
+            Ok(resp) => resp,
+            Err(e) => refuse(tonic::Status::unavailable(format!(
+                "lnc node: the backend for {service} is unreachable: {e}"
+            ))),
+        }
+    }
+
+    /// A non-admin session may call another daemon's method only if its macaroon lists the
+    /// method as a `uri` op; LND verifies the whole macaroon (root key, caveats).
+    async fn check_uri(ctx: &Ctx, full_method: &str) -> Result<(), tonic::Status> {
+        let req = lnrpc::CheckMacPermRequest {
+            macaroon: ctx.macaroon.to_vec(),
+            permissions: vec![lnrpc::MacaroonPermission {
+                entity: "uri".into(),
+                action: full_method.into(),
+            }],
+            full_method: full_method.into(),
+            check_default_perms_from_full_method: false,
+        };
+        match ctx
+            .lnd
+            .lightning()
+            .check_macaroon_permissions(ctx.lnd.request(req))
+            .await
+        {
+            Ok(r) if r.get_ref().valid => Ok(()),
+            Ok(_) => Err(tonic::Status::permission_denied(format!(
+                "lnc node: this session may not call {full_method}"
+            ))),
+            Err(s) => Err(tonic::Status::permission_denied(format!(
+                "lnc node: this session may not call {full_method}: {}",
+                s.message()
+            ))),
+        }
+    }
+}
+
+impl tower::Service<Request<Incoming>> for Proxy {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let ctx = self.0.clone();
+        Box::pin(async move { Ok(Self::handle(ctx, req).await) })
+    }
+}

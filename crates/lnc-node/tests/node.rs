@@ -1,0 +1,318 @@
+//! The node in-process against a real relay (lnc-mailbox) and lnd-sim on 127.0.0.1:0:
+//! upstream routing by service prefix (uri-op admission, macaroon swap), pairing handshakes
+//! that stall after act 2 counted up to the limit, and the admin API's token.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use lnc_core::keys::SecretKey;
+use lnc_core::msgdata::MsgDataCodec;
+use lnc_core::noise::{NoiseConfig, XxInitiator};
+use lnc_core::pairing::{ConnectionState, HandshakeInputs, PairingPhrase, Role};
+use lnc_node::create::NewSession;
+use lnc_node::session::{SessionState, SessionType};
+use lnc_node::{MailboxConfig, MailboxTls, Node, NodeConfig, NodeEvent, UpstreamConfig};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::rt::TokioRuntime;
+use lnc_tunnel::{Client, ClientEvent, DriverOptions, Mailbox, TunnelOptions};
+use lnd_api::lnrpc;
+use lnd_api::lnrpc::lightning_client::LightningClient;
+use lnd_sim::{Config, LndSim, LndSimHandle, MacaroonKind};
+
+const T: Duration = Duration::from_secs(60);
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "lnc-node-daemon-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+struct World {
+    relay: SocketAddr,
+    _relay_stop: tokio::sync::oneshot::Sender<()>,
+    sim: LndSimHandle,
+    other: LndSimHandle,
+    node: Node,
+}
+
+async fn start_sim(tag: &str) -> LndSimHandle {
+    LndSim::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: temp_dir(tag),
+    })
+    .await
+    .unwrap()
+}
+
+/// A relay, LND (lnd-sim) and a second lnd-sim standing in for another daemon, reached by
+/// the prefix `lnrpc.` (so its GetInfo identifies which backend answered).
+async fn world(handshake_timeout: Duration) -> World {
+    let relay_srv = lnc_mailbox::Server::bind(lnc_mailbox::Config::for_tests())
+        .await
+        .unwrap();
+    let relay = relay_srv.handle().local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(relay_srv.serve(async move {
+        let _ = rx.await;
+    }));
+    let sim = start_sim("lnd").await;
+    let other = start_sim("other").await;
+    let mut cfg = NodeConfig::new(
+        sim.addr().to_string(),
+        sim.tls_cert_path(),
+        sim.macaroon_path(MacaroonKind::Admin),
+        temp_dir("node"),
+        MailboxConfig {
+            addr: relay.to_string(),
+            tls: MailboxTls::Insecure,
+            creation_token: None,
+        },
+    );
+    cfg.handshake_timeout = handshake_timeout;
+    cfg.upstreams = vec![UpstreamConfig {
+        prefix: "lnrpc.Lightning".into(),
+        addr: other.addr().to_string(),
+        tls_cert: other.tls_cert_path(),
+        macaroon: other.macaroon_path(MacaroonKind::Admin),
+    }];
+    let node = Node::start(cfg).await.unwrap();
+    World {
+        relay,
+        _relay_stop: tx,
+        sim,
+        other,
+        node,
+    }
+}
+
+impl World {
+    fn mailbox(&self) -> Arc<dyn Mailbox> {
+        Arc::new(
+            GrpcMailbox::new(RelayAddr {
+                addr: self.relay.to_string(),
+                tls: Tls::Insecure,
+            })
+            .unwrap(),
+        )
+    }
+
+    async fn pair(&self, phrase: &str) -> Client {
+        let entropy = PairingPhrase::parse(phrase).unwrap().into_entropy();
+        let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
+        let (client, mut ev) = tokio::time::timeout(
+            T,
+            Client::connect(
+                &TokioRuntime::new(),
+                self.mailbox(),
+                state,
+                TunnelOptions::default(),
+                rng(),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(matches!(
+            futures_util::StreamExt::next(&mut ev).await,
+            Some(ClientEvent::Connected { .. })
+        ));
+        client
+    }
+
+    async fn add(&self, t: SessionType) -> (lnc_node::SessionId, String) {
+        let c = self
+            .node
+            .create_session(NewSession::new("t", t, ""))
+            .await
+            .unwrap();
+        (
+            c.session.id,
+            c.expose_phrase().to_phrase_string().to_string(),
+        )
+    }
+}
+
+/// Calls to a service prefix with an upstream go there: admin sessions pass (with the
+/// upstream's macaroon swapped in), sessions whose macaroon lists the method as a `uri` op
+/// pass after LND's CheckMacaroonPermissions, others are refused by the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_routing_by_prefix() {
+    let w = world(Duration::from_secs(30)).await;
+    let lnd_id = w.sim.identity_pubkey();
+    let other_id = w.other.identity_pubkey();
+    assert_ne!(lnd_id, other_id);
+
+    let (_, admin_phrase) = w.add(SessionType::Admin).await;
+    let admin = w.pair(&admin_phrase).await;
+    let info = LightningClient::new(admin.clone())
+        .get_info(lnrpc::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.identity_pubkey, other_id, "routed to the upstream");
+
+    let (_, ro_phrase) = w.add(SessionType::ReadOnly).await;
+    let ro = w.pair(&ro_phrase).await;
+    let e = LightningClient::new(ro.clone())
+        .get_info(lnrpc::GetInfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("may not call"), "{e:?}");
+
+    let custom = SessionType::Custom(vec![lnc_core::macaroon::Op::new(
+        "uri",
+        "/lnrpc.Lightning/GetInfo",
+    )]);
+    let (_, c_phrase) = w.add(custom).await;
+    let c = w.pair(&c_phrase).await;
+    let info = LightningClient::new(c.clone())
+        .get_info(lnrpc::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.identity_pubkey, other_id);
+    // The uri op names GetInfo only.
+    let e = LightningClient::new(c.clone())
+        .wallet_balance(lnrpc::WalletBalanceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    // Calls outside the prefix still go to LND, which checks the session's macaroon.
+    let mut router = lnd_api::routerrpc::router_client::RouterClient::new(ro.clone());
+    let e = router
+        .send_payment_v2(lnd_api::routerrpc::SendPaymentRequest::default())
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("permission denied"), "{e:?}");
+    for cl in [admin, ro, c] {
+        cl.close();
+    }
+    w.node.shutdown().await;
+}
+
+async fn next_event(rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>) -> NodeEvent {
+    tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap()
+}
+
+/// A peer with the right phrase that stops after act 2 (no act 3): counted per attempt;
+/// the third burns the phrase (default limit 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_pairings_count_up_to_the_limit() {
+    let w = world(Duration::from_millis(500)).await;
+    let mut events = w.node.subscribe();
+    let (id, phrase) = w.add(SessionType::ReadOnly).await;
+    let entropy = PairingPhrase::parse(&phrase).unwrap().into_entropy();
+    let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
+    let HandshakeInputs::Xx { local_static, mask } = state.handshake() else {
+        panic!("expected XX")
+    };
+    let rt = TokioRuntime::new();
+    for attempt in 1..=3u32 {
+        let gbn = lnc_tunnel::spawn_gbn(
+            &rt,
+            w.mailbox(),
+            state.stream_ids(),
+            true,
+            lnc_core::gbn::Config::client(),
+            DriverOptions {
+                create_boxes: false,
+                send_after_recv: true,
+            },
+        )
+        .unwrap();
+        tokio::time::timeout(T, gbn.connected())
+            .await
+            .unwrap()
+            .unwrap();
+        let (hs, act1) =
+            XxInitiator::new(&NoiseConfig::default(), &local_static, &mask, &mut rng())
+                .unwrap()
+                .write_act1()
+                .unwrap();
+        gbn.send(&MsgDataCodec::default().encode(&act1).unwrap())
+            .await
+            .unwrap();
+        let act2 = tokio::time::timeout(T, gbn.recv()).await.unwrap().unwrap();
+        let act2 = MsgDataCodec::default()
+            .decode(&act2)
+            .unwrap()
+            .payload
+            .to_vec();
+        // The guess could now be checked offline; stop here without act 3.
+        assert!(hs.read_act2(&act2).is_ok());
+        match next_event(&mut events).await {
+            NodeEvent::AttemptFailed {
+                id: i, attempts, ..
+            } if attempt < 3 => {
+                assert_eq!((i, attempts), (id, attempt));
+                assert_eq!(w.node.store().get(id).unwrap().state, SessionState::Created);
+            }
+            NodeEvent::Ended { id: i, state } if attempt == 3 => {
+                assert_eq!(i, id);
+                assert!(matches!(state, SessionState::Revoked { .. }), "{state:?}");
+            }
+            other => panic!("attempt {attempt}: unexpected {other:?}"),
+        }
+        gbn.close();
+    }
+    assert_eq!(w.node.store().get(id).unwrap().failed_attempts, 3);
+    w.node.shutdown().await;
+}
+
+/// The admin API refuses requests without the token from the data dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_requires_the_token() {
+    let w = world(Duration::from_secs(30)).await;
+    let admin = lnc_node::admin::serve_admin(w.node.clone()).await.unwrap();
+    let dir = w.node.config().data_dir.clone();
+    let token = std::fs::read_to_string(dir.join(lnc_node::admin::ADMIN_TOKEN_FILE)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(lnc_node::admin::ADMIN_TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let get = |auth: Option<String>| {
+        let addr = admin.addr;
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let auth = auth
+                .map(|t| format!("Authorization: Bearer {t}\r\n"))
+                .unwrap_or_default();
+            let req =
+                format!("GET /v1/sessions HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    assert!(get(None).await.starts_with("HTTP/1.1 401"));
+    assert!(get(Some("wrong".into())).await.starts_with("HTTP/1.1 401"));
+    assert!(
+        get(Some(token.trim().into()))
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    admin.stop();
+    w.node.shutdown().await;
+}
