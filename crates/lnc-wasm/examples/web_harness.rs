@@ -105,6 +105,9 @@ async fn main() -> anyhow::Result<()> {
                         "session": label,
                         "pattern": format!("{:?}", session.pattern),
                     }),
+                    ListenerEvent::PairingAttemptFailed(e) => {
+                        serde_json::json!({"event": "pairing_attempt_failed", "session": label, "error": format!("{e:?}")})
+                    }
                     ListenerEvent::HandshakeFailed(e) => {
                         serde_json::json!({"event": "handshake_failed", "session": label, "error": e})
                     }
