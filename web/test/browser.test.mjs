@@ -3,11 +3,12 @@
 // a page condition or a harness event, with a timeout.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startHarness, serveStatic, launchChromium, countSockets } from './support.mjs';
+import { ROOT, startHarness, serveStatic, launchChromium, countSockets, runLnc } from './support.mjs';
 
-let h, srv, browser, page, host;
+let h, srv, browser, page, host, lncHome;
 const T = 60_000;
 
 before(async () => {
@@ -24,15 +25,16 @@ before(async () => {
 });
 
 after(async () => {
+  if (lncHome) await rm(lncHome, { recursive: true, force: true });
   await browser?.close();
   await srv?.close();
   h?.stop();
 });
 
-/** Creates invoices from the node's side (as `lnc call` would) until `seen()` holds. */
-async function invoiceUntilSeen(memo, seen) {
+/** Creates invoices with `make(i)` until `seen()` holds. */
+async function invoiceUntilSeen(memo, seen, make = (i) => h.send(`invoice ${memo} ${21 + i}`)) {
   for (let i = 0; i < 20; i++) {
-    h.send(`invoice ${memo} ${21 + i}`);
+    await make(i);
     try {
       await seen(2_000);
       return;
@@ -81,7 +83,15 @@ test('pairs by phrase and calls GetInfo', async () => {
   await h.waitEvent((e) => e.event === 'connected' && e.session === 'test' && e.pattern === 'Xx');
 });
 
-test('subscribeInvoices receives invoices created on the node side', async () => {
+test('subscribeInvoices receives an invoice created with `lnc call` from the CLI', async () => {
+  // The CLI pairs with its own session (profile in a private LNC_HOME).
+  lncHome = await mkdtemp(path.join(os.tmpdir(), 'lnc-web-test-'));
+  const env = { LNC_HOME: lncHome, LNC_PASSWORD: 'cli-pw' };
+  const paired = await runLnc(['connect', '--mailbox', h.info.mailbox, '--insecure', '--profile', 'web'], {
+    input: h.info.cli_phrase + '\n',
+    env,
+  });
+  assert.equal(paired.code, 0, `lnc connect failed: ${paired.stderr}`);
   await page.evaluate(() => {
     window.invoices = [];
     window.sub = lnc.lnd.lightning.subscribeInvoices(
@@ -90,8 +100,16 @@ test('subscribeInvoices receives invoices created on the node side', async () =>
       (err) => (window.subError = err.message),
     );
   });
-  await invoiceUntilSeen('from-cli', (ms) =>
-    page.waitForFunction(() => window.invoices.some((i) => i.memo === 'from-cli'), null, { timeout: ms }),
+  await invoiceUntilSeen(
+    'from-cli',
+    (ms) => page.waitForFunction(() => window.invoices.some((i) => i.memo === 'from-cli'), null, { timeout: ms }),
+    async (i) => {
+      const r = await runLnc(
+        ['call', 'lnrpc.Lightning.AddInvoice', JSON.stringify({ memo: 'from-cli', value: String(21 + i) }), '--profile', 'web'],
+        { env },
+      );
+      assert.equal(r.code, 0, `lnc call failed: ${r.stderr}`);
+    },
   );
   const inv = await page.evaluate(() => window.invoices.find((i) => i.memo === 'from-cli'));
   assert.ok(Number(inv.value) >= 21, 'int64 fields arrive as strings, as from lnc-web');

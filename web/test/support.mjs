@@ -33,7 +33,7 @@ export async function startHarness() {
     } catch {
       return;
     }
-    if (!info) {
+    if (!info && v.mailbox) {
       info = v;
       readyResolve(v);
       return;
@@ -131,4 +131,26 @@ export function countSockets() {
       window.__ws.push(this);
     }
   };
+}
+
+/**
+ * Runs the `lnc` CLI (target/debug/lnc, or LNC_BIN) with a private LNC_HOME; resolves with
+ * { code, stdout, stderr }. Killed after `ms`.
+ */
+export function runLnc(args, { input = '', env = {}, ms = 60_000 } = {}) {
+  const bin = process.env.LNC_BIN ?? path.join(ROOT, 'target/debug/lnc');
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill(), ms);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
 }

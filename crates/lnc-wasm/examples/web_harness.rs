@@ -2,7 +2,7 @@
 //! (lnc-node's session creation + lnc-tunnel's `listen`, proxying to lnd-sim), all on
 //! 127.0.0.1 with random ports, in one process.
 //!
-//! Prints one JSON line `{"mailbox","phrase","demo_phrase","alias"}` when ready, then JSON event lines
+//! Prints one JSON line `{"mailbox","phrase","demo_phrase","cli_phrase","alias"}` when ready, then JSON event lines
 //! (`{"event":"paired"}`, `{"event":"invoice",…}`). Commands on stdin, one per line:
 //! `invoice <memo> <sats>` (AddInvoice on lnd-sim with its admin macaroon, as `lnc call`
 //! would), `quit`. Exits when stdin closes, so the test runner never leaks it.
@@ -58,9 +58,9 @@ async fn main() -> anyhow::Result<()> {
         addr: relay_addr.to_string(),
         tls: Tls::Insecure,
     })?);
-    // Two sessions: one for the API tests, one for the demo page.
+    // Three sessions: the API tests' page, the demo page, and `lnc connect`/`lnc call`.
     let mut phrases = Vec::new();
-    for label in ["test", "demo"] {
+    for label in ["test", "demo", "cli"] {
         let created = create_session(
             &lnd,
             &store,
@@ -105,6 +105,9 @@ async fn main() -> anyhow::Result<()> {
                         "session": label,
                         "pattern": format!("{:?}", session.pattern),
                     }),
+                    ListenerEvent::PairingAttemptFailed(e) => {
+                        serde_json::json!({"event": "pairing_attempt_failed", "session": label, "error": format!("{e:?}")})
+                    }
                     ListenerEvent::HandshakeFailed(e) => {
                         serde_json::json!({"event": "handshake_failed", "session": label, "error": e})
                     }
@@ -124,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         "mailbox": relay_addr.to_string(),
         "phrase": phrases[0],
         "demo_phrase": phrases[1],
+        "cli_phrase": phrases[2],
         "alias": lnd_sim::service::ALIAS,
     }));
 
