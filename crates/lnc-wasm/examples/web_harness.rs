@@ -1,6 +1,6 @@
-//! Test harness for the browser tests (web/test): a mailbox relay, lnd-sim and a node side
-//! (lnc-node's session creation + lnc-tunnel's `listen`, proxying to lnd-sim), all on
-//! 127.0.0.1 with random ports, in one process.
+//! Test harness for the browser tests (web/test): a mailbox relay, lnd-sim and the node
+//! daemon (lnc-node's `Node`, the code `lnc node` runs: per-session listeners and the gRPC
+//! proxy to lnd-sim), all on 127.0.0.1 with random ports, in one process.
 //!
 //! Prints one JSON line `{"mailbox","phrase","demo_phrase","cli_phrase","alias"}` when ready, then JSON event lines
 //! (`{"event":"paired"}`, `{"event":"invoice",…}`). Commands on stdin, one per line:
@@ -8,19 +8,13 @@
 //! would), `quit`. Exits when stdin closes, so the test runner never leaks it.
 #![allow(missing_docs)]
 
-use hyper::body::Incoming;
-use lnc_core::pairing::{ConnectionState, Role};
 use lnc_mailbox::{Config as RelayConfig, Server};
-use lnc_node::create::{NewSession, create_session};
+use lnc_node::create::NewSession;
 use lnc_node::lnd::Lnd;
-use lnc_node::session::SessionType;
-use lnc_node::store::SessionStore;
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
-use lnc_tunnel::rt::TokioRuntime;
-use lnc_tunnel::{ListenerEvent, TunnelOptions, listen};
+use lnc_node::node::{MailboxConfig, MailboxTls, Node, NodeConfig, NodeEvent};
+use lnc_node::session::{SessionId, SessionType};
 use lnd_sim::{Config as SimConfig, LndSim, MacaroonKind};
 use std::io::Write as _;
-use std::sync::Arc;
 use tokio::io::AsyncBufReadExt as _;
 
 fn emit(v: serde_json::Value) {
@@ -52,76 +46,69 @@ async fn main() -> anyhow::Result<()> {
         &sim.macaroon_path(MacaroonKind::Admin),
     )
     .await?;
-    let store = SessionStore::open(&dir.join("node"))?;
-    let rt = TokioRuntime::new();
-    let mailbox = Arc::new(GrpcMailbox::new(RelayAddr {
-        addr: relay_addr.to_string(),
-        tls: Tls::Insecure,
-    })?);
+    // The real node daemon (lnc-node's `Node`, as `lnc node` runs it): per-session
+    // listeners, the gRPC proxy to LND, pairing bookkeeping.
+    let node = Node::start(NodeConfig::new(
+        sim.addr().to_string(),
+        sim.tls_cert_path(),
+        sim.macaroon_path(MacaroonKind::Admin),
+        dir.join("node"),
+        MailboxConfig {
+            addr: relay_addr.to_string(),
+            tls: MailboxTls::Insecure,
+            creation_token: None,
+        },
+    ))
+    .await?;
     // Three sessions: the API tests' page, the demo page, and `lnc connect`/`lnc call`.
+    let mut labels = std::collections::HashMap::new();
     let mut phrases = Vec::new();
+    let mut events = node.subscribe();
     for label in ["test", "demo", "cli"] {
-        let created = create_session(
-            &lnd,
-            &store,
-            NewSession::new(label, SessionType::Admin, relay_addr.to_string()),
-            std::time::SystemTime::now(),
-        )
-        .await?;
+        let created = node
+            .create_session(NewSession::new(label, SessionType::Admin, ""))
+            .await?;
+        labels.insert(created.session.id, label);
         phrases.push(created.expose_phrase().to_phrase_string().to_string());
-        let state = ConnectionState::new(
-            Role::Server,
-            created.session.local_key().clone(),
-            created.session.entropy().clone(),
-        )
-        .with_auth_data(created.expose_auth_data().as_bytes().to_vec());
-        // The node proxies every call to LND unchanged: the app's macaroon is the
-        // session's, baked by LND, so LND itself checks it.
-        let channel = lnd.channel();
-        let proxy = tower::service_fn(move |req: http::Request<Incoming>| {
-            let ch = channel.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let req = http::Request::from_parts(parts, tonic::body::Body::new(body));
-                tower::ServiceExt::oneshot(ch, req).await
-            }
-        });
-        let mut listener = listen(
-            &rt,
-            mailbox.clone(),
-            state,
-            proxy,
-            TunnelOptions::default(),
-            rand_core::UnwrapErr(getrandom::SysRng),
-        );
-        tokio::spawn(async move {
-            while let Some(ev) = listener.next_event().await {
-                let line = match ev {
-                    ListenerEvent::Listening(_) => {
-                        serde_json::json!({"event": "listening", "session": label})
-                    }
-                    ListenerEvent::Connected { session, .. } => serde_json::json!({
-                        "event": "connected",
-                        "session": label,
-                        "pattern": format!("{:?}", session.pattern),
-                    }),
-                    ListenerEvent::PairingAttemptFailed(e) => {
-                        serde_json::json!({"event": "pairing_attempt_failed", "session": label, "error": format!("{e:?}")})
-                    }
-                    ListenerEvent::HandshakeFailed(e) => {
-                        serde_json::json!({"event": "handshake_failed", "session": label, "error": e})
-                    }
-                    ListenerEvent::Disconnected(r) => serde_json::json!({
-                        "event": "disconnected",
-                        "session": label,
-                        "reason": format!("{r:?}"),
-                    }),
-                    ListenerEvent::Stopped => break,
-                };
-                emit(line);
-            }
-        });
     }
+    // Node events as JSON lines for the tests; a connection right after `Paired` is the
+    // pairing (XX), every later one a reconnect with stored keys (KK).
+    tokio::spawn(async move {
+        let mut just_paired = std::collections::HashSet::new();
+        loop {
+            let ev = match events.recv().await {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let name = |id: &SessionId| labels.get(id).copied().unwrap_or("?");
+            let line = match ev {
+                NodeEvent::Paired(id) => {
+                    just_paired.insert(id);
+                    serde_json::json!({"event": "paired", "session": name(&id)})
+                }
+                NodeEvent::Connected(id) => {
+                    let pattern = if just_paired.remove(&id) { "Xx" } else { "Kk" };
+                    serde_json::json!({"event": "connected", "session": name(&id), "pattern": pattern})
+                }
+                NodeEvent::Disconnected(id) => {
+                    serde_json::json!({"event": "disconnected", "session": name(&id)})
+                }
+                NodeEvent::AttemptFailed { id, kind, attempts } => serde_json::json!({
+                    "event": "pairing_attempt_failed",
+                    "session": name(&id),
+                    "error": format!("{kind:?}"),
+                    "attempts": attempts,
+                }),
+                NodeEvent::Ended { id, state } => serde_json::json!({
+                    "event": "ended",
+                    "session": name(&id),
+                    "state": format!("{state:?}"),
+                }),
+            };
+            emit(line);
+        }
+    });
 
     emit(serde_json::json!({
         "mailbox": relay_addr.to_string(),
@@ -158,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
             ),
         }
     }
+    node.shutdown().await;
     let _ = stop_relay.send(());
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
