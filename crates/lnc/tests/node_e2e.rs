@@ -636,7 +636,8 @@ async fn demo_exits_zero() {
         "app paired",
         "GetInfo through the tunnel",
         "SubscribeInvoices saw the new invoice",
-        "reconnected with stored keys (Kk",
+        "LookupInvoice by name with JSON",
+        "reconnected with the stored keys (Noise KK",
         "all steps passed",
     ] {
         assert!(stdout.contains(step), "missing step {step:?}");
