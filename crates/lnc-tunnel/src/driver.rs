@@ -10,6 +10,7 @@
 
 use crate::mailbox::{Mailbox, MailboxError, PacketSink, PacketStream, Status};
 use crate::rt::{BoxFuture, Runtime};
+use core::fmt;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use lnc_core::gbn::{CloseReason, Config, ConfigError, Connection, Event, SendError};
@@ -63,6 +64,39 @@ pub struct DriverOptions {
     /// node created the boxes would lose the SYN and cost a 2 s GBN retry; a successful
     /// receive open proves the node created both.
     pub send_after_recv: bool,
+}
+
+/// A receive stream passed from one GBN connection to the next on the same stream ID.
+///
+/// The node side serves one app connection after another on the same mailbox. If each
+/// connection re-opened the receive stream, whatever the relay had already pushed into
+/// the old one — typically the app's SYN right after its FIN — would die with it, and the
+/// app would wait out its 2 s SYN resend. Handing the open stream over keeps one reader
+/// attached at the relay and loses nothing: packets after a FIN stay in the stream.
+#[derive(Clone, Default)]
+pub struct RecvHandoff(Arc<Mutex<Option<PacketStream>>>);
+
+impl RecvHandoff {
+    fn take(&self) -> Option<PacketStream> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn put(&self, s: PacketStream) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    }
+
+    /// True while a stream waits for the next connection.
+    pub fn is_held(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}
+
+impl fmt::Debug for RecvHandoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvHandoff")
+            .field("held", &self.is_held())
+            .finish()
+    }
 }
 
 /// Counters of relay traffic, for metrics and tests.
@@ -318,6 +352,7 @@ struct Driver<R: Runtime> {
     opts: DriverOptions,
     shared: Arc<Mutex<Shared>>,
     recv: Dir<PacketStream>,
+    handoff: Option<RecvHandoff>,
     send: Dir<PacketSink>,
     recv_backoff: Backoff,
     send_backoff: Backoff,
@@ -333,6 +368,8 @@ struct Driver<R: Runtime> {
     recent: std::collections::VecDeque<(Instant, Vec<u8>)>,
     replay: std::collections::VecDeque<Vec<u8>>,
     send_failed: bool,
+    /// For trace logs only.
+    client: bool,
 }
 
 /// Starts a GBN connection over `mailbox` on `streams` and spawns its driver task.
@@ -343,6 +380,20 @@ pub fn spawn_gbn<R: Runtime>(
     client: bool,
     config: Config,
     opts: DriverOptions,
+) -> Result<GbnHandle, ConfigError> {
+    spawn_gbn_with_handoff(rt, mailbox, streams, client, config, opts, None)
+}
+
+/// [`spawn_gbn`] that starts on the receive stream a previous connection left in
+/// `handoff` (if any) and leaves its own there when it ends.
+pub fn spawn_gbn_with_handoff<R: Runtime>(
+    rt: &R,
+    mailbox: Arc<dyn Mailbox>,
+    streams: MailboxStreams,
+    client: bool,
+    config: Config,
+    opts: DriverOptions,
+    handoff: Option<RecvHandoff>,
 ) -> Result<GbnHandle, ConfigError> {
     let conn = if client {
         Connection::new_client(config)?
@@ -363,17 +414,20 @@ pub fn spawn_gbn<R: Runtime>(
         status: Status::NotConnected,
         stats: DriverStats::default(),
     }));
+    let inherited = handoff.as_ref().and_then(RecvHandoff::take);
+    let recv_opened = inherited.is_some();
     let mut driver = Driver {
         rt: rt.clone(),
         mailbox,
         streams,
         opts,
         shared: shared.clone(),
-        recv: Dir::Idle,
+        recv: inherited.map_or(Dir::Idle, Dir::Open),
+        handoff,
         send: Dir::Idle,
         recv_backoff: Backoff(BACKOFF_MIN),
         send_backoff: Backoff(BACKOFF_MIN),
-        recv_opened: false,
+        recv_opened,
         outbox: None,
         need_flush: false,
         timer: None,
@@ -381,6 +435,7 @@ pub fn spawn_gbn<R: Runtime>(
         recent: Default::default(),
         replay: Default::default(),
         send_failed: false,
+        client,
     };
     rt.spawn(Box::pin(futures_util::future::poll_fn(move |cx| {
         driver.poll(cx)
@@ -428,7 +483,7 @@ impl<R: Runtime> Driver<R> {
             if !closed {
                 progress |= self.poll_recv(cx, &mut sh, now);
             } else {
-                self.recv = Dir::Idle;
+                self.release_recv();
             }
             let (p, send_done) = self.poll_send(cx, &mut sh, now, closed);
             progress |= p;
@@ -498,7 +553,7 @@ impl<R: Runtime> Driver<R> {
                     }
                     sh.driver = None;
                     sh.wake_all();
-                    self.recv = Dir::Idle;
+                    self.release_recv();
                     self.send = Dir::Idle;
                     return Poll::Ready(());
                 }
@@ -515,6 +570,15 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// Drops the receive direction, or leaves an open stream for the next connection.
+    fn release_recv(&mut self) {
+        if let (Dir::Open(s), Some(h)) =
+            (core::mem::replace(&mut self.recv, Dir::Idle), &self.handoff)
+        {
+            h.put(s);
+        }
+    }
+
     fn fail(sh: &mut Shared, e: &MailboxError) {
         tracing::debug!(error = %e, "mailbox transport failed; retrying");
         sh.stats.transport_errors += 1;
@@ -526,6 +590,7 @@ impl<R: Runtime> Driver<R> {
             Dir::Idle => Dir::Opening(self.open_recv()),
             Dir::Opening(f) => match f.as_mut().poll(cx) {
                 Poll::Ready(Ok(s)) => {
+                    tracing::trace!(client = self.client, recv = ?self.streams.receive, "recv opened");
                     self.recv_opened = true;
                     sh.stats.opens += 1;
                     Dir::Open(s)
@@ -543,10 +608,16 @@ impl<R: Runtime> Driver<R> {
                         Poll::Ready(Some(Ok(pkt))) => {
                             got = true;
                             sh.stats.packets_received += 1;
+                            tracing::trace!(client = self.client, recv = ?self.streams.receive, ty = pkt.first(), seq = pkt.get(1), "gbn packet in");
                             sh.set_status(Status::Connected);
                             self.recv_backoff.reset();
                             if let Err(e) = sh.conn.handle_packet(now, &pkt) {
                                 tracing::debug!(error = %e, "malformed gbn packet");
+                            }
+                            if sh.conn.is_closed() {
+                                // Whatever follows (a new SYN after a FIN) belongs to the
+                                // next connection: leave it in the stream.
+                                return true;
                             }
                         }
                         Poll::Ready(Some(Err(e))) => {
@@ -660,6 +731,7 @@ impl<R: Runtime> Driver<R> {
                     match sink.as_mut().poll_ready(cx) {
                         Poll::Ready(Ok(())) => {
                             let pkt = self.outbox.take().unwrap_or_default();
+                            tracing::trace!(client = self.client, send = ?self.streams.send, ty = pkt.first(), seq = pkt.get(1), "gbn packet out");
                             progress = true;
                             self.need_flush = true;
                             sh.stats.packets_sent += 1;

@@ -1,7 +1,9 @@
 //! `dial` (app side) and `listen` (node side): a GBN connection, the Noise handshake and
 //! the encrypted stream, on the stream IDs the pairing state names (transport.md §6).
 
-use crate::driver::{DriverOptions, GbnError, GbnHandle, spawn_gbn};
+use crate::driver::{
+    DriverOptions, GbnError, GbnHandle, RecvHandoff, spawn_gbn, spawn_gbn_with_handoff,
+};
 use crate::h2::serve_http2;
 use crate::mailbox::Mailbox;
 use crate::rt::Runtime;
@@ -270,11 +272,14 @@ where
         let rt = rt2;
         let mut state = state;
         let mut prev: Option<MailboxStreams> = None;
+        // One receive stream serves consecutive connections on the same stream IDs.
+        let mut handoff = RecvHandoff::default();
         let mut inputs: Option<HandshakeInputs> = None;
         let auth: Vec<u8> = state.auth_data().map(<[u8]>::to_vec).unwrap_or_default();
         loop {
             let streams = state.stream_ids();
             if let Some(p) = prev.filter(|p| *p != streams) {
+                handoff = RecvHandoff::default();
                 let _ = mailbox.delete(p.receive).await;
                 let _ = mailbox.delete(p.send).await;
             }
@@ -292,7 +297,15 @@ where
                 create_boxes: true,
                 send_after_recv: false,
             };
-            let gbn = match spawn_gbn(&rt, mailbox.clone(), streams, false, config, opts) {
+            let gbn = match spawn_gbn_with_handoff(
+                &rt,
+                mailbox.clone(),
+                streams,
+                false,
+                config,
+                opts,
+                Some(handoff.clone()),
+            ) {
                 Ok(g) => g,
                 Err(e) => {
                     let _ = tx.unbounded_send(ListenerEvent::HandshakeFailed(e.to_string()));
@@ -348,6 +361,18 @@ where
                     let session_base = (est.remote_static, est.version, est.pattern);
                     match state.record_handshake(out) {
                         Ok(record) => {
+                            let next = state.stream_ids();
+                            if next != streams {
+                                // Pairing moved the session to its own stream IDs: create
+                                // those boxes now, so an app that closes and reconnects at
+                                // once finds them instead of "stream not found" and a
+                                // backoff (the driver creates them again; that is a no-op).
+                                let mb = mailbox.clone();
+                                rt.spawn(Box::pin(async move {
+                                    let _ = mb.create(next.receive).await;
+                                    let _ = mb.create(next.send).await;
+                                }));
+                            }
                             let session = SessionInfo {
                                 remote_static: session_base.0,
                                 version: session_base.1,
