@@ -731,7 +731,7 @@ impl<R: Runtime> Driver<R> {
                     match sink.as_mut().poll_ready(cx) {
                         Poll::Ready(Ok(())) => {
                             let pkt = self.outbox.take().unwrap_or_default();
-                            tracing::trace!(client = self.client, send = ?self.streams.send, ty = pkt.first(), seq = pkt.get(1), "gbn packet out");
+                            tracing::trace!(client = self.client, send = ?self.streams.send, ty = pkt.first(), seq = pkt.get(1), len = pkt.len(), "gbn packet out");
                             progress = true;
                             self.need_flush = true;
                             sh.stats.packets_sent += 1;
