@@ -128,10 +128,14 @@ test('reload reconnects with the password alone (KK)', async () => {
     const lnc = new LNC({ password: 'pw-1', namespace: 'main', connectTimeout: 60_000 });
     window.lnc = lnc;
     const paired = lnc.credentials.isPaired;
+    const t0 = performance.now();
     await lnc.connect();
+    const t1 = performance.now();
     const info = await lnc.lnd.lightning.getInfo();
-    return { paired, alias: info.alias, host: lnc.credentials.serverHost };
+    const t2 = performance.now();
+    return { paired, alias: info.alias, host: lnc.credentials.serverHost, connectMs: t1 - t0, callMs: t2 - t1 };
   });
+  console.log(`reload -> KK: connect() ${r.connectMs.toFixed(1)} ms, first call ${r.callMs.toFixed(1)} ms`);
   assert.equal(r.paired, true);
   assert.equal(r.alias, h.info.alias);
   assert.equal(r.host, host);

@@ -91,6 +91,61 @@ impl RecvHandoff {
     }
 }
 
+/// `first`, then the rest of `s`.
+fn prepend(first: Vec<u8>, s: PacketStream) -> PacketStream {
+    Box::pin(futures_util::StreamExt::chain(
+        futures_util::stream::once(core::future::ready(Ok(first))),
+        s,
+    ))
+}
+
+impl RecvHandoff {
+    /// Node side, while the pairing connection is served: reads the session's next
+    /// receive stream (opened by `open`) until a SYN arrives, and keeps that SYN at the
+    /// stream's front for the next connection. True when a SYN came: the app reconnected
+    /// with KK, so the pairing connection is dead even if no FIN said so (a browser
+    /// reload). False if the stream failed. Dropping the future keeps the stream, and
+    /// whatever is buffered in it, for the next connection.
+    pub(crate) async fn watch_for_syn(
+        &self,
+        open: BoxFuture<Result<PacketStream, MailboxError>>,
+    ) -> bool {
+        match open.await {
+            Ok(s) => self.put(s),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not watch the session's next stream");
+                return false;
+            }
+        }
+        futures_util::future::poll_fn(|cx| {
+            let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let Some(s) = held.as_mut() else {
+                    return Poll::Ready(false);
+                };
+                match s.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(pkt)))
+                        if pkt.first() == Some(&lnc_core::gbn::wire::TYPE_SYN) =>
+                    {
+                        if let Some(s) = held.take() {
+                            *held = Some(prepend(pkt, s));
+                        }
+                        return Poll::Ready(true);
+                    }
+                    // Stale traffic of an earlier connection on these streams.
+                    Poll::Ready(Some(Ok(_))) => {}
+                    Poll::Ready(Some(Err(_)) | None) => {
+                        *held = None;
+                        return Poll::Ready(false);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await
+    }
+}
+
 impl fmt::Debug for RecvHandoff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecvHandoff")
@@ -368,7 +423,9 @@ struct Driver<R: Runtime> {
     recent: std::collections::VecDeque<(Instant, Vec<u8>)>,
     replay: std::collections::VecDeque<Vec<u8>>,
     send_failed: bool,
-    /// For trace logs only.
+    /// Node side: the SYN of a restarted app that ended this connection, for the next.
+    pushback: Option<Vec<u8>>,
+    /// Which side this is (the trace logs, and only a server passes a SYN on).
     client: bool,
 }
 
@@ -435,6 +492,7 @@ pub fn spawn_gbn_with_handoff<R: Runtime>(
         recent: Default::default(),
         replay: Default::default(),
         send_failed: false,
+        pushback: None,
         client,
     };
     rt.spawn(Box::pin(futures_util::future::poll_fn(move |cx| {
@@ -575,7 +633,10 @@ impl<R: Runtime> Driver<R> {
         if let (Dir::Open(s), Some(h)) =
             (core::mem::replace(&mut self.recv, Dir::Idle), &self.handoff)
         {
-            h.put(s);
+            h.put(match self.pushback.take() {
+                Some(first) => prepend(first, s),
+                None => s,
+            });
         }
     }
 
@@ -611,12 +672,21 @@ impl<R: Runtime> Driver<R> {
                             tracing::trace!(client = self.client, recv = ?self.streams.receive, ty = pkt.first(), seq = pkt.get(1), "gbn packet in");
                             sh.set_status(Status::Connected);
                             self.recv_backoff.reset();
+                            let was_connected = sh.connected;
                             if let Err(e) = sh.conn.handle_packet(now, &pkt) {
                                 tracing::debug!(error = %e, "malformed gbn packet");
                             }
                             if sh.conn.is_closed() {
                                 // Whatever follows (a new SYN after a FIN) belongs to the
                                 // next connection: leave it in the stream.
+                                if !self.client
+                                    && was_connected
+                                    && pkt.first() == Some(&lnc_core::gbn::wire::TYPE_SYN)
+                                {
+                                    // The app restarted without a FIN (a browser reload):
+                                    // its SYN ended this connection and opens the next one.
+                                    self.pushback = Some(pkt);
+                                }
                                 return true;
                             }
                         }

@@ -6,7 +6,7 @@ use crate::driver::{
 };
 use crate::h2::serve_http2;
 use crate::mailbox::Mailbox;
-use crate::rt::Runtime;
+use crate::rt::{BoxFuture, Runtime};
 use crate::stream::{HandshakeFailure, NoiseStream, initiate, respond_tracked};
 use bytes::Bytes;
 use core::time::Duration;
@@ -274,12 +274,14 @@ where
         let mut prev: Option<MailboxStreams> = None;
         // One receive stream serves consecutive connections on the same stream IDs.
         let mut handoff = RecvHandoff::default();
+        let mut next_handoff: Option<RecvHandoff> = None;
         let mut inputs: Option<HandshakeInputs> = None;
         let auth: Vec<u8> = state.auth_data().map(<[u8]>::to_vec).unwrap_or_default();
         loop {
             let streams = state.stream_ids();
             if let Some(p) = prev.filter(|p| *p != streams) {
-                handoff = RecvHandoff::default();
+                // The pairing connection ended: start on the stream it watched.
+                handoff = next_handoff.take().unwrap_or_default();
                 let _ = mailbox.delete(p.receive).await;
                 let _ = mailbox.delete(p.send).await;
             }
@@ -362,17 +364,22 @@ where
                     match state.record_handshake(out) {
                         Ok(record) => {
                             let next = state.stream_ids();
-                            if next != streams {
-                                // Pairing moved the session to its own stream IDs: create
-                                // those boxes now, so an app that closes and reconnects at
-                                // once finds them instead of "stream not found" and a
-                                // backoff (the driver creates them again; that is a no-op).
+                            let watch = (next != streams).then(|| {
+                                // Pairing moved the session to its own stream IDs. Create
+                                // those boxes now (an app that reconnects at once finds
+                                // them, instead of "stream not found" and a backoff) and
+                                // watch them: the app's KK SYN there means the pairing
+                                // connection is dead even if no FIN said so.
+                                let h = RecvHandoff::default();
+                                next_handoff = Some(h.clone());
                                 let mb = mailbox.clone();
-                                rt.spawn(Box::pin(async move {
-                                    let _ = mb.create(next.receive).await;
-                                    let _ = mb.create(next.send).await;
-                                }));
-                            }
+                                let open: BoxFuture<_> = Box::pin(async move {
+                                    mb.create(next.receive).await?;
+                                    mb.create(next.send).await?;
+                                    mb.open_recv(next.receive).await
+                                });
+                                (h, open)
+                            });
                             let session = SessionInfo {
                                 remote_static: session_base.0,
                                 version: session_base.1,
@@ -386,8 +393,34 @@ where
                                 state: Box::new(state.clone()),
                             });
                             let stream = NoiseStream::new(gbn.clone(), est);
-                            if let Err(e) = serve_http2(&rt, stream, service.clone()).await {
-                                tracing::debug!(error = %e, "tunnel HTTP/2 server ended");
+                            let serve = serve_http2(&rt, stream, service.clone());
+                            let served = match watch {
+                                None => Some(serve.await),
+                                Some((h, open)) => {
+                                    let watch = async move {
+                                        if !h.watch_for_syn(open).await {
+                                            futures_util::future::pending::<()>().await;
+                                        }
+                                    };
+                                    match futures_util::future::select(
+                                        core::pin::pin!(serve),
+                                        core::pin::pin!(watch),
+                                    )
+                                    .await
+                                    {
+                                        futures_util::future::Either::Left((r, _)) => Some(r),
+                                        futures_util::future::Either::Right(_) => None,
+                                    }
+                                }
+                            };
+                            match served {
+                                Some(Err(e)) => {
+                                    tracing::debug!(error = %e, "tunnel HTTP/2 server ended")
+                                }
+                                Some(Ok(())) => {}
+                                None => tracing::debug!(
+                                    "the app reconnected with its stored keys: the pairing connection is superseded"
+                                ),
                             }
                         }
                         Err(e) => {

@@ -186,7 +186,11 @@ async fn app_on_a_node_on_b_survives_a_crash_of_a() {
     // The app is attached on A, the node on B.
     assert_eq!(app_failover.current(), 0);
     assert_eq!(a.handle.stats().readers, 1, "app reads on A");
-    assert_eq!(b.handle.stats().readers, 1, "node reads on B");
+    // The node reads on B: its pairing connection, and its watch of the session's next
+    // stream (where the app's KK reconnect will arrive).
+    tokio::time::timeout(T, b.handle.wait_for(|s| s.readers == 2))
+        .await
+        .expect("node reads on B (connection + watch)");
     loop {
         match tokio::time::timeout(T, listener.next_event())
             .await
@@ -227,6 +231,10 @@ async fn app_on_a_node_on_b_survives_a_crash_of_a() {
     for i in 10..15 {
         unary(&mut client, i).await;
     }
-    assert_eq!(b.handle.stats().readers, 2, "both sides now read on B");
+    assert_eq!(
+        b.handle.stats().readers,
+        3,
+        "both sides now read on B (the node also watches its next stream)"
+    );
     listener.close();
 }

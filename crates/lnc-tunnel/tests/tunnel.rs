@@ -1023,3 +1023,208 @@ async fn syn_right_behind_fin_reaches_the_next_connection() {
     }
     listener.close();
 }
+
+/// Kills an app's mailbox connections at once, as a browser reload or a crash does: every
+/// stream and sink fails, and nothing (no FIN) gets out any more.
+#[derive(Default)]
+struct Kill {
+    dead: std::sync::atomic::AtomicBool,
+    wakers: std::sync::Mutex<Vec<Arc<futures_util::task::AtomicWaker>>>,
+}
+
+impl Kill {
+    fn kill(&self) {
+        self.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+        for w in self.wakers.lock().unwrap().iter() {
+            w.wake();
+        }
+    }
+    fn is_dead(&self) -> bool {
+        self.dead.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+struct KillStream {
+    inner: lnc_tunnel::mailbox::PacketStream,
+    kill: Arc<Kill>,
+    waker: Arc<futures_util::task::AtomicWaker>,
+}
+
+impl futures_util::Stream for KillStream {
+    type Item = Result<Vec<u8>, lnc_tunnel::MailboxError>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.waker.register(cx.waker());
+        if self.kill.is_dead() {
+            return std::task::Poll::Ready(None);
+        }
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+struct KillSink {
+    inner: lnc_tunnel::mailbox::PacketSink,
+    kill: Arc<Kill>,
+}
+
+impl futures_util::Sink<Vec<u8>> for KillSink {
+    type Error = lnc_tunnel::MailboxError;
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        if self.kill.is_dead() {
+            return std::task::Poll::Ready(Err(lnc_tunnel::MailboxError::new("killed")));
+        }
+        self.inner.as_mut().poll_ready(cx)
+    }
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Vec<u8>) -> Result<(), Self::Error> {
+        if self.kill.is_dead() {
+            return Err(lnc_tunnel::MailboxError::new("killed"));
+        }
+        self.inner.as_mut().start_send(item)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        if self.kill.is_dead() {
+            return std::task::Poll::Ready(Err(lnc_tunnel::MailboxError::new("killed")));
+        }
+        self.inner.as_mut().poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.as_mut().poll_close(cx)
+    }
+}
+
+struct KillableMailbox {
+    inner: Arc<dyn Mailbox>,
+    kill: Arc<Kill>,
+}
+
+impl Mailbox for KillableMailbox {
+    fn open_recv(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<
+        Result<lnc_tunnel::mailbox::PacketStream, lnc_tunnel::MailboxError>,
+    > {
+        let (open, kill) = (self.inner.open_recv(id), self.kill.clone());
+        Box::pin(async move {
+            if kill.is_dead() {
+                return Err(lnc_tunnel::MailboxError::new("killed"));
+            }
+            let inner = open.await?;
+            let waker = Arc::new(futures_util::task::AtomicWaker::new());
+            kill.wakers.lock().unwrap().push(waker.clone());
+            Ok(Box::pin(KillStream { inner, kill, waker }) as lnc_tunnel::mailbox::PacketStream)
+        })
+    }
+    fn open_send(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<Result<lnc_tunnel::mailbox::PacketSink, lnc_tunnel::MailboxError>>
+    {
+        let (open, kill) = (self.inner.open_send(id), self.kill.clone());
+        Box::pin(async move {
+            if kill.is_dead() {
+                return Err(lnc_tunnel::MailboxError::new("killed"));
+            }
+            let inner = open.await?;
+            Ok(Box::pin(KillSink { inner, kill }) as lnc_tunnel::mailbox::PacketSink)
+        })
+    }
+    fn create(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<Result<(), lnc_tunnel::MailboxError>> {
+        self.inner.create(id)
+    }
+    fn delete(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<Result<(), lnc_tunnel::MailboxError>> {
+        self.inner.delete(id)
+    }
+}
+
+const STALE_SYN_WINDOW: Duration = Duration::from_millis(100);
+
+/// An app that dies without a FIN (a browser reload, a killed process) and reconnects
+/// with KK at once must not wait for the node's keepalive (5 s + 3 s) or a 2 s SYN
+/// resend. Round 1 follows a dead pairing connection (the node watches the session's own
+/// streams while it serves pairing); round 2 follows a dead KK connection (its SYN ends
+/// the node's stale connection and opens the next one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_that_died_without_fin_reconnects_at_once() {
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, mut app_state) = states(12);
+    // A SYN within one handshake timeout of connecting is taken for a late duplicate and
+    // ignored (lnc-core's GBN server); shorten that window so round 2 needs no long wait.
+    let mut gbn = lnc_core::gbn::Config::server();
+    gbn.handshake_timeout = STALE_SYN_WINDOW;
+    let node_options = TunnelOptions {
+        gbn: Some(gbn),
+        ..TunnelOptions::default()
+    };
+    let mut listener = listen(
+        &rt,
+        Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+        node_state,
+        HashMailServer::new(App),
+        node_options,
+        ChaCha20Rng::seed_from_u64(5),
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let mut dead = Vec::new();
+    for round in 0..3u32 {
+        let kill = Arc::new(Kill::default());
+        let mb = Arc::new(KillableMailbox {
+            inner: Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+            kill: kill.clone(),
+        });
+        let t = Instant::now();
+        // Far below the keepalive and the 2 s SYN resend.
+        let limit = if round == 0 {
+            T
+        } else {
+            Duration::from_millis(1500)
+        };
+        let tunnel = tokio::time::timeout(
+            limit,
+            dial(&rt, mb, &mut app_state, &TunnelOptions::default(), &mut rng),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: the node did not take the new connection"))
+        .unwrap();
+        next_connected(&mut listener).await;
+        let mac = macaroon_from_auth_data(&tunnel.session.auth_data);
+        let ch = TunnelChannel::connect(&rt, tunnel.stream, mac)
+            .await
+            .unwrap();
+        let mut client = HashMailClient::new(ch);
+        unary(&mut client, round).await;
+        if round > 0 {
+            assert_eq!(tunnel.session.pattern, lnc_core::noise::Pattern::Kk);
+            println!(
+                "round {round}: KK reconnect after a dead app -> first RPC {:?}",
+                t.elapsed()
+            );
+        }
+        if round == 1 {
+            // The app lives past the duplicate-SYN window (a restart, not a duplicate).
+            tokio::time::sleep(STALE_SYN_WINDOW * 2).await;
+        }
+        // The app dies: no FIN reaches the node.
+        kill.kill();
+        dead.push((client, tunnel.gbn));
+    }
+    listener.close();
+}

@@ -25,6 +25,14 @@ fn emit(v: serde_json::Value) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs to stderr (which the browser tests pass through) when RUST_LOG is set.
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let dir = std::env::temp_dir().join(format!("lnc-web-harness-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 

@@ -152,7 +152,7 @@ enum State {
 }
 
 /// A packet waiting for `poll_transmit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Out {
     Syn(u8),
     SynAck,
@@ -161,6 +161,8 @@ enum Out {
     Fin,
     /// The queued DATA packet with this sequence number (skipped if acked meanwhile).
     Data(u8),
+    /// A DATA packet encoded at close, sent ahead of the FIN.
+    Encoded(Vec<u8>),
 }
 
 /// One unacknowledged DATA packet.
@@ -415,13 +417,41 @@ impl Connection {
         self.events.pop_front()
     }
 
-    /// Closes the connection: sends one FIN (unless the peer already sent one), discards
-    /// unsent and unacknowledged data, and emits [`Event::Closed`]. Messages already
+    /// Closes the connection: sends the data accepted but not yet transmitted (as far as
+    /// the window allows), then one FIN (unless the peer already sent one), discards the
+    /// rest, and emits [`Event::Closed`]. Messages already
     /// received stay readable. Call once [`is_flushed`](Self::is_flushed) for a close that
     /// loses nothing.
     pub fn close(&mut self) {
-        if !self.is_closed() {
-            self.close_with(CloseReason::Local, true);
+        if self.is_closed() {
+            return;
+        }
+        // What `send` accepted but the transport never carried goes out before the FIN,
+        // as far as the window allows (nothing is waited for). Else an app that closes
+        // right after its last send, e.g. right after pairing, would swallow that message
+        // (the Noise act 3), and the node would count a failed pairing attempt.
+        let mut last = Vec::new();
+        if self.is_connected() {
+            while self.can_admit()
+                && let Some((final_chunk, payload)) = self.next_chunk()
+            {
+                self.push_data(final_chunk, false, payload);
+            }
+            for p in self.queue.iter().filter(|p| !p.transmitted) {
+                let mut buf = Vec::new();
+                Packet::Data {
+                    seq: p.seq,
+                    final_chunk: p.final_chunk,
+                    is_ping: p.is_ping,
+                    payload: &p.payload,
+                }
+                .encode(&mut buf);
+                last.push(buf);
+            }
+        }
+        self.close_with(CloseReason::Local, true);
+        for p in last.into_iter().rev() {
+            self.out.push_front(Out::Encoded(p));
         }
     }
 
@@ -975,6 +1005,12 @@ impl Connection {
                     Packet::Nack { seq }
                 }
                 Out::Fin => Packet::Fin,
+                Out::Encoded(p) => {
+                    buf.extend_from_slice(&p);
+                    self.stats.data_sent += 1;
+                    self.stats.packets_sent += 1;
+                    return true;
+                }
                 Out::Data(seq) => {
                     if !self.contains(seq) {
                         continue; // acknowledged meanwhile

@@ -440,10 +440,11 @@ fn fin_handling() {
     assert!(drain(&mut c, at(50)).is_empty(), "no FIN in reply to FIN");
     assert_eq!(events(&mut c), vec![Event::Closed(CloseReason::PeerFin)]);
     let mut s = connected_server(Config::server(), 20);
-    s.send(b"lost").unwrap();
+    s.send(b"kept").unwrap();
     s.close();
     s.close();
-    assert_eq!(drain(&mut s, at(50)), vec![vec![5]]);
+    // Accepted but never transmitted: it goes out ahead of the one FIN.
+    assert_eq!(drain(&mut s, at(50)), vec![data(0, b"kept"), vec![5]]);
     assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::Local)]);
 }
 
@@ -1120,4 +1121,20 @@ proptest::proptest! {
         let o = transfer(&mut p, 200, 50, Duration::from_secs(1_000_000), None);
         proptest::prop_assert_eq!(o.received, 200);
     }
+}
+
+#[test]
+fn close_right_after_send_still_sends_the_message_before_fin() {
+    // An app that closes right after its last send (e.g. Noise act 3 of pairing) must
+    // not swallow it: the node would count a failed pairing attempt.
+    let mut c = connected_client(Config::client());
+    c.send(b"act3").unwrap();
+    c.close();
+    assert_eq!(drain(&mut c, at(20)), vec![data(0, b"act3"), vec![5]]);
+    // Already transmitted data is not sent twice.
+    let mut c = connected_client(Config::client());
+    c.send(b"one").unwrap();
+    assert_eq!(drain(&mut c, at(20)), vec![data(0, b"one")]);
+    c.close();
+    assert_eq!(drain(&mut c, at(30)), vec![vec![5]]);
 }
