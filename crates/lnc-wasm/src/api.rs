@@ -106,8 +106,8 @@ impl WasmClient {
 
     /// Connects: with `sealedCredentials` + `password` from an earlier pairing (KK, no
     /// phrase needed), or else with `pairingPhrase` (XX). Resolves, once the tunnel is up,
-    /// with the credentials sealed under `password` for the page to store (`""` when
-    /// `password` is empty: nothing to persist). Rejects on a wrong password, an expired
+    /// with the credentials sealed under `password` for the page to store (the same string
+    /// on a KK reconnect; `""` when `password` is empty: nothing to persist). Rejects on a wrong password, an expired
     /// session, a failed handshake, after `waitMs` without the node (with lnc-client's
     /// diagnosis), or when `disconnect` is called first.
     pub fn connect(
@@ -188,6 +188,10 @@ impl WasmClient {
             set_status(&inner, generation, lnc_client::Status::Connected.as_str());
             let sealed = if password.is_empty() {
                 String::new()
+            } else if !sealed.trim().is_empty() {
+                // A KK reconnect changes nothing stored: sealing again would cost another
+                // scrypt run (≈ 0.3 s in wasm) on every page load.
+                sealed
             } else {
                 let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
                 EncryptedCredentials::seal(&creds, password.as_bytes(), &mut rng).to_json()
