@@ -74,7 +74,7 @@ pub struct DriverOptions {
 /// app would wait out its 2 s SYN resend. Handing the open stream over keeps one reader
 /// attached at the relay and loses nothing: packets after a FIN stay in the stream.
 #[derive(Clone, Default)]
-pub struct RecvHandoff(Arc<Mutex<Option<PacketStream>>>);
+pub(crate) struct RecvHandoff(Arc<Mutex<Option<PacketStream>>>);
 
 impl RecvHandoff {
     fn take(&self) -> Option<PacketStream> {
@@ -86,20 +86,10 @@ impl RecvHandoff {
     }
 
     /// True while a stream waits for the next connection.
-    pub fn is_held(&self) -> bool {
+    fn is_held(&self) -> bool {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
-}
 
-/// `first`, then the rest of `s`.
-fn prepend(first: Vec<u8>, s: PacketStream) -> PacketStream {
-    Box::pin(futures_util::StreamExt::chain(
-        futures_util::stream::once(core::future::ready(Ok(first))),
-        s,
-    ))
-}
-
-impl RecvHandoff {
     /// Node side, while the pairing connection is served: reads the session's next
     /// receive stream (opened by `open`) until a SYN arrives, and keeps that SYN at the
     /// stream's front for the next connection. True when a SYN came: the app reconnected
@@ -144,6 +134,14 @@ impl RecvHandoff {
         })
         .await
     }
+}
+
+/// `first`, then the rest of `s`.
+fn prepend(first: Vec<u8>, s: PacketStream) -> PacketStream {
+    Box::pin(futures_util::StreamExt::chain(
+        futures_util::stream::once(core::future::ready(Ok(first))),
+        s,
+    ))
 }
 
 impl fmt::Debug for RecvHandoff {
@@ -443,7 +441,7 @@ pub fn spawn_gbn<R: Runtime>(
 
 /// [`spawn_gbn`] that starts on the receive stream a previous connection left in
 /// `handoff` (if any) and leaves its own there when it ends.
-pub fn spawn_gbn_with_handoff<R: Runtime>(
+pub(crate) fn spawn_gbn_with_handoff<R: Runtime>(
     rt: &R,
     mailbox: Arc<dyn Mailbox>,
     streams: MailboxStreams,

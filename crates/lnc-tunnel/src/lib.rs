@@ -25,9 +25,7 @@ pub mod tunnel;
 #[cfg(feature = "native")]
 pub mod native;
 
-pub use driver::{
-    DriverOptions, DriverStats, GbnError, GbnHandle, RecvHandoff, spawn_gbn, spawn_gbn_with_handoff,
-};
+pub use driver::{DriverOptions, DriverStats, GbnError, GbnHandle, spawn_gbn};
 pub use failover::FailoverMailbox;
 pub use h2::{TunnelChannel, macaroon_from_auth_data, serve_http2};
 pub use mailbox::{Mailbox, MailboxError, Status};

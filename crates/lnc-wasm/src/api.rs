@@ -107,9 +107,9 @@ impl WasmClient {
     /// Connects: with `sealedCredentials` + `password` from an earlier pairing (KK, no
     /// phrase needed), or else with `pairingPhrase` (XX). Resolves, once the tunnel is up,
     /// with the credentials sealed under `password` for the page to store (the same string
-    /// on a KK reconnect; `""` when `password` is empty: nothing to persist). Rejects on a wrong password, an expired
-    /// session, a failed handshake, after `waitMs` without the node (with lnc-client's
-    /// diagnosis), or when `disconnect` is called first.
+    /// on a KK reconnect; `""` when `password` is empty: nothing to persist). Rejects on a
+    /// wrong password, an expired session, a failed handshake, after `waitMs` without the
+    /// node (with lnc-client's diagnosis), or when `disconnect` is called first.
     pub fn connect(
         &self,
         pairing_phrase: String,

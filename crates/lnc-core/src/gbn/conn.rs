@@ -177,6 +177,19 @@ struct Sent {
     sample_from: Option<Instant>,
 }
 
+impl Sent {
+    /// The DATA packet on the wire (the same bytes on every (re)transmission).
+    fn encode(&self, buf: &mut Vec<u8>) {
+        Packet::Data {
+            seq: self.seq,
+            final_chunk: self.final_chunk,
+            is_ping: self.is_ping,
+            payload: &self.payload,
+        }
+        .encode(buf);
+    }
+}
+
 /// The blocking "wait for sync" after a queue resend (§1.5 step 5), which keeps delayed
 /// ACKs/NACKs of the original transmission from triggering an endless resend loop.
 #[derive(Clone, Copy, Debug)]
@@ -419,9 +432,8 @@ impl Connection {
 
     /// Closes the connection: sends the data accepted but not yet transmitted (as far as
     /// the window allows), then one FIN (unless the peer already sent one), discards the
-    /// rest, and emits [`Event::Closed`]. Messages already
-    /// received stay readable. Call once [`is_flushed`](Self::is_flushed) for a close that
-    /// loses nothing.
+    /// rest, and emits [`Event::Closed`]. Messages already received stay readable. Call
+    /// once [`is_flushed`](Self::is_flushed) for a close that loses nothing.
     pub fn close(&mut self) {
         if self.is_closed() {
             return;
@@ -439,13 +451,7 @@ impl Connection {
             }
             for p in self.queue.iter().filter(|p| !p.transmitted) {
                 let mut buf = Vec::new();
-                Packet::Data {
-                    seq: p.seq,
-                    final_chunk: p.final_chunk,
-                    is_ping: p.is_ping,
-                    payload: &p.payload,
-                }
-                .encode(&mut buf);
+                p.encode(&mut buf);
                 last.push(buf);
             }
         }
@@ -1029,13 +1035,7 @@ impl Connection {
                     if self.resend_timer.is_none() {
                         self.resend_timer = Some(now);
                     }
-                    Packet::Data {
-                        seq: s.seq,
-                        final_chunk: s.final_chunk,
-                        is_ping: s.is_ping,
-                        payload: &s.payload,
-                    }
-                    .encode(buf);
+                    s.encode(buf);
                     self.stats.packets_sent += 1;
                     return true;
                 }

@@ -200,7 +200,6 @@ pub async fn run(b: TunnelBench) -> anyhow::Result<()> {
         let mut lc = c.lightning();
         unary(&mut lc, 1).await?;
         kk.push(t.elapsed());
-        eprintln!("kk run {}: {:?}", kk.len(), t.elapsed());
         c.close();
     }
     kk.sort();
