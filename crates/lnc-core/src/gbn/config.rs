@@ -80,8 +80,13 @@ pub struct Config {
     pub static_resend_timeout: Option<Duration>,
     /// Send a ping after this long with nothing received; `None` disables keepalive.
     pub ping_interval: Option<Duration>,
-    /// Close the connection if nothing is received this long after a ping.
+    /// How long a silent peer is probed before it is declared dead (at least; the probe
+    /// train stretches to `keepalive_probes` × the smoothed RTT on a slow link).
     pub pong_timeout: PongTimeout,
+    /// Probes sent to a silent peer, evenly over the pong timeout, before it is declared
+    /// dead; any packet from the peer ends the train. Upstream sends one, which a single
+    /// lost packet turns into a false "peer dead" on a lossy link.
+    pub keepalive_probes: u32,
     /// Split outgoing messages into DATA packets of at most this many bytes; 0 = never
     /// split (upstream mailbox behaviour: one message is one DATA packet).
     pub max_chunk_size: usize,
@@ -112,6 +117,7 @@ impl Config {
                 min: Duration::from_secs(3),
                 max: Duration::from_secs(15),
             },
+            keepalive_probes: 16,
             max_chunk_size: 0,
             max_message_size: 1 << 20,
         }
@@ -145,7 +151,10 @@ impl Config {
         {
             return Err(ConfigError::ZeroTimeout);
         }
-        if self.resend_multiplier == 0 || self.timeout_update_frequency == 0 {
+        if self.resend_multiplier == 0
+            || self.timeout_update_frequency == 0
+            || self.keepalive_probes == 0
+        {
             return Err(ConfigError::ZeroFactor);
         }
         if self.max_message_size == 0 {
@@ -167,8 +176,10 @@ pub enum ConfigError {
     /// A timeout of zero would spin.
     #[error("gbn config: timeouts and intervals must be non-zero")]
     ZeroTimeout,
-    /// A zero multiplier or update frequency.
-    #[error("gbn config: resend multiplier and timeout update frequency must be non-zero")]
+    /// A zero multiplier, update frequency or probe count.
+    #[error(
+        "gbn config: resend multiplier, timeout update frequency and keepalive probes must be non-zero"
+    )]
     ZeroFactor,
     /// Nothing could be sent.
     #[error("gbn config: max_message_size must be non-zero")]

@@ -2,6 +2,7 @@
 //! packets and time go in, packets, timeouts, events and messages come out.
 
 use super::config::{Config, ConfigError};
+use super::keepalive::{Action, Keepalive};
 use super::rtt::Timeouts;
 use super::wire::{DecodeError, Packet, PacketKind};
 use crate::time::Instant;
@@ -200,8 +201,11 @@ struct SyncWait {
     after_ack: Option<Instant>,
 }
 
-/// Pings sent per pong timeout while waiting for any sign of life.
-const PROBES_PER_PONG_TIMEOUT: u32 = 4;
+/// A DATA packet that arrives after the peer was silent for at least
+/// `min_resend_timeout` / this is taken for a keepalive probe. Resend bursts arrive back to
+/// back (milliseconds apart); probes come at least `pong_timeout / keepalive_probes` apart
+/// (187 ms with the defaults), so the threshold (125 ms with the defaults) separates them.
+const ISOLATION_DIVISOR: u32 = 8;
 
 /// Cap on queued control packets (ACK/NACK) a driver that does not poll could pile up.
 const MAX_QUEUED_CONTROL: usize = 1024;
@@ -255,11 +259,9 @@ pub struct Connection {
     inbox: VecDeque<Vec<u8>>,
     refused: bool,
 
-    // Keepalive.
-    ping_at: Option<Instant>,
-    pong_deadline: Option<Instant>,
-    /// While waiting for the pong: when to send the next extra ping, and the spacing.
-    probe: Option<(Instant, Duration)>,
+    keepalive: Keepalive,
+    /// When the peer was last heard from (any packet).
+    last_heard: Option<Instant>,
     /// When we last handed a packet to the driver.
     last_sent: Option<Instant>,
 }
@@ -289,6 +291,11 @@ impl Connection {
     fn new(side: Side, config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
         let n = config.window;
+        let keepalive = Keepalive::new(
+            config.ping_interval,
+            config.pong_timeout,
+            config.keepalive_probes,
+        );
         Ok(Connection {
             side,
             timeouts: Timeouts::new(&config),
@@ -323,9 +330,8 @@ impl Connection {
             reassembly: Vec::new(),
             inbox: VecDeque::new(),
             refused: false,
-            ping_at: None,
-            pong_deadline: None,
-            probe: None,
+            keepalive,
+            last_heard: None,
             last_sent: None,
         })
     }
@@ -471,9 +477,7 @@ impl Connection {
         self.backlog = None;
         self.sync = None;
         self.resend_timer = None;
-        self.ping_at = None;
-        self.pong_deadline = None;
-        self.probe = None;
+        self.keepalive.stop();
         self.reassembly = Vec::new();
         self.events.push_back(Event::Closed(reason));
     }
@@ -493,7 +497,7 @@ impl Connection {
         self.n = n;
         self.modulus = u16::from(n) + 1;
         self.connected_at = Some(now);
-        self.ping_at = self.config.ping_interval.map(|p| now + p);
+        self.keepalive.heard(now);
         self.events.push_back(Event::Connected);
     }
 
@@ -601,16 +605,23 @@ impl Connection {
         // Any packet proves the peer alive. (Unlike upstream, only progress postpones
         // retransmission, see `on_ack`: a peer busy sending its own data must not keep our
         // lost packet from ever being resent.)
-        self.ping_at = self.config.ping_interval.map(|d| now + d);
-        self.pong_deadline = None;
-        self.probe = None;
+        let silent_for = self.last_heard.map(|t| now.saturating_duration_since(t));
+        self.last_heard = Some(now);
+        self.keepalive.heard(now);
         match p {
             Packet::Data {
                 seq,
                 final_chunk,
                 is_ping,
                 payload,
-            } => self.on_data(now, seq, final_chunk, is_ping, payload),
+            } => {
+                // A packet after a pause is not part of a resend burst (those arrive back
+                // to back): it may be the peer's keepalive probe, which must be answered.
+                let isolated = silent_for
+                    .is_some_and(|d| d >= self.config.min_resend_timeout / ISOLATION_DIVISOR);
+                let probe = is_ping || isolated;
+                self.on_data(now, seq, final_chunk, is_ping, probe, payload)
+            }
             Packet::Ack { seq } => self.on_ack(now, seq),
             Packet::Nack { seq } => self.on_nack(now, seq),
             Packet::Fin => {
@@ -639,27 +650,38 @@ impl Connection {
         }
     }
 
-    fn on_data(&mut self, now: Instant, seq: u8, final_chunk: bool, is_ping: bool, payload: &[u8]) {
+    /// One DATA packet. `probe`: it is a ping, or it came after a pause (a keepalive probe
+    /// when the peer had no window slot for a ping), so it is answered whatever the NACK
+    /// rate limit says, or a live peer would look dead.
+    fn on_data(
+        &mut self,
+        now: Instant,
+        seq: u8,
+        final_chunk: bool,
+        is_ping: bool,
+        probe: bool,
+        payload: &[u8],
+    ) {
         let app_full = self.inbox.len() >= usize::from(self.n);
         if seq != self.expected {
             if app_full {
-                // We could not take the packet anyway: no NACK, no resend storm. A ping
+                // We could not take the packet anyway: no NACK, no resend storm. A probe
                 // still gets a sign of life (the duplicate ACK explained below).
-                if is_ping && self.accepted_any {
+                if probe && self.accepted_any {
                     let last = seq_add(self.expected, self.modulus - 1, self.modulus);
                     self.push_control(Out::Ack(last));
                 }
                 return;
             }
-            // Pings are liveness probes: always answer them so a live peer never looks
-            // dead because of the NACK rate limit.
+            // Probes are always answered so a live peer never looks dead because of the
+            // NACK rate limit.
             let rto = self.timeouts.resend_timeout();
             // Deviation: the rate limit does not apply once we have sent nothing for a
             // resend timeout (that NACK was probably lost and the sender is probing).
             let quiet = self
                 .last_sent
                 .is_none_or(|t| now.saturating_duration_since(t) >= rto);
-            let limited = !is_ping
+            let limited = !probe
                 && !quiet
                 && self.last_nack.is_some_and(|(s, t)| {
                     s == self.expected && now.saturating_duration_since(t) < rto.saturating_mul(2)
@@ -841,15 +863,10 @@ impl Connection {
                         timer.into_iter().chain(deferred).min()
                     }
                 };
-                [
-                    resend,
-                    self.ping_at,
-                    self.pong_deadline,
-                    self.probe.map(|p| p.0),
-                ]
-                .into_iter()
-                .flatten()
-                .min()
+                [resend, self.keepalive.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
         }
     }
@@ -881,10 +898,6 @@ impl Connection {
     }
 
     fn connected_timeout(&mut self, now: Instant) {
-        if self.pong_deadline.is_some_and(|t| now >= t) {
-            self.close_with(CloseReason::KeepaliveTimeout, true);
-            return;
-        }
         if let Some(s) = self.sync
             && (now >= s.deadline || s.after_ack.is_some_and(|t| now >= t))
         {
@@ -900,47 +913,42 @@ impl Connection {
                 self.resend_queue(now);
             }
         }
-        if let (Some(t), Some(interval)) = (self.ping_at, self.config.ping_interval)
-            && now >= t
-        {
-            self.ping_at = Some(now + interval);
-            if self.pong_deadline.is_none() {
-                let pong = self.config.pong_timeout.get(self.timeouts.srtt());
-                self.pong_deadline = Some(now + pong);
-                let step = pong / PROBES_PER_PONG_TIMEOUT;
-                self.probe = Some((now + step, step));
-            }
-            self.ping();
-        }
-        if let Some((t, step)) = self.probe
-            && now >= t
-        {
-            // Deviation: one ping per pong timeout is a coin toss on a lossy link;
-            // probe a few times before declaring the peer dead.
-            self.probe = Some((now + step, step));
-            self.ping();
+        match self.keepalive.on_timeout(now, self.timeouts.srtt()) {
+            Some(Action::Probe) => self.probe(),
+            Some(Action::Dead) => self.close_with(CloseReason::KeepaliveTimeout, true),
+            None => {}
         }
     }
 
-    /// Sends a keepalive ping (even during a sync wait, which can be long under loss): a
-    /// new one in the slot kept free for it, or the unanswered one again.
-    fn ping(&mut self) {
+    /// Sends one keepalive probe (even during a sync wait, which can be long under loss),
+    /// a packet the peer answers whatever state it is in: a new ping in the slot kept free
+    /// for it, else the unanswered ping again, else (an in-flight limit of 1 leaves no slot
+    /// while DATA is unacknowledged) the oldest unacknowledged DATA packet again. All three
+    /// are ordinary GBN packets to a Go peer.
+    fn probe(&mut self) {
         if !self.is_connected() {
             return;
         }
-        if let Some(p) = self.queue.iter_mut().find(|s| s.is_ping) {
-            // The last ping is unanswered: send it again (our receiver answers every ping,
-            // duplicates included).
-            p.sample_from = None;
-            let seq = p.seq;
-            if !self.out.contains(&Out::Data(seq)) {
-                self.out.push_back(Out::Data(seq));
-            }
+        let resend = if let Some(p) = self.queue.iter_mut().find(|s| s.is_ping) {
+            Some(p)
         } else if self.queue.len() < self.in_flight_limit() {
-            self.push_data(false, true, Vec::new());
-            self.out.push_back(Out::Data(self.top_minus_one()));
+            None
         } else {
-            return;
+            self.queue.front_mut()
+        };
+        match resend {
+            Some(p) => {
+                // Karn's rule: no RTT sample from a retransmitted packet.
+                p.sample_from = None;
+                let seq = p.seq;
+                if !self.out.contains(&Out::Data(seq)) {
+                    self.out.push_back(Out::Data(seq));
+                }
+            }
+            None => {
+                self.push_data(false, true, Vec::new());
+                self.out.push_back(Out::Data(self.top_minus_one()));
+            }
         }
         self.stats.pings_sent += 1;
     }

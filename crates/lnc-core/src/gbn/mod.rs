@@ -43,14 +43,18 @@
 //! Upstream's timers are tuned for a FIFO relay that rarely loses anything; under real
 //! loss its keepalive either never fires (window full) or kills live connections. Our
 //! sender-side choices keep the wire protocol identical:
-//! - Pong timeout: `clamp(3 × smoothed RTT, 3 s, 15 s)` instead of a fixed 3 s. A running
-//!   pong timer is not restarted by later pings, and while it runs we probe four times
-//!   per pong timeout (a new ping, or the unanswered ping again), so a dead peer is
-//!   detected within ping interval + pong timeout even with a full window (upstream cannot
-//!   ping then and never notices), and a live peer on a lossy link is not declared dead
-//!   because one ping or its ACK was lost. One slot of the window is kept for that ping.
-//! - Pings are always answered (NACK(expected) bypasses the rate limit for them), and the
-//!   NACK rate limit also lapses once we have sent nothing for a resend timeout.
+//! - Keepalive ([`keepalive`](self) module docs): after the ping interval of silence we
+//!   send a train of 16 probes spread over the pong timeout (`clamp(3 × smoothed RTT, 3 s,
+//!   15 s)` instead of a fixed 3 s; spaced at least one RTT apart) and declare the peer
+//!   dead only when none was answered. A probe is a new ping, the unanswered ping again, or
+//!   — with no window slot free — the oldest unacknowledged DATA again. So a dead peer is
+//!   found within ping interval + pong timeout on a fast link, even with a full window
+//!   (upstream cannot ping then and never notices), and a live peer on a lossy link is not
+//!   declared dead because one ping or its ACK was lost. One slot of the window is kept
+//!   for the ping.
+//! - Probes are always answered: pings, and DATA that arrives after a pause (a probe
+//!   of a peer without a free slot), bypass the NACK rate limit; the limit also lapses once
+//!   we have sent nothing for a resend timeout.
 //! - The resend timer is restarted by progress (an ACK that advances the window) and by
 //!   resends, not by every received packet, so a peer busy sending its own data cannot
 //!   postpone our retransmission forever. A NACK-requested resend that the minimum spacing
@@ -76,6 +80,7 @@
 
 pub mod config;
 mod conn;
+mod keepalive;
 mod rtt;
 #[doc(hidden)]
 pub mod testing;
