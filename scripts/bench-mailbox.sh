@@ -10,7 +10,7 @@ PAIRS="${1:-10000}"; shift || true
 # 2 gRPC readers per pair plus ~3,000 WebSocket sockets for the active runs.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 cargo build --release -p lnc >/dev/null
-BIN=target/release/lnc
+BIN="${CARGO_TARGET_DIR:-target}/release/lnc"
 PORT="${LNC_BENCH_PORT:-18443}"
 # Limits raised so the load generator (one IP) is not refused, and the
 # per-stream rate limit lifted to measure the relay itself.

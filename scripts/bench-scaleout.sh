@@ -12,7 +12,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 REDIS_BIN="${LNC_REDIS_SERVER:-/usr/bin/redis-server}"
 [ -x "$REDIS_BIN" ] || { echo "redis-server missing: apt-get install -y redis-server" >&2; exit 1; }
 cargo build --release -p lnc >/dev/null
-BIN=target/release/lnc
+BIN="${CARGO_TARGET_DIR:-target}/release/lnc"
 BASE="${LNC_BENCH_PORT:-19440}"
 RPORT=$((BASE + 9))
 DIR=$(mktemp -d)

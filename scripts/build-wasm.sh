@@ -25,7 +25,7 @@ fi
 cargo build -p lnc-wasm --target wasm32-unknown-unknown --profile wasm-release
 rm -rf "$OUT" && mkdir -p "$OUT"
 wasm-bindgen --target web --out-dir "$OUT" --out-name lnc_wasm \
-  target/wasm32-unknown-unknown/wasm-release/lnc_wasm.wasm
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/lnc_wasm.wasm"
 web/node_modules/.bin/wasm-opt -Oz \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \

@@ -8,13 +8,17 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
+/** Cargo's target dir: CARGO_TARGET_DIR (as .ci/run sets it) or the repo's target/. */
+export const TARGET = process.env.CARGO_TARGET_DIR
+  ? path.resolve(process.env.CARGO_TARGET_DIR)
+  : path.join(ROOT, 'target');
 
 /**
  * Starts crates/lnc-wasm/examples/web_harness (built by .ci/run / `cargo build -p lnc-wasm
  * --example web_harness`; override with LNC_WEB_HARNESS). Resolves with its ready line.
  */
 export async function startHarness() {
-  const bin = process.env.LNC_WEB_HARNESS ?? path.join(ROOT, 'target/debug/examples/web_harness');
+  const bin = process.env.LNC_WEB_HARNESS ?? path.join(TARGET, 'debug/examples/web_harness');
   const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const events = [];
@@ -138,7 +142,7 @@ export function countSockets() {
  * { code, stdout, stderr }. Killed after `ms`.
  */
 export function runLnc(args, { input = '', env = {}, ms = 60_000 } = {}) {
-  const bin = process.env.LNC_BIN ?? path.join(ROOT, 'target/debug/lnc');
+  const bin = process.env.LNC_BIN ?? path.join(TARGET, 'debug/lnc');
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
