@@ -137,7 +137,7 @@ mod tests {
         let dir = std::env::var("LNC_VECTORS_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|_| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/go")
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vectors/go")
             });
         let text = std::fs::read_to_string(dir.join("lnd_permissions.json"))
             .expect("vector lnd_permissions.json (set LNC_VECTORS_DIR)");

@@ -45,7 +45,21 @@ enum Command {
     LndSim(cmd::demo::LndSimArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are printed as their cause chain (`error: … : …`), never with anyhow's
+/// backtrace: many machines set `RUST_BACKTRACE=1`, and a user who mistyped a flag or
+/// whose node is offline needs the sentence that says what to do, not a stack.
+/// `--log debug` is the way to more detail.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

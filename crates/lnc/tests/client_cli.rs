@@ -208,3 +208,26 @@ async fn wrong_phrase_exits_with_advice() {
     assert!(err.contains("Session Not Found"), "{err}");
     assert!(err.contains("phrase may be wrong"), "{err}");
 }
+
+/// Errors are one readable chain, without anyhow's backtrace, even where the environment
+/// asks for backtraces (many machines set RUST_BACKTRACE=1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_print_no_backtrace_with_rust_backtrace_set() {
+    let env = Env::new("backtrace");
+    let mut cmd = env.cmd(
+        &["call", "lnrpc.Lightning.GetInfo", "--profile", "nope"],
+        "pw",
+    );
+    cmd.env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1");
+    let out = tokio::time::timeout(T, cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("nope"), "the error names the profile: {err}");
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+}

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 fn vectors_dir() -> PathBuf {
     std::env::var_os("LNC_VECTORS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/go")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../vectors/go"))
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //!
 //! Everything is bytes in, bytes out: each handshake act is one `Vec<u8>` that the driver
 //! sends as a single mailbox message. Byte compatibility with the Go reference is pinned by
-//! the vectors in `shared/vectors/go/` (see the tests in this module).
+//! the vectors in `vectors/go/` (see the tests in this module).
 //!
 //! Wire-level quirks reproduced on purpose (spec §5.2, §9): the handshake cipher starts
 //! active with an all-zero key; the version byte of each act is plaintext and not hashed;

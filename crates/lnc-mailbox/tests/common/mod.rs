@@ -291,7 +291,7 @@ pub fn vector(name: &str) -> serde_json::Value {
     let dir = std::env::var("LNC_VECTORS_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/go")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vectors/go")
         });
     let p = dir.join(name);
     let text =
