@@ -37,7 +37,6 @@ func main() {
 	debug := flag.String("debuglevel", "off", "aperture log level on stderr")
 	flag.Parse()
 
-
 	addr, err := resolve(*listen)
 	if err != nil {
 		harness.Fatal("listen", err)
