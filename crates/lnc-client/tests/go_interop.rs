@@ -57,7 +57,8 @@ struct Cell {
 
 impl core::fmt::Display for Cell {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let n = |s: Side, go: &'static str, ours: &'static str| if s == Side::Go { go } else { ours };
+        let n =
+            |s: Side, go: &'static str, ours: &'static str| if s == Side::Go { go } else { ours };
         write!(
             f,
             "app={} relay={} node={} transport={}",
@@ -241,7 +242,8 @@ async fn start_node(cell: &Cell, relay: &str, seed: u64) -> (NodeUnderTest, Stri
                 .unwrap(),
             );
             let mut l = node(mb, &s, TunnelOptions::default());
-            cell.step("node start", common::next_listening(&mut l)).await;
+            cell.step("node start", common::next_listening(&mut l))
+                .await;
             (NodeUnderTest::Ours(l), s.phrase, "lnc-test-node")
         }
     }
@@ -351,7 +353,15 @@ async fn run(cell: Cell, seed: u64) {
     let (pair_ms, kk_ms) = match cell.app {
         Side::Go => {
             let state = temp_dir("app").join("app.json");
-            let p = go_app_run(&cell, "pairing + calls + stream", &addr, &state, Some(&phrase), alias).await;
+            let p = go_app_run(
+                &cell,
+                "pairing + calls + stream",
+                &addr,
+                &state,
+                Some(&phrase),
+                alias,
+            )
+            .await;
             // App restart: a new process with the stored keys (Noise KK).
             let k = go_app_run(&cell, "KK reconnect + calls", &addr, &state, None, alias).await;
             (p, k)
