@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod gbn;
+pub mod go_compat;
 pub mod keys;
 pub mod macaroon;
 pub mod msgdata;

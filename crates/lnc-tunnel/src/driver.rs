@@ -14,6 +14,7 @@ use core::fmt;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use lnc_core::gbn::{CloseReason, Config, ConfigError, Connection, Event, SendError};
+use lnc_core::go_compat::SendGate;
 use lnc_core::pairing::MailboxStreams;
 use lnc_core::time::Instant;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,10 +60,12 @@ pub struct DriverOptions {
     /// app never sees "stream not found" once the node is online, and again after a relay
     /// restart lost them).
     pub create_boxes: bool,
-    /// App side: open the send direction only once the receive direction opened. The
-    /// relay fails a send stream only after its first message, so writing before the
-    /// node created the boxes would lose the SYN and cost a 2 s GBN retry; a successful
-    /// receive open proves the node created both.
+    /// App side: open the send direction only once the receive direction opened, or
+    /// the relay said it does not exist ([`lnc_core::go_compat::SendGate`]). The relay
+    /// fails a send stream only after its first message, so writing before our node
+    /// created the boxes would lose the SYN and cost a 2 s GBN retry (a successful
+    /// receive open proves the node created both); a Go node, though, creates the
+    /// app's receive box only after our SYN, so "not found" must not hold the SYN back.
     pub send_after_recv: bool,
 }
 
@@ -409,7 +412,8 @@ struct Driver<R: Runtime> {
     send: Dir<PacketSink>,
     recv_backoff: Backoff,
     send_backoff: Backoff,
-    recv_opened: bool,
+    /// When the send direction may open (app side, `send_after_recv`).
+    send_gate: SendGate,
     outbox: Option<Vec<u8>>,
     need_flush: bool,
     timer: Option<(Instant, BoxFuture<()>)>,
@@ -470,7 +474,10 @@ pub(crate) fn spawn_gbn_with_handoff<R: Runtime>(
         stats: DriverStats::default(),
     }));
     let inherited = handoff.as_ref().and_then(RecvHandoff::take);
-    let recv_opened = inherited.is_some();
+    let mut send_gate = SendGate::default();
+    if inherited.is_some() {
+        send_gate.on_recv_opened();
+    }
     let mut driver = Driver {
         rt: rt.clone(),
         mailbox,
@@ -482,7 +489,7 @@ pub(crate) fn spawn_gbn_with_handoff<R: Runtime>(
         send: Dir::Idle,
         recv_backoff: Backoff(BACKOFF_MIN),
         send_backoff: Backoff(BACKOFF_MIN),
-        recv_opened,
+        send_gate,
         outbox: None,
         need_flush: false,
         timer: None,
@@ -650,11 +657,14 @@ impl<R: Runtime> Driver<R> {
             Dir::Opening(f) => match f.as_mut().poll(cx) {
                 Poll::Ready(Ok(s)) => {
                     tracing::trace!(client = self.client, recv = ?self.streams.receive, "recv opened");
-                    self.recv_opened = true;
+                    self.send_gate.on_recv_opened();
                     sh.stats.opens += 1;
                     Dir::Open(s)
                 }
                 Poll::Ready(Err(e)) => {
+                    if e.status == Status::SessionNotFound {
+                        self.send_gate.on_recv_not_found();
+                    }
                     Self::fail(sh, &e);
                     Dir::Backoff(self.rt.sleep(self.recv_backoff.next()))
                 }
@@ -727,7 +737,7 @@ impl<R: Runtime> Driver<R> {
                 return (false, true);
             }
             Dir::Idle => {
-                if self.opts.send_after_recv && !self.recv_opened {
+                if self.opts.send_after_recv && !self.send_gate.may_open_send() {
                     return (false, false);
                 }
                 Dir::Opening(self.open_send())

@@ -10,6 +10,7 @@ use crate::driver::{GbnError, GbnHandle};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_util::ready;
+use lnc_core::go_compat::RecordPlanner;
 use lnc_core::msgdata::MsgDataCodec;
 use lnc_core::noise::{
     Established, HandshakeError, KkInitiator, KkResponder, MAX_RECORD_PAYLOAD, NoiseConfig,
@@ -134,6 +135,8 @@ pub struct NoiseStream {
     rpos: usize,
     wbuf: Vec<u8>,
     pending: Option<Vec<u8>>,
+    /// Where records end (Go's reader: the HTTP/2 preface alone, ≤ 32 KiB each).
+    planner: RecordPlanner,
     flush_yielded: bool,
     eof: bool,
 }
@@ -161,6 +164,7 @@ impl NoiseStream {
             rpos: 0,
             wbuf: Vec::new(),
             pending: None,
+            planner: RecordPlanner::new(),
             flush_yielded: false,
             eof: false,
         }
@@ -234,10 +238,18 @@ impl NoiseStream {
                 return Poll::Pending;
             }
             self.flush_yielded = false;
-            let mut record = Vec::with_capacity(record_len(self.wbuf.len()));
-            self.tx
-                .seal(&self.wbuf, &mut record)
-                .map_err(|e| io_err(io::ErrorKind::InvalidInput, e))?;
+            // Several records, one relay message: Go's mailbox conn reads a message as a
+            // byte stream, but hands grpc-go one record per read (go_compat).
+            let mut record = Vec::with_capacity(record_len(self.wbuf.len()) + 64);
+            let mut rest = &self.wbuf[..];
+            while !rest.is_empty() {
+                let n = self.planner.next_record_len(rest);
+                let (now, later) = rest.split_at(n);
+                self.tx
+                    .seal(now, &mut record)
+                    .map_err(|e| io_err(io::ErrorKind::InvalidInput, e))?;
+                rest = later;
+            }
             self.wbuf.clear();
             self.pending = Some(
                 self.codec

@@ -1,0 +1,437 @@
+//! The interop matrix against the Go LNC stack, run as real processes on 127.0.0.1.
+//!
+//! One test per cell: app {Go, ours} × relay {aperture, ours} × node {Go, ours} ×
+//! transport {grpc, ws}. Each cell pairs with a fresh phrase, makes a unary call
+//! (GetInfo, AddInvoice), reads a server stream (SubscribeInvoices, 3 items), restarts
+//! the app, reconnects with Noise KK from the stored keys and calls again.
+//!
+//! The Go side is our harness programs in `interop/cmd/` on the pinned upstream modules
+//! (`interop/go.mod`): `go-relay` (aperture's HashMail server), `go-lnc-node`
+//! (lightning-node-connect's `mailbox.NewServer`, the server path litd uses) and
+//! `go-lnc-app` (lightning-node-connect's client). Build them first:
+//! `bash interop/build.sh` (into `$LNC_GOBIN`, default `/root/.cache/lnc-rs/gobin`).
+//!
+//! Ours: the relay is `lnc-mailbox` in this process (TLS, self-signed), the node is
+//! `lnc_tunnel::listen` serving the test `lnrpc.Lightning` of `common`, the app is
+//! `lnc_client`. Both nodes serve the same method shapes, so one check fits both.
+//!
+//! Nothing sleeps to wait: processes are awaited on their stdout lines (`READY …`,
+//! `DONE`), ours on their futures, each step under a generous timeout. A failure names
+//! the cell (app, relay, node, transport) and the step. Each cell prints one `MATRIX`
+//! line with its pairing and KK times (`--nocapture` shows them).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::{FAR_FUTURE, Relay, node, session};
+use futures_util::StreamExt;
+use lnc_client::{ConnectOptions, MailboxInfo, TlsMode, Transport};
+use lnc_tunnel::TunnelOptions;
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnd_api::lnrpc;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// One step's limit. Generous: Go's GBN handshake alone waits 2 s per retry, and a Go
+/// node behind aperture's WebSocket gateway has been seen taking ~35 s to notice a
+/// closed app (its keepalive) before it accepts the KK reconnect.
+const STEP: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Go,
+    Ours,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    app: Side,
+    relay: Side,
+    node: Side,
+    ws: bool,
+}
+
+impl core::fmt::Display for Cell {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let n =
+            |s: Side, go: &'static str, ours: &'static str| if s == Side::Go { go } else { ours };
+        write!(
+            f,
+            "app={} relay={} node={} transport={}",
+            n(self.app, "go", "ours"),
+            n(self.relay, "aperture", "ours"),
+            n(self.node, "go", "ours"),
+            if self.ws { "ws" } else { "grpc" }
+        )
+    }
+}
+
+impl Cell {
+    fn fail(&self, step: &str, why: impl core::fmt::Display) -> ! {
+        panic!("interop cell {self}: step '{step}' failed: {why}")
+    }
+
+    /// Runs `fut` as `step`, failing the cell on a timeout.
+    async fn step<T>(&self, step: &str, fut: impl core::future::Future<Output = T>) -> T {
+        match tokio::time::timeout(STEP, fut).await {
+            Ok(v) => v,
+            Err(_) => self.fail(step, format!("no result within {STEP:?}")),
+        }
+    }
+}
+
+/// Where `interop/build.sh` put the Go programs.
+fn gobin(program: &str) -> PathBuf {
+    let dir = std::env::var_os("LNC_GOBIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root/.cache/lnc-rs/gobin"));
+    let p = dir.join(program);
+    assert!(
+        p.is_file(),
+        "Go interop program {} is missing: run `bash interop/build.sh` (builds the Go LNC \
+         stack into $LNC_GOBIN, default /root/.cache/lnc-rs/gobin)",
+        p.display()
+    );
+    p
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "lnc-go-interop-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A Go program whose stdout we read line by line. Killed when dropped.
+struct GoProc {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl GoProc {
+    fn spawn(program: &str, args: &[&str]) -> GoProc {
+        let mut child = Command::new(gobin(program))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        GoProc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next stdout line starting with `kind ` (earlier lines are kept in `seen`).
+    /// `Err` with everything seen if the program ends first or prints `ERROR`.
+    async fn expect(&mut self, kind: &str) -> Result<String, String> {
+        loop {
+            match self.lines.next_line().await {
+                Ok(Some(l)) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with("ERROR") {
+                        return Err(format!("{l} (stdout so far: {:?})", self.seen));
+                    }
+                    if l.split_whitespace().next() == Some(kind) {
+                        return Ok(l);
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    let status = self.child.wait().await.ok();
+                    return Err(format!(
+                        "exited ({status:?}) before `{kind}`; stdout: {:?}",
+                        self.seen
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// `key=value` or `key="quoted value"` from a harness line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[at..];
+    if let Some(q) = rest.strip_prefix('"') {
+        Some(q[..q.find('"')?].to_owned())
+    } else {
+        Some(rest.split_whitespace().next()?.to_owned())
+    }
+}
+
+enum RelayUnderTest {
+    Go(#[allow(dead_code)] GoProc, String),
+    Ours(Relay),
+}
+
+impl RelayUnderTest {
+    fn addr(&self) -> String {
+        match self {
+            RelayUnderTest::Go(_, a) => a.clone(),
+            RelayUnderTest::Ours(r) => r.addr().to_string(),
+        }
+    }
+}
+
+enum NodeUnderTest {
+    Go(#[allow(dead_code)] GoProc),
+    Ours(#[allow(dead_code)] lnc_tunnel::Listener),
+}
+
+async fn start_relay(cell: &Cell) -> RelayUnderTest {
+    match cell.relay {
+        Side::Go => {
+            let mut p = GoProc::spawn("go-relay", &["--listen", "127.0.0.1:0"]);
+            let ready = cell
+                .step("relay start", p.expect("READY"))
+                .await
+                .unwrap_or_else(|e| cell.fail("relay start", e));
+            let addr = field(&ready, "addr").unwrap_or_else(|| cell.fail("relay start", &ready));
+            RelayUnderTest::Go(p, addr)
+        }
+        // TLS (self-signed): Go's WebSocket client always dials wss://.
+        Side::Ours => RelayUnderTest::Ours(Relay::start_with(None, true).await),
+    }
+}
+
+/// Starts the node; returns it, the phrase and the alias its GetInfo answers.
+async fn start_node(cell: &Cell, relay: &str, seed: u64) -> (NodeUnderTest, String, &'static str) {
+    match cell.node {
+        Side::Go => {
+            let state = temp_dir("node").join("node.json");
+            let mut p = GoProc::spawn(
+                "go-lnc-node",
+                &[
+                    "--mailbox",
+                    relay,
+                    "--mailbox-tls",
+                    "skip-verify",
+                    "--state",
+                    state.to_str().unwrap(),
+                ],
+            );
+            let ready = cell
+                .step("node start", p.expect("READY"))
+                .await
+                .unwrap_or_else(|e| cell.fail("node start", e));
+            let phrase = field(&ready, "phrase").unwrap_or_else(|| cell.fail("node start", &ready));
+            (NodeUnderTest::Go(p), phrase, "go-lnc-node")
+        }
+        Side::Ours => {
+            let s = session(seed, FAR_FUTURE);
+            let mb = Arc::new(
+                GrpcMailbox::new(RelayAddr {
+                    addr: relay.to_owned(),
+                    tls: Tls::SkipVerify,
+                })
+                .unwrap(),
+            );
+            let mut l = node(mb, &s, TunnelOptions::default());
+            cell.step("node start", common::next_listening(&mut l))
+                .await;
+            (NodeUnderTest::Ours(l), s.phrase, "lnc-test-node")
+        }
+    }
+}
+
+/// One run of the Go app; returns its `CONNECTED` time in ms.
+async fn go_app_run(
+    cell: &Cell,
+    step: &str,
+    relay: &str,
+    state: &std::path::Path,
+    phrase: Option<&str>,
+    alias: &str,
+) -> u64 {
+    let mut args = vec![
+        "--mailbox",
+        relay,
+        "--transport",
+        if cell.ws { "ws" } else { "grpc" },
+        "--mailbox-tls",
+        "skip-verify",
+        "--state",
+        state.to_str().unwrap(),
+        "--wait",
+        "110s",
+    ];
+    if let Some(p) = phrase {
+        args.extend(["--phrase", p]);
+    }
+    let mut app = GoProc::spawn("go-lnc-app", &args);
+    let run = async {
+        let c = app.expect("CONNECTED").await?;
+        let g = app.expect("GETINFO").await?;
+        if field(&g, "alias").as_deref() != Some(alias) {
+            return Err(format!("GetInfo answered {g}, expected alias {alias}"));
+        }
+        let a = app.expect("ADDINVOICE").await?;
+        if field(&a, "payment_request").as_deref() != Some("call-7") {
+            return Err(format!("AddInvoice answered {a}"));
+        }
+        let s = app.expect("STREAM").await?;
+        if field(&s, "n").as_deref() != Some("3") {
+            return Err(format!("stream gave {s}"));
+        }
+        app.expect("DONE").await?;
+        Ok(field(&c, "ms").and_then(|m| m.parse().ok()).unwrap_or(0))
+    };
+    let ms = cell
+        .step(step, run)
+        .await
+        .unwrap_or_else(|e| cell.fail(step, e));
+    let status = cell.step(step, app.child.wait()).await;
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        cell.fail(step, format!("go-lnc-app exit status {status:?}"));
+    }
+    ms
+}
+
+async fn our_calls(cell: &Cell, step: &str, c: &lnc_client::Client, alias: &str, stream: bool) {
+    let info = cell
+        .step(step, c.lightning().get_info(lnrpc::GetInfoRequest {}))
+        .await
+        .unwrap_or_else(|e| cell.fail(&format!("{step}: GetInfo"), e));
+    assert_eq!(info.into_inner().alias, alias, "cell {cell}: {step}");
+    if !stream {
+        return;
+    }
+    let r = cell
+        .step(
+            step,
+            c.lightning().add_invoice(lnrpc::Invoice {
+                memo: "call-7".into(),
+                value: 7,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap_or_else(|e| cell.fail(&format!("{step}: AddInvoice"), e))
+        .into_inner();
+    assert_eq!(r.payment_request, "call-7", "cell {cell}: {step}");
+    let mut s = cell
+        .step(
+            step,
+            c.lightning()
+                .subscribe_invoices(lnrpc::InvoiceSubscription {
+                    add_index: 3,
+                    ..Default::default()
+                }),
+        )
+        .await
+        .unwrap_or_else(|e| cell.fail(&format!("{step}: SubscribeInvoices"), e))
+        .into_inner();
+    let mut n = 0u64;
+    while let Some(item) = cell.step(step, s.next()).await {
+        let item = item.unwrap_or_else(|e| cell.fail(&format!("{step}: stream item"), e));
+        assert_eq!(item.add_index, n, "cell {cell}: {step}");
+        n += 1;
+    }
+    assert_eq!(n, 3, "cell {cell}: {step}: stream items");
+}
+
+async fn run(cell: Cell, seed: u64) {
+    let relay = start_relay(&cell).await;
+    let addr = relay.addr();
+    let (_node, phrase, alias) = start_node(&cell, &addr, seed).await;
+
+    let (pair_ms, kk_ms) = match cell.app {
+        Side::Go => {
+            let state = temp_dir("app").join("app.json");
+            let p = go_app_run(
+                &cell,
+                "pairing + calls + stream",
+                &addr,
+                &state,
+                Some(&phrase),
+                alias,
+            )
+            .await;
+            // App restart: a new process with the stored keys (Noise KK).
+            let k = go_app_run(&cell, "KK reconnect + calls", &addr, &state, None, alias).await;
+            (p, k)
+        }
+        Side::Ours => {
+            let info = MailboxInfo::new(
+                addr.clone(),
+                if cell.ws {
+                    Transport::WebSocket
+                } else {
+                    Transport::Grpc
+                },
+                TlsMode::SkipVerify,
+            );
+            let opts = || ConnectOptions {
+                wait: STEP - Duration::from_secs(10),
+                ..Default::default()
+            };
+            let t = Instant::now();
+            let (client, creds) = cell
+                .step("pairing", lnc_client::native::pair(info, &phrase, opts()))
+                .await
+                .unwrap_or_else(|e| cell.fail("pairing", e));
+            let p = t.elapsed().as_millis() as u64;
+            our_calls(&cell, "calls after pairing", &client, alias, true).await;
+            // App restart: drop every handle of the first client, reconnect from the
+            // credentials alone.
+            client.close();
+            drop(client);
+            let t = Instant::now();
+            let client = cell
+                .step("KK reconnect", lnc_client::native::connect(&creds, opts()))
+                .await
+                .unwrap_or_else(|e| cell.fail("KK reconnect", e));
+            let k = t.elapsed().as_millis() as u64;
+            our_calls(&cell, "call after KK", &client, alias, false).await;
+            client.close();
+            (p, k)
+        }
+    };
+    println!("MATRIX {cell} pairing_ms={pair_ms} kk_ms={kk_ms}");
+    if let RelayUnderTest::Ours(mut r) = relay {
+        r.stop().await;
+    }
+}
+
+macro_rules! cells {
+    ($($name:ident: $app:ident $relay:ident $node:ident $ws:expr, $seed:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            run(Cell { app: Side::$app, relay: Side::$relay, node: Side::$node, ws: $ws }, $seed).await;
+        }
+    )*};
+}
+
+cells! {
+    go_app_aperture_go_node_grpc: Go Go Go false, 1;
+    go_app_aperture_go_node_ws: Go Go Go true, 2;
+    go_app_aperture_our_node_grpc: Go Go Ours false, 3;
+    go_app_aperture_our_node_ws: Go Go Ours true, 4;
+    go_app_our_relay_go_node_grpc: Go Ours Go false, 5;
+    go_app_our_relay_go_node_ws: Go Ours Go true, 6;
+    go_app_our_relay_our_node_grpc: Go Ours Ours false, 7;
+    go_app_our_relay_our_node_ws: Go Ours Ours true, 8;
+    our_app_aperture_go_node_grpc: Ours Go Go false, 9;
+    our_app_aperture_go_node_ws: Ours Go Go true, 10;
+    our_app_aperture_our_node_grpc: Ours Go Ours false, 11;
+    our_app_aperture_our_node_ws: Ours Go Ours true, 12;
+    our_app_our_relay_go_node_grpc: Ours Ours Go false, 13;
+    our_app_our_relay_go_node_ws: Ours Ours Go true, 14;
+    our_app_our_relay_our_node_grpc: Ours Ours Ours false, 15;
+    our_app_our_relay_our_node_ws: Ours Ours Ours true, 16;
+}
