@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the Go interop programs (go-relay, go-lnc-node, go-lnc-app) from the pinned
-# modules in interop/go.mod into ${LNC_GOBIN:-/root/.cache/lnc-rs/gobin}.
+# Builds the Go interop programs (go-relay, go-lnc-node, go-lnc-app, go-gbn-peer) from the pinned
+# modules in interop/go.mod into ${LNC_GOBIN:-~/.cache/lnc-rs/gobin}.
 # Idempotent: Go's build cache makes a rebuild of unchanged sources take seconds.
 # Needs Go >= 1.21 and the Go module proxy (or a filled module cache).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="${LNC_GOBIN:-/root/.cache/lnc-rs/gobin}"
+out="${LNC_GOBIN:-$HOME/.cache/lnc-rs/gobin}"
 if ! command -v go >/dev/null 2>&1; then
   echo "interop/build.sh: 'go' not found on PATH; install Go >= 1.21" >&2
   exit 1
@@ -19,7 +19,7 @@ if ! go build -mod=readonly -trimpath -o "$out/" ./cmd/...; then
   exit 1
 fi
 end=$(date +%s%N)
-for p in go-relay go-lnc-node go-lnc-app; do
+for p in go-relay go-lnc-node go-lnc-app go-gbn-peer; do
   if [ ! -x "$out/$p" ]; then
     echo "interop/build.sh: $out/$p missing after the build" >&2
     exit 1
