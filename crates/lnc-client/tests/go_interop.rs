@@ -175,7 +175,7 @@ fn field(line: &str, key: &str) -> Option<String> {
 }
 
 enum RelayUnderTest {
-    Go(#[allow(dead_code)] GoProc, String),
+    Go(#[allow(dead_code)] Box<GoProc>, String),
     Ours(Relay),
 }
 
@@ -189,7 +189,7 @@ impl RelayUnderTest {
 }
 
 enum NodeUnderTest {
-    Go(#[allow(dead_code)] GoProc),
+    Go(#[allow(dead_code)] Box<GoProc>),
     Ours(#[allow(dead_code)] lnc_tunnel::Listener),
 }
 
@@ -202,7 +202,7 @@ async fn start_relay(cell: &Cell) -> RelayUnderTest {
                 .await
                 .unwrap_or_else(|e| cell.fail("relay start", e));
             let addr = field(&ready, "addr").unwrap_or_else(|| cell.fail("relay start", &ready));
-            RelayUnderTest::Go(p, addr)
+            RelayUnderTest::Go(Box::new(p), addr)
         }
         // TLS (self-signed): Go's WebSocket client always dials wss://.
         Side::Ours => RelayUnderTest::Ours(Relay::start_with(None, true).await),
@@ -230,7 +230,7 @@ async fn start_node(cell: &Cell, relay: &str, seed: u64) -> (NodeUnderTest, Stri
                 .await
                 .unwrap_or_else(|e| cell.fail("node start", e));
             let phrase = field(&ready, "phrase").unwrap_or_else(|| cell.fail("node start", &ready));
-            (NodeUnderTest::Go(p), phrase, "go-lnc-node")
+            (NodeUnderTest::Go(Box::new(p)), phrase, "go-lnc-node")
         }
         Side::Ours => {
             let s = session(seed, FAR_FUTURE);
