@@ -391,6 +391,9 @@ where
         events: options.events.clone(),
     });
     obs.emit(Event::Phase(Phase::ConnectingToMailbox));
+    // On wasm32 the runtime is single-threaded and `Mailbox` is not `Send` by design
+    // (`lnc_tunnel::rt::MaybeSend`): the Arc only shares the mailbox between tasks there.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     let observed: Arc<dyn Mailbox> = Arc::new(ObservedMailbox {
         inner: mailbox,
         obs: obs.clone(),
