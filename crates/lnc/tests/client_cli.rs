@@ -228,6 +228,9 @@ async fn errors_print_no_backtrace_with_rust_backtrace_set() {
     assert!(!out.status.success());
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("nope"), "the error names the profile: {err}");
-    assert!(!err.contains("Stack backtrace") && !err.contains("stack backtrace"), "{err}");
+    assert!(
+        !err.contains("Stack backtrace") && !err.contains("stack backtrace"),
+        "{err}"
+    );
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
 }
