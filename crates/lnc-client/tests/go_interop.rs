@@ -19,6 +19,9 @@
 //! `DONE`), ours on their futures, each step under a generous timeout. A failure names
 //! the cell (app, relay, node, transport) and the step. Each cell prints one `MATRIX`
 //! line with its pairing and KK times (`--nocapture` shows them).
+//!
+//! Tracing a cell: `RUST_LOG=lnc_tunnel=trace` logs our side (to the test's output),
+//! `LNC_INTEROP_GO_DEBUG=trace` passes `--debuglevel trace` to every Go program (stderr).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -121,8 +124,10 @@ struct GoProc {
 
 impl GoProc {
     fn spawn(program: &str, args: &[&str]) -> GoProc {
+        let debug = std::env::var("LNC_INTEROP_GO_DEBUG").ok();
         let mut child = Command::new(gobin(program))
             .args(args)
+            .args(debug.iter().flat_map(|l| ["--debuglevel", l.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -345,7 +350,18 @@ async fn our_calls(cell: &Cell, step: &str, c: &lnc_client::Client, alias: &str,
     assert_eq!(n, 3, "cell {cell}: {step}: stream items");
 }
 
+/// Our side's logs when `RUST_LOG` asks for them (once per test process).
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 async fn run(cell: Cell, seed: u64) {
+    init_tracing();
     let relay = start_relay(&cell).await;
     let addr = relay.addr();
     let (_node, phrase, alias) = start_node(&cell, &addr, seed).await;
@@ -429,8 +445,6 @@ cells! {
     go_app_our_relay_our_node_ws: Go Ours Ours true, 8;
     our_app_aperture_go_node_grpc: Ours Go Go false, 9;
     our_app_aperture_go_node_ws: Ours Go Go true, 10;
-    #[ignore = "open (issue 15): our app and our node never pair through aperture over gRPC; \
-                each half works with aperture alone"]
     our_app_aperture_our_node_grpc: Ours Go Ours false, 11;
     our_app_aperture_our_node_ws: Ours Go Ours true, 12;
     our_app_our_relay_go_node_grpc: Ours Ours Go false, 13;
