@@ -452,3 +452,54 @@ cells! {
     our_app_our_relay_our_node_grpc: Ours Ours Ours false, 15;
     our_app_our_relay_our_node_ws: Ours Ours Ours true, 16;
 }
+
+/// aperture (a grpc-go server) sends a found `RecvStream`'s response headers only with its
+/// first message, so a receive stream on a mailbox nobody writes to yet answers nothing
+/// at all. Opening one must still complete at once (the app's SYN waits for it, and the
+/// node's answer waits for that SYN); without `GrpcMailbox::open_recv`'s rule it hangs.
+/// A refusal still arrives: on the stream if not at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aperture_quiet_recv_stream_opens_at_once() {
+    use lnc_core::pairing::StreamId;
+    use lnc_tunnel::{Mailbox, Status};
+    let cell = Cell {
+        app: Side::Ours,
+        relay: Side::Go,
+        node: Side::Ours,
+        ws: false,
+    };
+    let relay = start_relay(&cell).await;
+    let mb = GrpcMailbox::new(RelayAddr {
+        addr: relay.addr(),
+        tls: Tls::SkipVerify,
+    })
+    .unwrap();
+    let id = StreamId::from_bytes([0x5a; 64]);
+    mb.create(id).await.unwrap();
+    let limit = Duration::from_secs(10);
+    let mut rx = tokio::time::timeout(limit, mb.open_recv(id))
+        .await
+        .expect("a quiet RecvStream on aperture must open without waiting for a message")
+        .unwrap();
+    // The stream works: what is written afterwards arrives.
+    let mut tx = mb.open_send(id).await.unwrap();
+    futures_util::SinkExt::send(&mut tx, b"hello".to_vec())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(STEP, rx.next()).await.unwrap();
+    assert_eq!(got.unwrap().unwrap(), b"hello");
+    // A missing mailbox is still refused, at open or as the stream's first item.
+    let missing = StreamId::from_bytes([0xa5; 64]);
+    let err = match tokio::time::timeout(STEP, mb.open_recv(missing))
+        .await
+        .unwrap()
+    {
+        Err(e) => e,
+        Ok(mut s) => tokio::time::timeout(STEP, s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err(),
+    };
+    assert_eq!(err.status, Status::SessionNotFound, "{err}");
+}
