@@ -406,6 +406,7 @@ impl Mailbox for WsMailbox {
                 let _ = done_tx.send(why);
             });
             let sid = id;
+            let sink = LingeringWsSink(Some(sink));
             let sink = sink.sink_map_err(ws_err).with(move |msg: Vec<u8>| {
                 let _keep = &alive;
                 let f = json::send_frame(sid.as_bytes(), &msg);
@@ -421,6 +422,82 @@ impl Mailbox for WsMailbox {
 
     fn delete(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
         self.boxes.delete(id)
+    }
+}
+
+/// How long a dropped WebSocket send socket stays open before it closes.
+///
+/// aperture's WebSocket gateway (lnd's `lnrpc.WebsocketProxy` in front of grpc-gateway)
+/// cancels the socket's `SendStream` call the moment it reads the close (or the TCP
+/// end), and the relay's `SendStream` loop checks for that cancellation before it takes
+/// the next message: a message still on its way through the gateway (JSON → pipe →
+/// loopback gRPC) is dropped. That message is typically the GBN FIN of a closing
+/// connection; a Go node that misses it keeps serving the dead connection until its
+/// keepalive gives up (≈ 30 s), and only then accepts the app's KK reconnect. The
+/// forwarding happens inside the relay, so the time it needs does not grow with the
+/// network distance; Go's own client gets its margin by closing its receive socket
+/// (one round trip) first.
+const WS_CLOSE_LINGER: Duration = Duration::from_millis(100);
+
+/// The write half of a WebSocket send socket that, once dropped, flushes, stays open
+/// for [`WS_CLOSE_LINGER`] and then closes with a close frame ([`lnc_core::go_compat`],
+/// "WebSocket gateway drops the last message").
+struct LingeringWsSink(
+    Option<futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<BoxIo>, Message>>,
+);
+
+impl LingeringWsSink {
+    fn inner(
+        &mut self,
+    ) -> Result<
+        &mut futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<BoxIo>, Message>,
+        tokio_tungstenite::tungstenite::Error,
+    > {
+        self.0
+            .as_mut()
+            .ok_or(tokio_tungstenite::tungstenite::Error::AlreadyClosed)
+    }
+}
+
+impl futures_util::Sink<Message> for LingeringWsSink {
+    type Error = tokio_tungstenite::tungstenite::Error;
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(self.inner()?).poll_ready(cx)
+    }
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        std::pin::Pin::new(self.inner()?).start_send(item)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(self.inner()?).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(self.inner()?).poll_close(cx)
+    }
+}
+
+impl Drop for LingeringWsSink {
+    fn drop(&mut self) {
+        let Some(mut sink) = self.0.take() else {
+            return;
+        };
+        // Without a runtime (process exit) the socket just closes.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if sink.flush().await.is_ok() {
+                    tokio::time::sleep(WS_CLOSE_LINGER).await;
+                    let _ = sink.close().await;
+                }
+            });
+        }
     }
 }
 
