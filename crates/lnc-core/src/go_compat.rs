@@ -11,6 +11,9 @@
 //! | Go's `NoiseGrpcConn.Read` hands out one decrypted record per `Read` and drops the part that does not fit the caller's buffer; grpc-go's server reads the 24-byte HTTP/2 client preface with `io.ReadFull` straight on that conn | `mailbox/grpc_noise_conn.go` `Read`; grpc-go `internal/transport/http2_server.go` `newHTTP2Server` | [`RecordPlanner`]: the preface is a record of its own |
 //! | the same `Read` never hands out more than 32 KiB (`defaultGrpcWriteBufSize`) at once, and grpc-go writes at most that much per record | `mailbox/grpc_noise_conn.go` | [`RecordPlanner`]: records carry at most [`GO_MAX_RECORD_PAYLOAD`] |
 //! | a Go node creates only its receive mailbox (app→node) up front and its send mailbox (node→app) once the app's GBN SYN arrived | `mailbox/server_conn.go` `NewServerConn` / `createSendMailBox` | [`SendGate`]: the app writes its SYN while its receive stream still answers "stream not found" |
+//! | aperture's HashMail server (grpc-go) answers a `RecvStream` on an existing mailbox with nothing at all until the first message: grpc-go sends response headers only with the first message (a refusal comes at once, as headers + error status). "Receive stream opened" therefore cannot mean "the relay said yes" | aperture `hashmail_server.go` `RecvStream`; grpc-go `internal/transport/http2_server.go` `WriteHeader` | "quiet `RecvStream`": lnc-tunnel's `GrpcMailbox::open_recv` counts a receive stream as open once its request is on a live relay connection; [`SendGate`] then opens at once, and a SYN the relay refuses because the mailbox is not there yet is resent on the next open of the write stream (lnc-tunnel `driver`) |
+//! | aperture's WebSocket gateway (lnd's `WebsocketProxy`) cancels a socket's `SendStream` the moment the socket closes, and aperture's `SendStream` loop checks that before taking the next message: the last message (our FIN) is lost and a Go node keeps the dead connection until its keepalive (≈ 30 s), delaying the KK reconnect | lnd `lnrpc/websocket_proxy.go`; aperture `hashmail_server.go` `SendStream` | lnc-tunnel `native::WS_CLOSE_LINGER`: a dropped WebSocket send socket stays open 100 ms, then closes with a close frame |
+//! | the same gateway answers a `RecvStream` that fails before its first message with grpc-gateway's bare status body `{"code":2,"message":"stream not found",…}`, not `{"error":…}` | grpc-gateway `runtime.HTTPError` | `lnc_hashmail::json::parse_recv_frame` reads it as an error frame (Session Not Found) |
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4), the first bytes an HTTP/2
 /// client writes.
@@ -63,8 +66,10 @@ impl RecordPlanner {
 /// App side: when the send direction (app→node) may open.
 ///
 /// Our node creates both mailboxes before it listens, so an app that opens its send
-/// stream only after its receive stream opened never writes into a mailbox that does not
-/// exist yet (the relay would drop that SYN and GBN would resend it only after 2 s).
+/// stream only after its receive stream opened rarely writes into a mailbox that does not
+/// exist yet (the relay refuses that SYN with the stream; the driver resends it on the
+/// next open). Over gRPC "opened" only means the request is on a live relay connection:
+/// aperture says nothing about a mailbox that exists (see the table above).
 /// A Go node creates the app→node mailbox up front but the node→app one only after the
 /// app's SYN arrived, so waiting for the receive stream would wait forever. Once the
 /// receive stream answered "stream not found" the app therefore sends anyway: the SYN

@@ -143,9 +143,35 @@ pub fn parse_desc(text: &str) -> Result<CipherBoxDesc, FrameError> {
     Ok(serde_json::from_str(text)?)
 }
 
+/// grpc-gateway's status body without the `{"error":…}` wrapper. Both fields are
+/// required, so only a real status matches.
+#[derive(Deserialize)]
+struct BareStatus {
+    code: i32,
+    message: String,
+    #[serde(default)]
+    details: Vec<serde_json::Value>,
+}
+
 /// Parses a relay → client frame on the receive socket.
+///
+/// Also takes grpc-gateway's bare status body (`{"code":2,"message":"stream not
+/// found","details":[]}`) as [`RecvFrame::Error`]: aperture's WebSocket gateway sends it
+/// when `RecvStream` fails before its first message (a mailbox that does not exist yet),
+/// and reading it as a relay error keeps "stream not found" (Session Not Found) instead
+/// of an undecodable frame.
 pub fn parse_recv_frame(text: &str) -> Result<RecvFrame, FrameError> {
-    Ok(serde_json::from_str(text)?)
+    match serde_json::from_str(text) {
+        Ok(f) => Ok(f),
+        Err(e) => match serde_json::from_str::<BareStatus>(text) {
+            Ok(b) => Ok(RecvFrame::Error(Status {
+                code: b.code,
+                message: b.message,
+                details: b.details,
+            })),
+            Err(_) => Err(e.into()),
+        },
+    }
 }
 
 /// The `{"error":…}` frame the relay sends before ending a socket. Byte-equal
@@ -238,6 +264,20 @@ impl From<pb::CipherBox> for CipherBox {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn bare_gateway_status_is_an_error_frame() {
+        let f = super::parse_recv_frame(r#"{"code":2,"message":"stream not found","details":[]}"#)
+            .unwrap();
+        match f {
+            super::RecvFrame::Error(st) => {
+                assert_eq!((st.code, st.message.as_str()), (2, "stream not found"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(super::parse_recv_frame(r#"{"code":2}"#).is_err());
+        assert!(super::parse_recv_frame(r#"{"other":1}"#).is_err());
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -425,6 +425,12 @@ struct Driver<R: Runtime> {
     recent: std::collections::VecDeque<(Instant, Vec<u8>)>,
     replay: std::collections::VecDeque<Vec<u8>>,
     send_failed: bool,
+    /// The newest SYN written while the GBN handshake is not complete.
+    syn: Option<Vec<u8>>,
+    /// The last send stream failed with "stream not found": the relay refuses a write
+    /// stream at its first message, before it delivers anything, so whatever was written
+    /// on it is lost (see `poll_send`).
+    send_refused: bool,
     /// Node side: the SYN of a restarted app that ended this connection, for the next.
     pushback: Option<Vec<u8>>,
     /// Which side this is (the trace logs, and only a server passes a SYN on).
@@ -497,6 +503,8 @@ pub(crate) fn spawn_gbn_with_handoff<R: Runtime>(
         recent: Default::default(),
         replay: Default::default(),
         send_failed: false,
+        syn: None,
+        send_refused: false,
         pushback: None,
         client,
     };
@@ -769,12 +777,25 @@ impl<R: Runtime> Driver<R> {
                             }
                         }
                         self.replay = keep.into_iter().rev().collect();
+                        // A SYN the relay refused with the stream ("stream not found":
+                        // the peer had not created its mailbox yet) never arrived; send
+                        // it again now rather than at the 2 s handshake resend. It cannot
+                        // arrive late: nothing on a refused stream is delivered, and it
+                        // is only sent while the handshake is still open.
+                        if core::mem::take(&mut self.send_refused)
+                            && !sh.connected
+                            && let Some(syn) = &self.syn
+                        {
+                            tracing::trace!(client = self.client, "replaying a refused SYN");
+                            self.replay.push_front(syn.clone());
+                        }
                     }
                     Dir::Open(s)
                 }
                 Poll::Ready(Err(e)) => {
                     Self::fail(sh, &e);
                     self.send_failed = true;
+                    self.send_refused |= e.status == Status::SessionNotFound;
                     Dir::Backoff(self.rt.sleep(self.send_backoff.next()))
                 }
                 Poll::Pending => return (false, false),
@@ -790,6 +811,9 @@ impl<R: Runtime> Driver<R> {
                             let mut buf = Vec::new();
                             if !sh.conn.poll_transmit(now, &mut buf) {
                                 break;
+                            }
+                            if buf.first() == Some(&lnc_core::gbn::wire::TYPE_SYN) {
+                                self.syn = (!sh.connected).then(|| buf.clone());
                             }
                             if matches!(
                                 buf.first(),
@@ -845,6 +869,7 @@ impl<R: Runtime> Driver<R> {
                     Some(e) => {
                         Self::fail(sh, &e);
                         self.send_failed = true;
+                        self.send_refused |= e.status == Status::SessionNotFound;
                         self.need_flush = false;
                         if closed {
                             self.send = Dir::Idle;

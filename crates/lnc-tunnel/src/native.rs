@@ -120,12 +120,18 @@ fn status_err(s: tonic::Status) -> MailboxError {
 pub struct GrpcMailbox {
     client: HashMailClient<Channel>,
     create_token: Option<Arc<str>>,
+    /// Whether the last connection attempt to the relay succeeded (false while one is
+    /// under way): what [`GrpcMailbox::open_recv`] waits for instead of response headers
+    /// a grpc-go relay does not send.
+    relay_up: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl GrpcMailbox {
     /// A lazily connected client for the relay (reconnects by itself after a drop).
     pub fn new(relay: RelayAddr) -> Result<Self, MailboxError> {
         let relay = Arc::new(relay);
+        let relay_up = Arc::new(tokio::sync::watch::Sender::new(false));
+        let up = relay_up.clone();
         let ch = Endpoint::from_shared(format!("http://{}", relay.addr))
             .map_err(|e| MailboxError::new(format!("bad relay address: {e}")))?
             .connect_timeout(Duration::from_secs(10))
@@ -133,15 +139,18 @@ impl GrpcMailbox {
             .initial_stream_window_size(crate::h2::STREAM_WINDOW)
             .initial_connection_window_size(crate::h2::CONNECTION_WINDOW)
             .connect_with_connector_lazy(tower::service_fn(move |_| {
-                let relay = relay.clone();
+                let (relay, up) = (relay.clone(), up.clone());
                 async move {
+                    up.send_replace(false);
                     let io = connect_io(&relay, b"h2").await?;
+                    up.send_replace(true);
                     Ok::<_, MailboxError>(TokioIo::new(io))
                 }
             }));
         Ok(GrpcMailbox {
             client: HashMailClient::new(ch).max_decoding_message_size(8 << 20),
             create_token: None,
+            relay_up,
         })
     }
 
@@ -175,19 +184,40 @@ impl GrpcMailbox {
 }
 
 impl Mailbox for GrpcMailbox {
+    /// Opens `RecvStream`. Resolves with the relay's answer if it comes before the relay
+    /// connection is known to be up (a refusal is then an `Err` here), otherwise as soon
+    /// as the request is on a live connection, with the answer still to come on the
+    /// stream: a grpc-go relay (aperture) sends a found stream's response headers only
+    /// with its first message, so waiting for them would wait for the peer — and an app
+    /// that holds its SYN until its receive stream opened would wait forever for a peer
+    /// that waits for that SYN ([`lnc_core::go_compat`], "quiet `RecvStream`").
     fn open_recv(&self, id: StreamId) -> BoxFuture<Result<PacketStream, MailboxError>> {
         let mut c = self.client.clone();
+        let mut up = self.relay_up.subscribe();
         Box::pin(async move {
-            let resp = c
-                .recv_stream(pb::CipherBoxDesc {
-                    stream_id: id.as_bytes().to_vec().into(),
-                })
-                .await
-                .map_err(status_err)?;
-            let s = resp
-                .into_inner()
-                .map(|r| r.map(|b| b.msg.to_vec()).map_err(status_err));
-            Ok(Box::pin(s) as PacketStream)
+            let desc = pb::CipherBoxDesc {
+                stream_id: id.as_bytes().to_vec().into(),
+            };
+            let mut call = Box::pin(async move { c.recv_stream(desc).await.map_err(status_err) });
+            let answered = tokio::select! {
+                biased;
+                r = &mut call => Some(r?),
+                // The sender lives as long as the channel's connector, so in `self`.
+                _ = up.wait_for(|up| *up) => None,
+            };
+            let items = |resp: tonic::Response<tonic::Streaming<pb::CipherBox>>| {
+                resp.into_inner()
+                    .map(|r| r.map(|b| b.msg.to_vec()).map_err(status_err))
+            };
+            Ok(match answered {
+                Some(resp) => Box::pin(items(resp)) as PacketStream,
+                None => Box::pin(futures_util::stream::once(call).flat_map(move |r| match r {
+                    Ok(resp) => futures_util::future::Either::Left(items(resp)),
+                    Err(e) => {
+                        futures_util::future::Either::Right(futures_util::stream::iter([Err(e)]))
+                    }
+                })) as PacketStream,
+            })
         })
     }
 
@@ -376,6 +406,7 @@ impl Mailbox for WsMailbox {
                 let _ = done_tx.send(why);
             });
             let sid = id;
+            let sink = LingeringWsSink(Some(sink));
             let sink = sink.sink_map_err(ws_err).with(move |msg: Vec<u8>| {
                 let _keep = &alive;
                 let f = json::send_frame(sid.as_bytes(), &msg);
@@ -391,6 +422,82 @@ impl Mailbox for WsMailbox {
 
     fn delete(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
         self.boxes.delete(id)
+    }
+}
+
+/// How long a dropped WebSocket send socket stays open before it closes.
+///
+/// aperture's WebSocket gateway (lnd's `lnrpc.WebsocketProxy` in front of grpc-gateway)
+/// cancels the socket's `SendStream` call the moment it reads the close (or the TCP
+/// end), and the relay's `SendStream` loop checks for that cancellation before it takes
+/// the next message: a message still on its way through the gateway (JSON → pipe →
+/// loopback gRPC) is dropped. That message is typically the GBN FIN of a closing
+/// connection; a Go node that misses it keeps serving the dead connection until its
+/// keepalive gives up (≈ 30 s), and only then accepts the app's KK reconnect. The
+/// forwarding happens inside the relay, so the time it needs does not grow with the
+/// network distance; Go's own client gets its margin by closing its receive socket
+/// (one round trip) first.
+const WS_CLOSE_LINGER: Duration = Duration::from_millis(100);
+
+/// The write half of a WebSocket send socket that, once dropped, flushes, stays open
+/// for [`WS_CLOSE_LINGER`] and then closes with a close frame ([`lnc_core::go_compat`],
+/// "WebSocket gateway drops the last message").
+struct LingeringWsSink(
+    Option<futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<BoxIo>, Message>>,
+);
+
+impl LingeringWsSink {
+    fn inner(
+        &mut self,
+    ) -> Result<
+        &mut futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<BoxIo>, Message>,
+        tokio_tungstenite::tungstenite::Error,
+    > {
+        self.0
+            .as_mut()
+            .ok_or(tokio_tungstenite::tungstenite::Error::AlreadyClosed)
+    }
+}
+
+impl futures_util::Sink<Message> for LingeringWsSink {
+    type Error = tokio_tungstenite::tungstenite::Error;
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(self.inner()?).poll_ready(cx)
+    }
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        std::pin::Pin::new(self.inner()?).start_send(item)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(self.inner()?).poll_flush(cx)
+    }
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::pin::Pin::new(self.inner()?).poll_close(cx)
+    }
+}
+
+impl Drop for LingeringWsSink {
+    fn drop(&mut self) {
+        let Some(mut sink) = self.0.take() else {
+            return;
+        };
+        // Without a runtime (process exit) the socket just closes.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if sink.flush().await.is_ok() {
+                    tokio::time::sleep(WS_CLOSE_LINGER).await;
+                    let _ = sink.close().await;
+                }
+            });
+        }
     }
 }
 

@@ -1228,3 +1228,105 @@ async fn app_that_died_without_fin_reconnects_at_once() {
     }
     listener.close();
 }
+
+/// Reports each send stream the relay refused with "stream not found".
+struct RefusalWatch {
+    inner: Arc<dyn Mailbox>,
+    refused: futures_channel::mpsc::UnboundedSender<()>,
+}
+
+impl Mailbox for RefusalWatch {
+    fn open_recv(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<
+        Result<lnc_tunnel::mailbox::PacketStream, lnc_tunnel::MailboxError>,
+    > {
+        self.inner.open_recv(id)
+    }
+    fn open_send(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<Result<lnc_tunnel::mailbox::PacketSink, lnc_tunnel::MailboxError>>
+    {
+        let (open, refused) = (self.inner.open_send(id), self.refused.clone());
+        Box::pin(async move {
+            let sink = futures_util::SinkExt::sink_map_err(open.await?, move |e| {
+                if e.status == Status::SessionNotFound {
+                    let _ = refused.unbounded_send(());
+                }
+                e
+            });
+            Ok(Box::pin(sink) as lnc_tunnel::mailbox::PacketSink)
+        })
+    }
+    fn create(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<Result<(), lnc_tunnel::MailboxError>> {
+        self.inner.create(id)
+    }
+    fn delete(
+        &self,
+        id: lnc_core::pairing::StreamId,
+    ) -> lnc_tunnel::rt::BoxFuture<Result<(), lnc_tunnel::MailboxError>> {
+        self.inner.delete(id)
+    }
+}
+
+/// An app that writes its SYN before the node created the mailboxes (the node is starting,
+/// or a Go-style relay gave no sign either way) loses it: the relay refuses the write
+/// stream at that first message. The driver sends it again on the next open of the
+/// stream, so the handshake completes right after the mailbox appears instead of at
+/// GBN's 2 s handshake resend (what pairing through aperture cost before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_syn_is_resent_once_the_mailbox_exists() {
+    use futures_util::StreamExt;
+    let relay = Relay::start(None).await;
+    let rt = TokioRuntime::new();
+    let (node_state, app_state) = states(61);
+    let (tx, mut refused) = futures_channel::mpsc::unbounded();
+    let app_mb: Arc<dyn Mailbox> = Arc::new(RefusalWatch {
+        inner: Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+        refused: tx,
+    });
+    let app = spawn_gbn(
+        &rt,
+        app_mb,
+        app_state.stream_ids(),
+        true,
+        lnc_core::gbn::Config::client(),
+        lnc_tunnel::DriverOptions {
+            create_boxes: false,
+            send_after_recv: true,
+        },
+    )
+    .unwrap();
+    // The relay refused a write stream that carried the app's SYN.
+    tokio::time::timeout(T, refused.next()).await.unwrap();
+    let t = Instant::now();
+    let node = spawn_gbn(
+        &rt,
+        Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+        node_state.stream_ids(),
+        false,
+        lnc_core::gbn::Config::server(),
+        lnc_tunnel::DriverOptions {
+            create_boxes: true,
+            send_after_recv: false,
+        },
+    )
+    .unwrap();
+    tokio::time::timeout(T, app.connected())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = t.elapsed();
+    println!("[refused SYN] connected {took:?} after the node started");
+    assert!(
+        took < Duration::from_secs(1),
+        "the refused SYN waited for GBN's handshake resend: {took:?}"
+    );
+    app.close();
+    node.close();
+}

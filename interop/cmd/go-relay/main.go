@@ -12,15 +12,18 @@
 // can choose a free port and report on stdout once the port accepts TLS, which
 // the tests wait on.
 //
-// stdout: `READY addr=127.0.0.1:PORT tls=true|false basedir=...`.
+// stdout: `READY addr=127.0.0.1:PORT tls=true|false basedir=...`, once the port accepts
+// TLS and the WebSocket gateway reaches the HashMail server behind it.
 package main
 
 import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -118,11 +121,44 @@ func waitUp(addr string, useTLS bool, errc chan error) error {
 				err = tc.Handshake()
 			}
 			c.Close()
-			if err == nil {
+			if err == nil && gatewayUp(addr, useTLS) {
 				return nil
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return fmt.Errorf("aperture did not accept connections on %s within 30s", addr)
+	return fmt.Errorf("aperture did not serve HashMail on %s within 30s", addr)
+}
+
+// gatewayUp reports whether aperture's REST/WebSocket gateway reaches its own gRPC
+// server. The gateway dials the listen address before aperture listens on it, and
+// grpc-go then waits out its reconnect backoff (about 1 s): until that dial succeeds
+// every WebSocket call fails with "connection error ... connection refused" (HTTP 503,
+// Unavailable), which a test would measure as relay latency. A DELETE without a
+// descriptor reaches the HashMail server and is refused there (not 503) once it is up.
+func gatewayUp(addr string, useTLS bool) bool {
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	client := &http.Client{
+		Timeout: time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
+		},
+	}
+	req, err := http.NewRequest(
+		http.MethodDelete, scheme+"://"+addr+"/v1/lightning-node-connect/hashmail", nil,
+	)
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	client.CloseIdleConnections()
+	return resp.StatusCode != http.StatusServiceUnavailable
 }
