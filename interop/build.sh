@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Go interop programs (go-relay, go-lnc-node, go-lnc-app, go-gbn-peer) from the pinned
+# Builds the Go interop programs (go-relay, go-lnc-node, go-lnc-app, go-gbn-peer, and lnc-web's
+# Go half go-wasm-client.wasm) from the pinned
 # modules in interop/go.mod into ${LNC_GOBIN:-~/.cache/lnc-rs/gobin}.
 # Idempotent: Go's build cache makes a rebuild of unchanged sources take seconds.
 # Needs Go >= 1.21 and the Go module proxy (or a filled module cache).
@@ -18,9 +19,18 @@ if ! go build -mod=readonly -trimpath -o "$out/" ./cmd/...; then
   echo "interop/build.sh: go build failed (module download or compile error above)" >&2
   exit 1
 fi
+# lnc-web's Go half (cmd/go-wasm-client, //go:build js) for the browser tests, with the
+# wasm_exec.js of the Go that built it (Go >= 1.24 keeps it in lib/wasm, older in misc/wasm).
+if ! GOOS=js GOARCH=wasm go build -mod=readonly -trimpath -ldflags="-s -w -buildid=" \
+    -o "$out/go-wasm-client.wasm" ./cmd/go-wasm-client; then
+  echo "interop/build.sh: building the wasm client (GOOS=js GOARCH=wasm) failed" >&2
+  exit 1
+fi
+goroot=$(go env GOROOT)
+cp "$(ls "$goroot/lib/wasm/wasm_exec.js" "$goroot/misc/wasm/wasm_exec.js" 2>/dev/null | head -1)" "$out/wasm_exec.js"
 end=$(date +%s%N)
-for p in go-relay go-lnc-node go-lnc-app go-gbn-peer; do
-  if [ ! -x "$out/$p" ]; then
+for p in go-relay go-lnc-node go-lnc-app go-gbn-peer go-wasm-client.wasm wasm_exec.js; do
+  if [ ! -s "$out/$p" ]; then
     echo "interop/build.sh: $out/$p missing after the build" >&2
     exit 1
   fi

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -17,9 +18,9 @@ export const TARGET = process.env.CARGO_TARGET_DIR
  * Starts crates/lnc-wasm/examples/web_harness (built by .ci/run / `cargo build -p lnc-wasm
  * --example web_harness`; override with LNC_WEB_HARNESS). Resolves with its ready line.
  */
-export async function startHarness() {
+export async function startHarness(env = {}) {
   const bin = process.env.LNC_WEB_HARNESS ?? path.join(TARGET, 'debug/examples/web_harness');
-  const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout });
   const events = [];
   const waiters = [];
@@ -157,4 +158,80 @@ export function runLnc(args, { input = '', env = {}, ms = 60_000 } = {}) {
     });
     child.stdin.end(input);
   });
+}
+
+/** Where interop/build.sh puts the Go LNC stack's programs (as the Rust tests find them). */
+export const GOBIN = process.env.LNC_GOBIN ?? path.join(os.homedir(), '.cache/lnc-rs/gobin');
+
+/** `key=value` / `key="quoted"` pairs of a Go harness line. */
+export function fields(line) {
+  const kv = {};
+  for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)) kv[m[1]] = m[2].startsWith('"') ? JSON.parse(m[2]) : m[2];
+  return kv;
+}
+
+/**
+ * Starts a Go harness program from GOBIN; its stdout lines are events to wait on
+ * (`READY …`, `PAIRED`, `STATUS status=idle`). Killed by `stop()`.
+ */
+export function startGo(program, args) {
+  const child = spawn(path.join(GOBIN, program), args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = [];
+  const waiters = [];
+  let exited = null;
+  createInterface({ input: child.stdout }).on('line', (l) => {
+    lines.push(l);
+    for (const w of [...waiters]) if (w.check()) waiters.splice(waiters.indexOf(w), 1);
+  });
+  child.once('exit', (code) => {
+    exited = code;
+    for (const w of [...waiters]) w.fail(new Error(`${program} exited (${code}); stdout: ${lines.join(' | ')}`));
+  });
+  return {
+    lines,
+    /** Resolves with the first line at index >= `from` starting with `prefix`. */
+    waitLine(prefix, { from = 0, ms = 60_000 } = {}) {
+      return new Promise((resolve, reject) => {
+        const w = {
+          check: () => {
+            const l = lines.slice(from).find((x) => x.startsWith(prefix));
+            if (l !== undefined) resolve(l);
+            return l !== undefined;
+          },
+          fail: reject,
+        };
+        if (w.check()) return;
+        if (exited !== null) return reject(new Error(`${program} exited (${exited}) before "${prefix}"`));
+        waiters.push(w);
+        setTimeout(() => {
+          const i = waiters.indexOf(w);
+          if (i >= 0) {
+            waiters.splice(i, 1);
+            reject(new Error(`${program}: no "${prefix}" within ${ms} ms; stdout: ${lines.join(' | ')}`));
+          }
+        }, ms).unref();
+      });
+    },
+    stop() {
+      child.kill();
+    },
+  };
+}
+
+/** Serves exactly `files` ({ '/url': '/abs/path' }) on 127.0.0.1:0. */
+export async function serveFiles(files) {
+  const server = createServer(async (req, res) => {
+    const file = files[new URL(req.url ?? '/', 'http://x').pathname];
+    if (!file) return res.writeHead(404).end();
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
 }

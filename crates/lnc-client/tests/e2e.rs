@@ -3,15 +3,16 @@
 //! credentials, reconnects, failures with clear errors.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
-use common::*;
 use futures_util::StreamExt;
 use lnc_client::native::ProfileStore;
 use lnc_client::{
     ConnectOptions, Credentials, CredentialsError, Error, Event, MailboxInfo, Phase, Status,
     TlsMode, Transport,
 };
+use lnc_testkit::T;
+use lnc_testkit::dirs::fresh_path as temp_dir;
+use lnc_testkit::node::*;
+use lnc_testkit::relay::Relay;
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Mailbox, TunnelOptions};
 use lnd_api::lnrpc;
@@ -22,12 +23,6 @@ use std::time::Duration;
 
 fn info(relay: &Relay) -> MailboxInfo {
     MailboxInfo::new(relay.addr().to_string(), Transport::Grpc, TlsMode::Insecure)
-}
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("lnc-client-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 async fn pair_with(
@@ -73,7 +68,7 @@ fn drain(rx: &mut futures_channel::mpsc::UnboundedReceiver<Event>) -> Vec<Event>
 /// encrypted; wrong password; reconnect from the file with KK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pair_call_stream_and_reconnect_from_file() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let s = session(1, FAR_FUTURE);
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
     next_listening(&mut node).await;
@@ -255,7 +250,7 @@ async fn pair_call_stream_and_reconnect_from_file() {
 /// says what may be wrong.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_phrase_fails_with_clear_error() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let s = session(2, FAR_FUTURE);
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
     next_listening(&mut node).await;
@@ -319,7 +314,7 @@ async fn unreachable_mailbox_is_reported() {
 /// An expired macaroon is refused before any connection is attempted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_session_is_refused_before_connecting() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let s = session(5, 1_000_000); // 1970
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
     next_listening(&mut node).await;
@@ -377,7 +372,7 @@ impl Mailbox for Counting {
 /// by itself. Then the relay dies for good and `close()` during the retries stops them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_restart_recovers_and_close_stops_retries() {
-    let mut relay = Relay::start(None).await;
+    let mut relay = Relay::insecure().await;
     let addr = relay.addr();
     let s = session(6, FAR_FUTURE);
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
@@ -412,7 +407,7 @@ async fn relay_restart_recovers_and_close_stops_retries() {
             break;
         }
     }
-    let _relay2 = Relay::start(Some(addr)).await;
+    let _relay2 = Relay::at(addr, false).await;
     // Recovers by itself: the status returns to Connected, and calls work.
     loop {
         let e = tokio::time::timeout(T, rx.next()).await.unwrap().unwrap();
@@ -475,7 +470,7 @@ async fn relay_restart_recovers_and_close_stops_retries() {
 /// system store fails fast with a TLS error that says what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_relay_with_ca_and_tls_error() {
-    let relay = Relay::start_with(None, true).await;
+    let relay = Relay::tls().await;
     let pem = relay.handle.tls_cert_pem().unwrap().as_bytes().to_vec();
     let s = session(7, FAR_FUTURE);
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
@@ -532,7 +527,7 @@ async fn tls_relay_with_ca_and_tls_error() {
 /// A second app with the same credentials while the first is connected: "session in use".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_client_sees_session_in_use() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let s = session(8, FAR_FUTURE);
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
     next_listening(&mut node).await;

@@ -3,14 +3,14 @@
 //! and a stream still deliver everything.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
-use common::*;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_util::Sink;
 use lnc_client::{ConnectOptions, MailboxInfo, TlsMode, Transport};
 use lnc_core::pairing::StreamId;
+use lnc_testkit::T;
+use lnc_testkit::node::*;
+use lnc_testkit::relay::Relay;
 use lnc_tunnel::mailbox::{PacketSink, PacketStream};
 use lnc_tunnel::rt::{BoxFuture, TokioRuntime};
 use lnc_tunnel::{Mailbox, MailboxError, TunnelOptions};
@@ -155,7 +155,7 @@ fn lossy_options() -> TunnelOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gbn_over_lossy_reordering_duplicating_mailbox_delivers_every_call() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let s = session(21, FAR_FUTURE);
     let counts = Arc::new(Counts::default());
     let faulty = |seed: u64| -> Arc<dyn Mailbox> {

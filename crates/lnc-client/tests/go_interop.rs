@@ -1,7 +1,8 @@
 //! The interop matrix against the Go LNC stack, run as real processes on 127.0.0.1.
 //!
-//! One test per cell: app {Go, ours} × relay {aperture, ours} × node {Go, ours} ×
-//! transport {grpc, ws}. Each cell pairs with a fresh phrase, makes a unary call
+//! One test per cell: app {Go, ours} × relay {aperture, ours in memory, ours as two
+//! instances sharing a redis-server (app on one, node on the other)} × node {Go, ours}
+//! × transport {grpc, ws}. Each cell pairs with a fresh phrase, makes a unary call
 //! (GetInfo, AddInvoice), reads a server stream (SubscribeInvoices, 3 items), restarts
 //! the app, reconnects with Noise KK from the stored keys and calls again.
 //!
@@ -24,20 +25,18 @@
 //! `LNC_INTEROP_GO_DEBUG=trace` passes `--debuglevel trace` to every Go program (stderr).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
-
-use common::{FAR_FUTURE, Relay, node, session};
 use futures_util::StreamExt;
 use lnc_client::{ConnectOptions, MailboxInfo, TlsMode, Transport};
+use lnc_testkit::dirs::temp_dir;
+use lnc_testkit::go::{GoProc, field, go_app_args, go_node, go_relay};
+use lnc_testkit::node::{FAR_FUTURE, next_listening, node, session};
+use lnc_testkit::redis::{Instance, RedisServer, instance_config};
+use lnc_testkit::relay::Relay;
 use lnc_tunnel::TunnelOptions;
 use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
 use lnd_api::lnrpc;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 
 /// One step's limit. Generous: Go's GBN handshake alone waits 2 s per retry, and a Go
 /// node behind aperture's WebSocket gateway has been seen taking ~35 s to notice a
@@ -48,16 +47,31 @@ const STEP: Duration = Duration::from_secs(120);
 /// instead of an event; generous for a loaded 2-core CI machine.
 const KK_STALL_MS: u64 = 1_500;
 
+/// Go's GBN handshake resends an unanswered SYN after this long.
+const GBN_SYN_RESEND_MS: u64 = 2_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
     Go,
     Ours,
 }
 
+/// The relay of a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RelayKind {
+    /// aperture's HashMail server (`go-relay`).
+    Aperture,
+    /// `lnc-mailbox`, one instance in memory.
+    Ours,
+    /// Two `lnc-mailbox` instances sharing one redis-server: the app on one, the node on
+    /// the other, so every message crosses Redis.
+    OursRedis,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Cell {
     app: Side,
-    relay: Side,
+    relay: RelayKind,
     node: Side,
     ws: bool,
 }
@@ -70,7 +84,11 @@ impl core::fmt::Display for Cell {
             f,
             "app={} relay={} node={} transport={}",
             n(self.app, "go", "ours"),
-            n(self.relay, "aperture", "ours"),
+            match self.relay {
+                RelayKind::Aperture => "aperture",
+                RelayKind::Ours => "ours",
+                RelayKind::OursRedis => "ours-redis-2x",
+            },
             n(self.node, "go", "ours"),
             if self.ws { "ws" } else { "grpc" }
         )
@@ -91,108 +109,28 @@ impl Cell {
     }
 }
 
-/// Where `interop/build.sh` put the Go programs.
-fn gobin(program: &str) -> PathBuf {
-    let dir = std::env::var_os("LNC_GOBIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/lnc-rs/gobin"));
-    let p = dir.join(program);
-    assert!(
-        p.is_file(),
-        "Go interop program {} is missing: run `bash interop/build.sh` (builds the Go LNC \
-         stack into $LNC_GOBIN, default /root/.cache/lnc-rs/gobin)",
-        p.display()
-    );
-    p
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "lnc-go-interop-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A Go program whose stdout we read line by line. Killed when dropped.
-struct GoProc {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-    seen: Vec<String>,
-}
-
-impl GoProc {
-    fn spawn(program: &str, args: &[&str]) -> GoProc {
-        let debug = std::env::var("LNC_INTEROP_GO_DEBUG").ok();
-        let mut child = Command::new(gobin(program))
-            .args(args)
-            .args(debug.iter().flat_map(|l| ["--debuglevel", l.as_str()]))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        GoProc {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next stdout line starting with `kind ` (earlier lines are kept in `seen`).
-    /// `Err` with everything seen if the program ends first or prints `ERROR`.
-    async fn expect(&mut self, kind: &str) -> Result<String, String> {
-        loop {
-            match self.lines.next_line().await {
-                Ok(Some(l)) => {
-                    self.seen.push(l.clone());
-                    if l.starts_with("ERROR") {
-                        return Err(format!("{l} (stdout so far: {:?})", self.seen));
-                    }
-                    if l.split_whitespace().next() == Some(kind) {
-                        return Ok(l);
-                    }
-                }
-                Ok(None) | Err(_) => {
-                    let status = self.child.wait().await.ok();
-                    return Err(format!(
-                        "exited ({status:?}) before `{kind}`; stdout: {:?}",
-                        self.seen
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// `key=value` or `key="quoted value"` from a harness line.
-fn field(line: &str, key: &str) -> Option<String> {
-    let at = line.find(&format!(" {key}="))? + key.len() + 2;
-    let rest = &line[at..];
-    if let Some(q) = rest.strip_prefix('"') {
-        Some(q[..q.find('"')?].to_owned())
-    } else {
-        Some(rest.split_whitespace().next()?.to_owned())
-    }
-}
-
 enum RelayUnderTest {
     Go(#[allow(dead_code)] Box<GoProc>, String),
     Ours(Relay),
+    /// Instances A (the app's) and B (the node's), and their Redis.
+    Redis(Box<(Instance, Instance, RedisServer)>),
 }
 
 impl RelayUnderTest {
-    fn addr(&self) -> String {
+    /// Where the app connects.
+    fn app_addr(&self) -> String {
         match self {
             RelayUnderTest::Go(_, a) => a.clone(),
             RelayUnderTest::Ours(r) => r.addr().to_string(),
+            RelayUnderTest::Redis(r) => r.0.handle.local_addr().to_string(),
+        }
+    }
+
+    /// Where the node connects.
+    fn node_addr(&self) -> String {
+        match self {
+            RelayUnderTest::Redis(r) => r.1.handle.local_addr().to_string(),
+            other => other.app_addr(),
         }
     }
 }
@@ -204,17 +142,26 @@ enum NodeUnderTest {
 
 async fn start_relay(cell: &Cell) -> RelayUnderTest {
     match cell.relay {
-        Side::Go => {
-            let mut p = GoProc::spawn("go-relay", &["--listen", "127.0.0.1:0"]);
-            let ready = cell
-                .step("relay start", p.expect("READY"))
+        RelayKind::Aperture => {
+            let (p, addr) = cell
+                .step("relay start", go_relay(true))
                 .await
                 .unwrap_or_else(|e| cell.fail("relay start", e));
-            let addr = field(&ready, "addr").unwrap_or_else(|| cell.fail("relay start", &ready));
             RelayUnderTest::Go(Box::new(p), addr)
         }
-        // TLS (self-signed): Go's WebSocket client always dials wss://.
-        Side::Ours => RelayUnderTest::Ours(Relay::start_with(None, true).await),
+        RelayKind::Ours => RelayUnderTest::Ours(Relay::tls().await),
+        RelayKind::OursRedis => {
+            let redis = RedisServer::start().await;
+            let config = || {
+                let mut c = instance_config(&redis);
+                c.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
+                c.data_dir = temp_dir("relay-instance");
+                c
+            };
+            let a = Instance::start(config()).await;
+            let b = Instance::start(config()).await;
+            RelayUnderTest::Redis(Box::new((a, b, redis)))
+        }
     }
 }
 
@@ -223,22 +170,10 @@ async fn start_node(cell: &Cell, relay: &str, seed: u64) -> (NodeUnderTest, Stri
     match cell.node {
         Side::Go => {
             let state = temp_dir("node").join("node.json");
-            let mut p = GoProc::spawn(
-                "go-lnc-node",
-                &[
-                    "--mailbox",
-                    relay,
-                    "--mailbox-tls",
-                    "skip-verify",
-                    "--state",
-                    state.to_str().unwrap(),
-                ],
-            );
-            let ready = cell
-                .step("node start", p.expect("READY"))
+            let (p, phrase) = cell
+                .step("node start", go_node(relay, &state))
                 .await
                 .unwrap_or_else(|e| cell.fail("node start", e));
-            let phrase = field(&ready, "phrase").unwrap_or_else(|| cell.fail("node start", &ready));
             (NodeUnderTest::Go(Box::new(p)), phrase, "go-lnc-node")
         }
         Side::Ours => {
@@ -251,8 +186,7 @@ async fn start_node(cell: &Cell, relay: &str, seed: u64) -> (NodeUnderTest, Stri
                 .unwrap(),
             );
             let mut l = node(mb, &s, TunnelOptions::default());
-            cell.step("node start", common::next_listening(&mut l))
-                .await;
+            cell.step("node start", next_listening(&mut l)).await;
             (NodeUnderTest::Ours(l), s.phrase, "lnc-test-node")
         }
     }
@@ -267,21 +201,9 @@ async fn go_app_run(
     phrase: Option<&str>,
     alias: &str,
 ) -> u64 {
-    let mut args = vec![
-        "--mailbox",
-        relay,
-        "--transport",
-        if cell.ws { "ws" } else { "grpc" },
-        "--mailbox-tls",
-        "skip-verify",
-        "--state",
-        state.to_str().unwrap(),
-        "--wait",
-        "110s",
-    ];
-    if let Some(p) = phrase {
-        args.extend(["--phrase", p]);
-    }
+    let args = go_app_args(relay, cell.ws, state, phrase);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--wait", "110s"]);
     let mut app = GoProc::spawn("go-lnc-app", &args);
     let run = async {
         let c = app.expect("CONNECTED").await?;
@@ -367,8 +289,8 @@ fn init_tracing() {
 async fn run(cell: Cell, seed: u64) {
     init_tracing();
     let relay = start_relay(&cell).await;
-    let addr = relay.addr();
-    let (_node, phrase, alias) = start_node(&cell, &addr, seed).await;
+    let addr = relay.app_addr();
+    let (_node, phrase, alias) = start_node(&cell, &relay.node_addr(), seed).await;
 
     let (pair_ms, kk_ms) = match cell.app {
         Side::Go => {
@@ -426,10 +348,18 @@ async fn run(cell: Cell, seed: u64) {
     // Where our side takes part, a KK reconnect that waited for a GBN resend (2 s) or
     // a keepalive (≈ 30 s: a FIN lost in aperture's WebSocket gateway) is a bug of ours;
     // measured KK times are 5–90 ms. Go app ↔ Go node stalls are upstream's (16 s seen).
-    if (cell.app == Side::Ours || cell.node == Side::Ours) && kk_ms >= KK_STALL_MS {
+    // A Go node may still lose our first KK SYN when it arrives while the node is
+    // re-listening after the previous connection (seen once, at load 6 on 2 cores:
+    // 3.2 s, our app through aperture's WebSocket gateway): one GBN resend is allowed
+    // there, a second is a stall.
+    let limit = match cell.node {
+        Side::Ours => KK_STALL_MS,
+        Side::Go => KK_STALL_MS + GBN_SYN_RESEND_MS,
+    };
+    if (cell.app == Side::Ours || cell.node == Side::Ours) && kk_ms >= limit {
         cell.fail(
             "KK reconnect",
-            format!("took {kk_ms} ms (a stall: at most {KK_STALL_MS} ms expected)"),
+            format!("took {kk_ms} ms (a stall: at most {limit} ms expected)"),
         );
     }
     if let RelayUnderTest::Ours(mut r) = relay {
@@ -442,28 +372,36 @@ macro_rules! cells {
         $(#[$attr])*
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            run(Cell { app: Side::$app, relay: Side::$relay, node: Side::$node, ws: $ws }, $seed).await;
+            run(Cell { app: Side::$app, relay: RelayKind::$relay, node: Side::$node, ws: $ws }, $seed).await;
         }
     )*};
 }
 
 cells! {
-    go_app_aperture_go_node_grpc: Go Go Go false, 1;
-    go_app_aperture_go_node_ws: Go Go Go true, 2;
-    go_app_aperture_our_node_grpc: Go Go Ours false, 3;
-    go_app_aperture_our_node_ws: Go Go Ours true, 4;
+    go_app_aperture_go_node_grpc: Go Aperture Go false, 1;
+    go_app_aperture_go_node_ws: Go Aperture Go true, 2;
+    go_app_aperture_our_node_grpc: Go Aperture Ours false, 3;
+    go_app_aperture_our_node_ws: Go Aperture Ours true, 4;
     go_app_our_relay_go_node_grpc: Go Ours Go false, 5;
     go_app_our_relay_go_node_ws: Go Ours Go true, 6;
     go_app_our_relay_our_node_grpc: Go Ours Ours false, 7;
     go_app_our_relay_our_node_ws: Go Ours Ours true, 8;
-    our_app_aperture_go_node_grpc: Ours Go Go false, 9;
-    our_app_aperture_go_node_ws: Ours Go Go true, 10;
-    our_app_aperture_our_node_grpc: Ours Go Ours false, 11;
-    our_app_aperture_our_node_ws: Ours Go Ours true, 12;
-    our_app_our_relay_go_node_grpc: Ours Ours Go false, 13;
-    our_app_our_relay_go_node_ws: Ours Ours Go true, 14;
-    our_app_our_relay_our_node_grpc: Ours Ours Ours false, 15;
-    our_app_our_relay_our_node_ws: Ours Ours Ours true, 16;
+    go_app_redis_relays_go_node_grpc: Go OursRedis Go false, 9;
+    go_app_redis_relays_go_node_ws: Go OursRedis Go true, 10;
+    go_app_redis_relays_our_node_grpc: Go OursRedis Ours false, 11;
+    go_app_redis_relays_our_node_ws: Go OursRedis Ours true, 12;
+    our_app_aperture_go_node_grpc: Ours Aperture Go false, 13;
+    our_app_aperture_go_node_ws: Ours Aperture Go true, 14;
+    our_app_aperture_our_node_grpc: Ours Aperture Ours false, 15;
+    our_app_aperture_our_node_ws: Ours Aperture Ours true, 16;
+    our_app_our_relay_go_node_grpc: Ours Ours Go false, 17;
+    our_app_our_relay_go_node_ws: Ours Ours Go true, 18;
+    our_app_our_relay_our_node_grpc: Ours Ours Ours false, 19;
+    our_app_our_relay_our_node_ws: Ours Ours Ours true, 20;
+    our_app_redis_relays_go_node_grpc: Ours OursRedis Go false, 21;
+    our_app_redis_relays_go_node_ws: Ours OursRedis Go true, 22;
+    our_app_redis_relays_our_node_grpc: Ours OursRedis Ours false, 23;
+    our_app_redis_relays_our_node_ws: Ours OursRedis Ours true, 24;
 }
 
 /// aperture (a grpc-go server) sends a found `RecvStream`'s response headers only with its
@@ -477,13 +415,13 @@ async fn aperture_quiet_recv_stream_opens_at_once() {
     use lnc_tunnel::{Mailbox, Status};
     let cell = Cell {
         app: Side::Ours,
-        relay: Side::Go,
+        relay: RelayKind::Aperture,
         node: Side::Ours,
         ws: false,
     };
     let relay = start_relay(&cell).await;
     let mb = GrpcMailbox::new(RelayAddr {
-        addr: relay.addr(),
+        addr: relay.app_addr(),
         tls: Tls::SkipVerify,
     })
     .unwrap();

@@ -29,6 +29,19 @@ impl HashMailService {
         e.into()
     }
 
+    /// An error reading the writer's next message. tonic reports a message above the
+    /// decoding limit (set just above `max_message_bytes`) as `OutOfRange`; gRPC's status
+    /// for it, and what grpc-go (aperture) answers, is `ResourceExhausted`, so it is
+    /// counted and answered as our own [`RelayError::MessageTooLarge`] class.
+    fn inbound(&self, status: Status) -> Status {
+        if status.code() != tonic::Code::OutOfRange {
+            return status;
+        }
+        self.metrics.reject("message_too_large");
+        tracing::debug!(error = %status.message(), "grpc message refused");
+        Status::resource_exhausted(format!("message too large: {}", status.message()))
+    }
+
     /// Validates a create/delete request; returns the stream id and the
     /// token index.
     pub(crate) fn check_box_auth(
@@ -99,7 +112,7 @@ impl HashMail for HashMailService {
         let mut stream = request.into_inner();
         // Validate the first message before touching anything (the Go relay
         // dereferences a missing desc and crashes).
-        let Some(first) = stream.message().await? else {
+        let Some(first) = stream.message().await.map_err(|s| self.inbound(s))? else {
             return Ok(Response::new(pb::CipherBoxDesc::default()));
         };
         let desc = first
@@ -118,7 +131,7 @@ impl HashMail for HashMailService {
                 next = stream.message() => match next {
                     Ok(Some(b)) => half.send(b.msg).await.map_err(|e| self.reject(e))?,
                     Ok(None) => return Ok(Response::new(desc)),
-                    Err(status) => return Err(status),
+                    Err(status) => return Err(self.inbound(status)),
                 },
                 e = half.closed() => return Err(e.into()),
             }

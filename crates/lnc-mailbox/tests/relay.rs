@@ -2,13 +2,14 @@
 //! in both TLS and insecure mode.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use lnc_hashmail::json;
+use lnc_testkit::T;
+use lnc_testkit::dirs::vector;
+use lnc_testkit::hashmail::*;
+use lnc_testkit::relay::{Relay, config};
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -161,12 +162,16 @@ async fn ws_error_frames_match_go_vectors() {
             )
             .await;
         assert_eq!(st, 200);
-        assert_eq!(common::body(&resp), r#"{"success":{"desc":null}}"#);
+        assert_eq!(
+            lnc_testkit::hashmail::body(&resp),
+            r#"{"success":{"desc":null}}"#
+        );
         let (st, resp) = relay
             .http("POST", lnc_hashmail::paths::REST_BOX, &[], &body)
             .await;
         assert_eq!(st, 409);
-        let got: serde_json::Value = serde_json::from_str(common::body(&resp)).unwrap();
+        let got: serde_json::Value =
+            serde_json::from_str(lnc_testkit::hashmail::body(&resp)).unwrap();
         assert_eq!(
             got,
             serde_json::json!({"code":6,"message":"stream already active","details":[]})
@@ -767,15 +772,12 @@ async fn tls_alpn_and_persistent_certificate() {
     let mut relay = Relay::start(cfg.clone()).await;
     let fp = relay.handle.tls_fingerprint().unwrap().to_owned();
     assert_eq!(fp.len(), 32 * 3 - 1);
-    let roots = relay.tls.clone().unwrap();
+    let client = relay.client();
     for (offer, want) in [
         (vec![&b"h2"[..], b"http/1.1"], &b"h2"[..]),
         (vec![&b"http/1.1"[..]], &b"http/1.1"[..]),
     ] {
-        let tcp = tokio::net::TcpStream::connect(relay.handle.local_addr())
-            .await
-            .unwrap();
-        let s = tls_connect(roots.clone(), &offer, tcp).await.unwrap();
+        let s = client.tls_connect(&offer).await.unwrap();
         assert_eq!(s.get_ref().1.alpn_protocol(), Some(want));
     }
     relay.stop().await;

@@ -1,18 +1,16 @@
 //! Scale-out: three relay instances sharing one real redis-server, driven by
 //! the same gRPC and WebSocket clients as the single-instance tests. A
-//! missing redis-server FAILS these tests (see support/redis_server.rs).
+//! missing redis-server FAILS these tests (see lnc-testkit's `redis`).
 #![allow(clippy::unwrap_used)]
-
-mod common;
-#[path = "support/redis_server.rs"]
-mod redis_server;
 
 use std::time::Duration;
 
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use lnc_hashmail::json;
-use redis_server::{Instance, RedisServer, instance_config};
+use lnc_testkit::T;
+use lnc_testkit::hashmail::*;
+use lnc_testkit::redis::{Instance, RedisServer, instance_config};
+use lnc_testkit::relay::Relay;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -62,9 +60,9 @@ async fn grpc_and_ws_clients_across_three_instances() {
     let redis = RedisServer::start().await;
     let inst = three(&redis, |_| {}).await;
     let (a, b, c) = (
-        Relay::client(inst[0].handle.clone()),
-        Relay::client(inst[1].handle.clone()),
-        Relay::client(inst[2].handle.clone()),
+        Relay::client_of(inst[0].handle.clone()),
+        Relay::client_of(inst[1].handle.clone()),
+        Relay::client_of(inst[2].handle.clone()),
     );
     // gRPC writer on C → gRPC reader on B, mailbox created on A.
     let id = sid(1);
@@ -142,9 +140,9 @@ async fn occupancy_and_errors_identical_across_instances() {
     })
     .await;
     let (a, b, c) = (
-        Relay::client(inst[0].handle.clone()),
-        Relay::client(inst[1].handle.clone()),
-        Relay::client(inst[2].handle.clone()),
+        Relay::client_of(inst[0].handle.clone()),
+        Relay::client_of(inst[1].handle.clone()),
+        Relay::client_of(inst[2].handle.clone()),
     );
     let (mut ga, mut gb, mut gc) = (a.grpc().await, b.grpc().await, c.grpc().await);
     let id = sid(3);
@@ -233,8 +231,8 @@ async fn backpressure_is_bounded_in_redis() {
     let redis = RedisServer::start().await;
     let inst = three(&redis, |c| c.limits.max_queue_messages = 4).await;
     let (a, b) = (
-        Relay::client(inst[0].handle.clone()),
-        Relay::client(inst[1].handle.clone()),
+        Relay::client_of(inst[0].handle.clone()),
+        Relay::client_of(inst[1].handle.clone()),
     );
     let mut ga = a.grpc().await;
     let id = sid(7);
@@ -266,8 +264,8 @@ async fn crashed_instance_leases_lapse() {
     })
     .await;
     let (a, b) = (
-        Relay::client(inst[0].handle.clone()),
-        Relay::client(inst[1].handle.clone()),
+        Relay::client_of(inst[0].handle.clone()),
+        Relay::client_of(inst[1].handle.clone()),
     );
     let mut gb = b.grpc().await;
     let id = sid(8);
@@ -309,8 +307,8 @@ async fn idle_gc_across_instances() {
     })
     .await;
     let (a, b) = (
-        Relay::client(inst[0].handle.clone()),
-        Relay::client(inst[1].handle.clone()),
+        Relay::client_of(inst[0].handle.clone()),
+        Relay::client_of(inst[1].handle.clone()),
     );
     let (idle, used) = (sid(9), sid(10));
     create(&mut a.grpc().await, &idle).await;
@@ -356,7 +354,7 @@ async fn idle_gc_across_instances() {
 }
 
 fn inst_client(i: &Instance) -> Relay {
-    Relay::client(i.handle.clone())
+    Relay::client_of(i.handle.clone())
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use lnc_core::macaroon::{Macaroon, Op};
@@ -15,19 +14,9 @@ use lnc_node::{
     NewSession, RevokeReason, SessionError, SessionState, SessionStore, create_session,
     revoke_session,
 };
+use lnc_testkit::dirs::fresh_path as temp_dir;
 use lnd_api::lnrpc;
 use lnd_sim::{Config, LndSim, LndSimHandle, MacaroonKind};
-
-fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "lnc-node-it-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 async fn start() -> (LndSimHandle, Lnd, SessionStore) {
     let sim = LndSim::start(Config {

@@ -5,9 +5,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use lnc_core::keys::SecretKey;
@@ -17,6 +15,7 @@ use lnc_core::pairing::{ConnectionState, HandshakeInputs, PairingPhrase, Role};
 use lnc_node::create::NewSession;
 use lnc_node::session::{SessionState, SessionType};
 use lnc_node::{MailboxConfig, MailboxTls, Node, NodeConfig, NodeEvent, UpstreamConfig};
+use lnc_testkit::dirs::fresh_path as temp_dir;
 use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Client, ClientEvent, DriverOptions, Mailbox, TunnelOptions};
@@ -25,17 +24,6 @@ use lnd_api::lnrpc::lightning_client::LightningClient;
 use lnd_sim::{Config, LndSim, LndSimHandle, MacaroonKind};
 
 const T: Duration = Duration::from_secs(60);
-
-fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "lnc-node-daemon-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
     rand_core::UnwrapErr(getrandom::SysRng)

@@ -47,7 +47,13 @@ trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 type BoxIo = Box<dyn Io>;
 
-fn tls_config(tls: &Tls, alpn: &[u8]) -> Result<Option<Arc<rustls::ClientConfig>>, MailboxError> {
+/// The rustls client config for `tls` offering `alpn`, `None` for [`Tls::Insecure`].
+/// Public so that tools and tests reach a relay with exactly the trust rules the
+/// mailboxes use (one home for the skip-verify verifier, for one).
+pub fn tls_config(
+    tls: &Tls,
+    alpn: &[&[u8]],
+) -> Result<Option<Arc<rustls::ClientConfig>>, MailboxError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -81,7 +87,7 @@ fn tls_config(tls: &Tls, alpn: &[u8]) -> Result<Option<Arc<rustls::ClientConfig>
             .with_custom_certificate_verifier(Arc::new(NoVerify))
             .with_no_client_auth(),
     };
-    cfg.alpn_protocols = vec![alpn.to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     Ok(Some(Arc::new(cfg)))
 }
 
@@ -90,7 +96,7 @@ async fn connect_io(relay: &RelayAddr, alpn: &[u8]) -> Result<BoxIo, MailboxErro
         .await
         .map_err(|e| MailboxError::new(format!("connect {}: {e}", relay.addr)))?;
     let _ = tcp.set_nodelay(true);
-    match tls_config(&relay.tls, alpn)? {
+    match tls_config(&relay.tls, &[alpn])? {
         None => Ok(Box::new(tcp)),
         Some(cfg) => {
             let host = relay
@@ -591,12 +597,12 @@ mod tests {
 
     #[test]
     fn tls_configs_build() {
-        assert!(tls_config(&Tls::Insecure, b"h2").unwrap().is_none());
-        let c = tls_config(&Tls::SkipVerify, b"h2").unwrap().unwrap();
+        assert!(tls_config(&Tls::Insecure, &[b"h2"]).unwrap().is_none());
+        let c = tls_config(&Tls::SkipVerify, &[b"h2"]).unwrap().unwrap();
         assert_eq!(c.alpn_protocols, vec![b"h2".to_vec()]);
-        assert!(tls_config(&Tls::CaPem(b"not a pem".to_vec()), b"h2").is_ok());
+        assert!(tls_config(&Tls::CaPem(b"not a pem".to_vec()), &[b"h2"]).is_ok());
         // The system store may be empty in a container; either outcome is a clean result.
-        let _ = tls_config(&Tls::System, b"http/1.1");
+        let _ = tls_config(&Tls::System, &[b"http/1.1"]);
     }
 
     #[test]

@@ -13,28 +13,11 @@
 use lnc_core::gbn::testing::SplitMix64;
 use lnc_core::gbn::{CloseReason, Config, Connection, Event};
 use lnc_core::time::Instant;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
-
-fn go_binary(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LNC_GOBIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/lnc-rs/gobin")
-        });
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: build the Go harness programs with `bash interop/build.sh` \
-         (or point LNC_GOBIN at their folder)",
-        path.display()
-    );
-    path
-}
 
 /// What the Go peer said on stderr.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +49,7 @@ impl Harness {
     async fn start(go_role: &str, ours: Connection, seed: u64) -> Self {
         // GO_GBN_TRACE=1: both sides' packets on stderr, for a failure's timeline.
         let trace = std::env::var_os("GO_GBN_TRACE").is_some();
-        let mut go = Command::new(go_binary("go-gbn-peer"))
+        let mut go = Command::new(lnc_testkit::go::gobin("go-gbn-peer"))
             .arg("-role")
             .arg(go_role)
             .arg(format!("-trace={trace}"))

@@ -6,9 +6,6 @@
 #![cfg(feature = "native")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../lnc-mailbox/tests/support/redis_server.rs"]
-mod redis_server;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +15,7 @@ use lnc_core::pairing::{ConnectionState, Entropy, Role};
 use lnc_hashmail::pb;
 use lnc_hashmail::pb::hash_mail_client::HashMailClient;
 use lnc_hashmail::pb::hash_mail_server::{HashMail, HashMailServer};
+use lnc_testkit::redis::{Instance, RedisServer, instance_config};
 use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls, WsMailbox};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{
@@ -26,7 +24,6 @@ use lnc_tunnel::{
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use redis_server::{Instance, RedisServer, instance_config};
 use tonic::{Request, Response};
 
 const T: Duration = Duration::from_secs(60);

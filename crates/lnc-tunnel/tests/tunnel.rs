@@ -10,8 +10,7 @@ use lnc_core::pairing::{ConnectionState, Entropy, Role};
 use lnc_hashmail::pb;
 use lnc_hashmail::pb::hash_mail_client::HashMailClient;
 use lnc_hashmail::pb::hash_mail_server::{HashMail, HashMailServer};
-use lnc_mailbox::{Config, Server, ServerHandle};
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls, WsMailbox};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, WsMailbox};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{
     ListenerEvent, Mailbox, Status, TunnelChannel, TunnelOptions, dial, listen,
@@ -19,12 +18,12 @@ use lnc_tunnel::{
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response};
 
-const T: Duration = Duration::from_secs(30);
+use lnc_testkit::T;
+use lnc_testkit::relay::Relay;
 const MACAROON_HEX: &str = "0201036c6e640204";
 
 #[derive(Clone)]
@@ -90,64 +89,6 @@ impl HashMail for App {
     }
 }
 
-struct Relay {
-    handle: ServerHandle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Relay {
-    async fn start(addr: Option<SocketAddr>) -> Relay {
-        Self::start_with(addr, false).await
-    }
-    async fn start_with(addr: Option<SocketAddr>, tls: bool) -> Relay {
-        let mut c = Config::for_tests();
-        if tls {
-            c.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
-            c.data_dir = std::env::temp_dir().join(format!(
-                "lnc-tunnel-test-{}-{}",
-                std::process::id(),
-                addr.map(|a| a.port()).unwrap_or(0)
-            ));
-        }
-        if let Some(a) = addr {
-            c.listen = a;
-        }
-        c.timers.shutdown_grace = Duration::from_millis(50);
-        let server = Server::bind(c).await.unwrap();
-        let handle = server.handle();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let _ = server
-                .serve(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Relay {
-            handle,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-    async fn stop(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(T, self.task.take().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-    }
-    fn addr(&self) -> RelayAddr {
-        RelayAddr {
-            addr: self.handle.local_addr().to_string(),
-            tls: match self.handle.tls_cert_pem() {
-                None => Tls::Insecure,
-                Some(pem) => Tls::CaPem(pem.as_bytes().to_vec()),
-            },
-        }
-    }
-}
-
 fn states(seed: u64) -> (ConnectionState, ConnectionState) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let entropy = Entropy::generate(&mut rng);
@@ -210,12 +151,12 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 
 /// Pairing, unary + streaming calls, load, and a KK reconnect on the new stream IDs.
 async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label: &str, tls: bool) {
-    let relay = Relay::start_with(None, tls).await;
+    let relay = Relay::new(tls).await;
     let rt = TokioRuntime::new();
     let (node_state, mut app_state) = states(7);
     let mut listener = listen(
         &rt,
-        mailbox_for(relay.addr()),
+        mailbox_for(relay.relay_addr()),
         node_state,
         HashMailServer::new(App),
         TunnelOptions::default(),
@@ -234,7 +175,7 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
         T,
         dial(
             &rt,
-            mailbox_for(relay.addr()),
+            mailbox_for(relay.relay_addr()),
             &mut app_state,
             &TunnelOptions::default(),
             &mut rng,
@@ -343,7 +284,7 @@ async fn full_session(mailbox_for: impl Fn(RelayAddr) -> Arc<dyn Mailbox>, label
         T,
         dial(
             &rt,
-            mailbox_for(relay.addr()),
+            mailbox_for(relay.relay_addr()),
             &mut app_state,
             &TunnelOptions::default(),
             &mut rng,
@@ -425,11 +366,11 @@ async fn wss_transport_with_relay_ca() {
 /// both directions, GBN retransmits, and the next call succeeds on the same tunnel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_restart_mid_session() {
-    let mut relay = Relay::start(None).await;
+    let mut relay = Relay::insecure().await;
     let addr = relay.handle.local_addr();
     let rt = TokioRuntime::new();
     let (node_state, mut app_state) = states(11);
-    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap());
     let mut listener = listen(
         &rt,
         mb.clone(),
@@ -466,7 +407,7 @@ async fn relay_restart_mid_session() {
 
     relay.stop().await;
     let errors = gbn.stats().transport_errors;
-    let _relay2 = Relay::start(Some(addr)).await;
+    let _relay2 = Relay::at(addr, false).await;
     let t = Instant::now();
     tokio::time::timeout(T, unary(&mut client, 2))
         .await
@@ -480,10 +421,10 @@ async fn relay_restart_mid_session() {
 /// close() while the driver is retrying ("stream not found": no node) returns at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_during_retries_is_prompt() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (_, app_state) = states(3);
-    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap());
     let gbn = spawn_gbn(
         &rt,
         mb,
@@ -521,10 +462,10 @@ async fn next_client_event(
 /// GBN + KK on the post-pairing streams by itself, and calls work again; close() stops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_restart_reconnects_with_kk() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (node_state, app_state) = states(21);
-    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap());
     let mut l1 = listen(
         &rt,
         mb.clone(),
@@ -620,10 +561,10 @@ async fn node_restart_reconnects_with_kk() {
 /// stops its driver: nothing keeps retrying against the relay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_dial_stops_retrying() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (_, mut app_state) = states(4);
-    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     let r = tokio::time::timeout(
         Duration::from_millis(300),
@@ -644,11 +585,11 @@ async fn dropped_dial_stops_retrying() {
 /// reaches a node), and closing the observed connection ends the dial at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_phrase_reports_session_not_found() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (node_state, _) = states(30);
     let (_, mut wrong_app) = states(31);
-    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap());
     let _l = listen(
         &rt,
         mb.clone(),
@@ -709,10 +650,10 @@ async fn listener_reports_pairing_attempts() {
     use lnc_core::msgdata::MsgDataCodec;
     use lnc_core::noise::{NoiseConfig, XxInitiator};
     use lnc_core::pairing::HandshakeInputs;
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (node_state, app_state) = states(40);
-    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let mb: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap());
     let mut l = listen(
         &rt,
         mb.clone(),
@@ -922,12 +863,12 @@ impl Mailbox for GatedMailbox {
 /// the SYN dies with the old one (found by `lnc bench tunnel`: 6 of 20 reconnects took 2 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syn_right_behind_fin_reaches_the_next_connection() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (node_state, mut app_state) = states(11);
     let gate = Arc::new(Gate::default());
     let node_mailbox = Arc::new(GatedMailbox {
-        inner: Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+        inner: Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap()),
         gate: gate.clone(),
     });
     let mut listener = listen(
@@ -938,7 +879,7 @@ async fn syn_right_behind_fin_reaches_the_next_connection() {
         TunnelOptions::default(),
         ChaCha20Rng::seed_from_u64(3),
     );
-    let app_mailbox: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.addr()).unwrap());
+    let app_mailbox: Arc<dyn Mailbox> = Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     for round in 0..3u32 {
         let tunnel = tokio::time::timeout(
@@ -1163,7 +1104,7 @@ const STALE_SYN_WINDOW: Duration = Duration::from_millis(100);
 /// the node's stale connection and opens the next one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_that_died_without_fin_reconnects_at_once() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (node_state, mut app_state) = states(12);
     // A SYN within one handshake timeout of connecting is taken for a late duplicate and
@@ -1176,7 +1117,7 @@ async fn app_that_died_without_fin_reconnects_at_once() {
     };
     let mut listener = listen(
         &rt,
-        Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+        Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap()),
         node_state,
         HashMailServer::new(App),
         node_options,
@@ -1187,7 +1128,7 @@ async fn app_that_died_without_fin_reconnects_at_once() {
     for round in 0..3u32 {
         let kill = Arc::new(Kill::default());
         let mb = Arc::new(KillableMailbox {
-            inner: Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+            inner: Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap()),
             kill: kill.clone(),
         });
         let t = Instant::now();
@@ -1282,12 +1223,12 @@ impl Mailbox for RefusalWatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_syn_is_resent_once_the_mailbox_exists() {
     use futures_util::StreamExt;
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let rt = TokioRuntime::new();
     let (node_state, app_state) = states(61);
     let (tx, mut refused) = futures_channel::mpsc::unbounded();
     let app_mb: Arc<dyn Mailbox> = Arc::new(RefusalWatch {
-        inner: Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+        inner: Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap()),
         refused: tx,
     });
     let app = spawn_gbn(
@@ -1307,7 +1248,7 @@ async fn refused_syn_is_resent_once_the_mailbox_exists() {
     let t = Instant::now();
     let node = spawn_gbn(
         &rt,
-        Arc::new(GrpcMailbox::new(relay.addr()).unwrap()),
+        Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap()),
         node_state.stream_ids(),
         false,
         lnc_core::gbn::Config::server(),

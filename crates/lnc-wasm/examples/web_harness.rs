@@ -2,6 +2,10 @@
 //! daemon (lnc-node's `Node`, the code `lnc node` runs: per-session listeners and the gRPC
 //! proxy to lnd-sim), all on 127.0.0.1 with random ports, in one process.
 //!
+//! The relay is embedded (plain TCP), or with `LNC_HARNESS_TLS=1` embedded with a
+//! self-signed certificate (lnc-web's Go client always dials `wss://`), or with
+//! `LNC_HARNESS_RELAY=host:port` an external TLS relay such as aperture (not verified).
+//!
 //! Prints one JSON line `{"mailbox","phrase","demo_phrase","cli_phrase","alias"}` when ready, then JSON event lines
 //! (`{"event":"paired"}`, `{"event":"invoice",…}`). Commands on stdin, one per line:
 //! `invoice <memo> <sats>` (AddInvoice on lnd-sim with its admin macaroon, as `lnc call`
@@ -36,12 +40,25 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("lnc-web-harness-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 
-    let relay = Server::bind(RelayConfig::for_tests()).await?;
-    let relay_addr = relay.handle().local_addr();
-    let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(relay.serve(async move {
-        let _ = relay_stopped.await;
-    }));
+    let external = std::env::var("LNC_HARNESS_RELAY").ok();
+    let tls = external.is_some() || std::env::var("LNC_HARNESS_TLS").is_ok_and(|v| v == "1");
+    let (relay_addr, stop_relay) = match external {
+        Some(addr) => (addr, None),
+        None => {
+            let mut config = RelayConfig::for_tests();
+            if tls {
+                config.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
+                config.data_dir = dir.join("relay");
+            }
+            let relay = Server::bind(config).await?;
+            let addr = relay.handle().local_addr().to_string();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(relay.serve(async move {
+                let _ = stopped.await;
+            }));
+            (addr, Some(stop))
+        }
+    };
 
     let sim = LndSim::start(SimConfig {
         listen: "127.0.0.1:0".parse()?,
@@ -62,8 +79,12 @@ async fn main() -> anyhow::Result<()> {
         sim.macaroon_path(MacaroonKind::Admin),
         dir.join("node"),
         MailboxConfig {
-            addr: relay_addr.to_string(),
-            tls: MailboxTls::Insecure,
+            addr: relay_addr.clone(),
+            tls: if tls {
+                MailboxTls::SkipVerify
+            } else {
+                MailboxTls::Insecure
+            },
             creation_token: None,
         },
     ))
@@ -119,7 +140,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     emit(serde_json::json!({
-        "mailbox": relay_addr.to_string(),
+        "mailbox": relay_addr,
+        "tls": tls,
         "phrase": phrases[0],
         "demo_phrase": phrases[1],
         "cli_phrase": phrases[2],
@@ -154,7 +176,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     node.shutdown().await;
-    let _ = stop_relay.send(());
+    if let Some(stop) = stop_relay {
+        let _ = stop.send(());
+    }
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

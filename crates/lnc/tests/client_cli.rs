@@ -2,10 +2,9 @@
 //! saves a profile, then `lnc call` (a second process) reconnects with it (KK).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../lnc-client/tests/common/mod.rs"]
-mod common;
-
-use common::*;
+use lnc_testkit::T;
+use lnc_testkit::node::*;
+use lnc_testkit::relay::Relay;
 use lnc_tunnel::TunnelOptions;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt as _;
@@ -52,7 +51,7 @@ fn text(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_then_call_in_another_process() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let s = session(11, FAR_FUTURE);
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
     next_listening(&mut node).await;
@@ -189,7 +188,7 @@ async fn connect_then_call_in_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_phrase_exits_with_advice() {
-    let relay = Relay::start(None).await;
+    let relay = Relay::insecure().await;
     let s = session(12, FAR_FUTURE);
     let mut node = node(grpc_mailbox(&relay), &s, TunnelOptions::default());
     next_listening(&mut node).await;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use lnc_core::keys::SecretKey;
 use lnc_core::pairing::{ConnectionState, HandshakeInputs, PairingPhrase, Role, mask_scalar};
+use lnc_testkit::dirs::temp_dir;
 use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Client, ClientEvent, Mailbox, TunnelOptions};
@@ -119,16 +120,6 @@ async fn wait_line(rx: &mut broadcast::Receiver<String>, pred: impl Fn(&str) -> 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     let i = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
     line[i..].split_whitespace().next().unwrap()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let d = std::env::temp_dir().join(format!("lnc-e2e-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 struct Env {

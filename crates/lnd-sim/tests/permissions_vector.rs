@@ -2,13 +2,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::PathBuf;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("LNC_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../vectors/go"))
-}
+use lnc_testkit::dirs::vectors_dir;
 
 #[test]
 fn served_permissions_match_lnd() {

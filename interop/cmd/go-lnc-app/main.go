@@ -11,6 +11,15 @@
 // stdout: `CONNECTED mode=xx|kk ms=...`, `GETINFO alias=...`,
 // `ADDINVOICE payment_request=... add_index=...`, `STREAM n=...`, `DONE`; on a
 // failure `ERROR step=... msg=...` and exit status 1.
+//
+// Benchmark modes (the same-run comparison with our Rust stack):
+//   - --unary-calls N: after the stream, N sequential GetInfo calls;
+//     `UNARY n=N p50_us=... p99_us=...`.
+//   - --bulk-items N --bulk-size B: one SubscribeInvoices of N items with B-byte
+//     memos; `BULK bytes=... ms=...`.
+//   - --scrypt N: no connection; N pairing-phrase stretches with the parameters
+//     lightning-node-connect uses (x/crypto/scrypt, N=2^16, r=8, p=1, 32 bytes);
+//     `SCRYPT n=N ms_each=...`.
 package main
 
 import (
@@ -19,12 +28,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
+	"sort"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightninglabs/lightning-node-connect/mailbox"
 	"github.com/lightningnetwork/lnd/lnrpc"
 	"github.com/lnc-rs/lnc-rs/interop/internal/harness"
+	"golang.org/x/crypto/scrypt"
 	"google.golang.org/grpc"
 )
 
@@ -37,8 +49,16 @@ func main() {
 	wait := flag.Duration("wait", 60*time.Second, "how long to wait for the connection")
 	streamN := flag.Uint64("stream-n", 3, "SubscribeInvoices items to expect")
 	debug := flag.String("debuglevel", "off", "lightning-node-connect log level on stderr")
+	unaryCalls := flag.Int("unary-calls", 0, "benchmark: sequential GetInfo calls after the stream")
+	bulkItems := flag.Uint64("bulk-items", 0, "benchmark: items of one SubscribeInvoices after the stream")
+	bulkSize := flag.Uint64("bulk-size", 1000, "benchmark: memo bytes per bulk item")
+	scryptN := flag.Int("scrypt", 0, "benchmark: time this many phrase stretches and exit")
 	flag.Parse()
 	harness.SetupLogging(*debug)
+	if *scryptN > 0 {
+		benchScrypt(*scryptN)
+		return
+	}
 	if *mailboxAddr == "" {
 		harness.Fatal("flags", fmt.Errorf("--mailbox is required"))
 	}
@@ -145,8 +165,62 @@ func main() {
 	}
 	harness.Emit("STREAM", "n", fmt.Sprint(n))
 
+	if *unaryCalls > 0 {
+		lat := make([]time.Duration, 0, *unaryCalls)
+		for i := 0; i < *unaryCalls; i++ {
+			t := time.Now()
+			if _, err := ln.GetInfo(cctx, &lnrpc.GetInfoRequest{}); err != nil {
+				harness.Fatal("unary", err)
+			}
+			lat = append(lat, time.Since(t))
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		harness.Emit("UNARY", "n", fmt.Sprint(len(lat)),
+			"p50_us", fmt.Sprint(lat[len(lat)/2].Microseconds()),
+			"p99_us", fmt.Sprint(lat[len(lat)*99/100].Microseconds()))
+	}
+	if *bulkItems > 0 {
+		t := time.Now()
+		bulk, err := ln.SubscribeInvoices(cctx, &lnrpc.InvoiceSubscription{
+			AddIndex: *bulkItems, SettleIndex: *bulkSize})
+		if err != nil {
+			harness.Fatal("bulk", err)
+		}
+		var bytes int
+		for {
+			item, err := bulk.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				harness.Fatal("bulk", err)
+			}
+			bytes += len(item.Memo)
+		}
+		harness.Emit("BULK", "bytes", fmt.Sprint(bytes), "ms", fmt.Sprint(time.Since(t).Milliseconds()))
+	}
+
 	if err := conn.Close(); err != nil {
 		harness.Fatal("close", err)
 	}
 	harness.Emit("DONE")
+}
+
+// benchScrypt times n stretches of a 14-byte phrase entropy the way
+// lightning-node-connect's stretchPassphrase does (its function is unexported; the
+// parameters are its constants, the salt is the entropy itself, the library is the one
+// it links).
+func benchScrypt(n int) {
+	entropy := make([]byte, 14)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		entropy[0] = byte(i)
+		if _, err := scrypt.Key(entropy, entropy, 1<<16, 8, 1, 32); err != nil {
+			harness.Fatal("scrypt", err)
+		}
+		// stretchPassphrase frees the 64 MiB scrypt buffer at once; so do we.
+		debug.FreeOSMemory()
+	}
+	harness.Emit("SCRYPT", "n", fmt.Sprint(n),
+		"ms_each", fmt.Sprintf("%.1f", float64(time.Since(start).Microseconds())/1000/float64(n)))
 }

@@ -178,8 +178,9 @@ func main() {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case <-sig:
+		// g.Stop closes its listener, srv; mailbox.Server.Close is not idempotent
+		// (a second close panics: "close of closed channel"), so it is not called again.
 		g.Stop()
-		_ = srv.Close()
 		harness.Emit("STOPPED")
 	case err := <-errc:
 		harness.Fatal("serve", err)

@@ -1,30 +1,30 @@
-//! Shared fixtures: our real relay on 127.0.0.1:0, a node side (`listen`) serving a small
-//! `lnrpc.Lightning` (GetInfo, AddInvoice echo, SubscribeInvoices stream) that checks the
-//! session macaroon, and helpers. Also used by crates/lnc/tests via `#[path]`.
-#![allow(clippy::unwrap_used, missing_docs, dead_code)]
+//! The node side as our tests run it: a small `lnrpc.Lightning` ([`TestLnd`]) behind
+//! `lnc_tunnel::listen`, and the sessions it serves (seeded, so a test's phrase and keys
+//! are the same every run).
 
 use lnc_core::keys::SecretKey;
 use lnc_core::macaroon::lnd::{MacaroonId, Preset, bake};
 use lnc_core::macaroon::verify::time_before_caveat;
 use lnc_core::macaroon::{RootKey, UnixTime};
 use lnc_core::pairing::{ConnectionState, Entropy, PairingPhrase, Role};
-use lnc_mailbox::{Config, Server, ServerHandle};
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::native::GrpcMailbox;
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Listener, ListenerEvent, Mailbox, TunnelOptions, listen};
 use lnd_api::lnrpc;
 use lnd_api::lnrpc::lightning_server::{Lightning, LightningServer};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-pub const T: Duration = Duration::from_secs(30);
+use crate::T;
+use crate::relay::Relay;
 
+/// A small `lnrpc.Lightning` that checks the session macaroon like LND: GetInfo,
+/// AddInvoice (an echo) and SubscribeInvoices (a server stream of chosen size).
 #[derive(Clone)]
 pub struct TestLnd {
+    /// The macaroon every call must carry (hex, as LND's `macaroon` metadata).
     pub macaroon_hex: String,
 }
 
@@ -92,79 +92,13 @@ impl Lightning for TestLnd {
     }
 }
 
-pub struct Relay {
-    pub handle: ServerHandle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Relay {
-    pub async fn start(addr: Option<SocketAddr>) -> Relay {
-        Self::start_with(addr, false).await
-    }
-
-    /// A relay with a self-signed TLS certificate when `tls`.
-    pub async fn start_with(addr: Option<SocketAddr>, tls: bool) -> Relay {
-        let mut c = Config::for_tests();
-        if tls {
-            c.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
-            c.data_dir = std::env::temp_dir().join(format!(
-                "lnc-client-relay-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-        }
-        if let Some(a) = addr {
-            c.listen = a;
-        }
-        c.timers.shutdown_grace = Duration::from_millis(50);
-        let server = Server::bind(c).await.unwrap();
-        let handle = server.handle();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let _ = server
-                .serve(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Relay {
-            handle,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    pub async fn stop(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(T, self.task.take().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.handle.local_addr()
-    }
-
-    pub fn relay_addr(&self) -> RelayAddr {
-        RelayAddr {
-            addr: self.addr().to_string(),
-            tls: match self.handle.tls_cert_pem() {
-                None => Tls::Insecure,
-                Some(pem) => Tls::CaPem(pem.as_bytes().to_vec()),
-            },
-        }
-    }
-}
-
 /// A session as the node holds it: phrase, node state, the macaroon hex.
 pub struct Session {
+    /// The pairing phrase the app is given.
     pub phrase: String,
+    /// The node's connection state (keys, entropy, auth data).
     pub node_state: ConnectionState,
+    /// The session macaroon (hex).
     pub macaroon_hex: String,
 }
 
@@ -206,10 +140,12 @@ pub fn node(mailbox: Arc<dyn Mailbox>, s: &Session, options: TunnelOptions) -> L
     )
 }
 
+/// A HashMail gRPC mailbox on `relay`, trusting its certificate.
 pub fn grpc_mailbox(relay: &Relay) -> Arc<dyn Mailbox> {
     Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap())
 }
 
+/// Waits for the listener's next `Listening` event (its mailboxes are up).
 pub async fn next_listening(l: &mut Listener) {
     loop {
         if let ListenerEvent::Listening(_) = tokio::time::timeout(T, l.next_event())

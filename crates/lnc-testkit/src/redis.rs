@@ -1,8 +1,6 @@
-//! Test support shared by the scale-out tests (lnc-mailbox and lnc-tunnel):
-//! a real `redis-server` on a random free port with a temp dir, and relay
-//! instances that can be crashed (their runtime torn down: no graceful
-//! release of leases, connections cut).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! A private `redis-server` on a random free port with a temp dir, and relay instances
+//! sharing it that can be crashed (their runtime torn down: no graceful release of
+//! leases, connections cut) — the scale-out fixtures.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -42,6 +40,7 @@ pub fn redis_binary() -> PathBuf {
 /// A private redis-server, killed on drop.
 pub struct RedisServer {
     child: Option<Child>,
+    /// Its port on 127.0.0.1.
     pub port: u16,
     dir: PathBuf,
 }
@@ -55,6 +54,7 @@ fn free_port() -> u16 {
 }
 
 impl RedisServer {
+    /// Starts it on a free port and waits until it answers PING.
     pub async fn start() -> RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("lnc-redis-{}-{port}", std::process::id()));
@@ -107,6 +107,7 @@ impl RedisServer {
         }
     }
 
+    /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -149,11 +150,13 @@ pub fn instance_config(redis: &RedisServer) -> Config {
 
 /// A relay instance on its own runtime, so it can be crashed.
 pub struct Instance {
+    /// The running instance.
     pub handle: ServerHandle,
     rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Instance {
+    /// Starts an instance with `config` and waits until it is ready.
     pub async fn start(config: Config) -> Instance {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
