@@ -25,6 +25,7 @@ use lnc_testkit::relay::Relay;
 use lnc_tunnel::TunnelOptions;
 use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
 use lnd_api::lnrpc;
+use rand_chacha::rand_core::SeedableRng;
 
 const KK_RUNS: usize = 15;
 const UNARY_CALLS: usize = 300;
@@ -252,7 +253,8 @@ async fn run() {
     let mut go = GoProc::spawn("go-lnc-app", &["--scrypt", &SCRYPT_RUNS.to_string()]);
     let l = timed("go scrypt", go.expect("SCRYPT")).await.unwrap();
     let go_ms: f64 = field(&l, "ms_each").and_then(|v| v.parse().ok()).unwrap();
-    let entropy = lnc_core::pairing::Entropy::from_bytes(&[7u8; 14]).unwrap();
+    let entropy =
+        lnc_core::pairing::Entropy::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(7));
     let t = Instant::now();
     for _ in 0..SCRYPT_RUNS {
         std::hint::black_box(lnc_core::pairing::stretch(&entropy));
