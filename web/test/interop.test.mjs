@@ -3,7 +3,7 @@
 // lightning-node-connect's mailbox package) and our own package (web/, the Rust wasm
 // core), each against relay {aperture, ours} × node {Go (mailbox.NewServer, as litd),
 // ours (the lnc-node daemon, as `lnc node` runs it)}. Every cell pairs with the phrase
-// and calls GetInfo, hangs up, reloads the page, logs in with the password alone (Noise
+// and calls GetInfo, reads a server stream (SubscribeInvoices), hangs up, reloads the page, logs in with the password alone (Noise
 // KK from the stored keys) and calls again. A failure names app, relay, node and step.
 //
 // No sleeps: every wait is on a page promise or a node event, with a timeout.
@@ -73,6 +73,20 @@ async function startNode(kind, relay) {
     return {
       phrase,
       alias: 'go-lnc-node',
+      // go-lnc-node streams `addIndex` invoices, then ends the stream (EOF).
+      stream: (page) =>
+        page.evaluate(
+          () =>
+            new Promise((resolve, reject) => {
+              const memos = [];
+              setTimeout(() => reject(new Error(`stream: ${memos.length} of 3 items in 60 s`)), 60_000);
+              window.lnc.lnd.lightning.subscribeInvoices(
+                { addIndex: '3' },
+                (inv) => memos.push(inv.memo) === 3 && resolve(memos.length),
+                (e) => (memos.length >= 3 ? resolve(memos.length) : reject(new Error(`stream ended early: ${e.message}`))),
+              );
+            }),
+        ),
       mark: () => p.lines.length,
       paired: () => p.waitLine('PAIRED'),
       idle: (from) => p.waitLine('STATUS status=idle', { from }),
@@ -83,6 +97,25 @@ async function startNode(kind, relay) {
   return {
     phrase: h.info.phrase,
     alias: h.info.alias,
+    // lnd-sim's stream is live: invoices made on the node (as `lncli addinvoice` would)
+    // arrive on it. One made before the node registered the stream never does, so the
+    // next one is made when none arrived within 2 s.
+    stream: async (page) => {
+      await page.evaluate(() => {
+        window.streamed = [];
+        window.lnc.lnd.lightning.subscribeInvoices({}, (inv) => window.streamed.push(inv.memo), () => {});
+      });
+      for (let i = 0; i < 20; i++) {
+        h.send(`invoice browser-stream ${21 + i}`);
+        try {
+          await page.waitForFunction(() => window.streamed.includes('browser-stream'), null, { timeout: 2_000 });
+          return 1;
+        } catch {
+          // not registered yet when that invoice was made
+        }
+      }
+      throw new Error('no invoice arrived on the stream');
+    },
     mark: () => h.events.length,
     paired: () => h.waitEvent((e) => e.event === 'paired' && e.session === 'test', T),
     idle: (from) => h.waitEvent((e) => h.events.indexOf(e) >= from && e.event === 'disconnected' && e.session === 'test', T),
@@ -164,6 +197,8 @@ async function cell(appName, relayKind, nodeKind) {
     const p = await app.pair(page, { phrase: node.phrase, serverHost: app.host(relay.addr), password: PASSWORD });
     assert.equal(p.alias, node.alias);
     await node.paired();
+    step = 'server stream';
+    assert.ok((await node.stream(page)) >= 1);
     // Hang up, and let the node see it, before the reload: a page that dies mid-connection
     // leaves a Go node waiting for its keepalive (~10 s) before it takes the next one.
     step = 'disconnect';
