@@ -85,18 +85,14 @@ export async function startHarness(env = {}) {
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json' };
 
-/** Serves `root` read-only on 127.0.0.1:0 (only files under web/ and examples/). */
-export async function serveStatic(root = ROOT) {
+/** Serves on 127.0.0.1:0 the file `fileFor(urlPath)` names (404 when it names none). */
+async function serveWith(fileFor) {
   const server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const rel = path.normalize(decodeURIComponent(url.pathname)).replace(/^\/+/, '');
-    if (!(rel.startsWith('web/') || rel.startsWith('examples/')) || rel.includes('..')) {
-      res.writeHead(404).end();
-      return;
-    }
+    const file = fileFor(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+    if (!file) return res.writeHead(404).end();
     try {
-      const body = await readFile(path.join(root, rel));
-      res.writeHead(200, { 'content-type': TYPES[path.extname(rel)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
       res.end(body);
     } catch {
       res.writeHead(404).end();
@@ -105,6 +101,15 @@ export async function serveStatic(root = ROOT) {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address();
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** Serves `root` read-only on 127.0.0.1:0 (only files under web/ and examples/). */
+export function serveStatic(root = ROOT) {
+  return serveWith((pathname) => {
+    const rel = path.normalize(pathname).replace(/^\/+/, '');
+    const allowed = (rel.startsWith('web/') || rel.startsWith('examples/')) && !rel.includes('..');
+    return allowed ? path.join(root, rel) : null;
+  });
 }
 
 /** Debian's chromium, headless, with nothing talking to Google. */
@@ -219,19 +224,6 @@ export function startGo(program, args) {
 }
 
 /** Serves exactly `files` ({ '/url': '/abs/path' }) on 127.0.0.1:0. */
-export async function serveFiles(files) {
-  const server = createServer(async (req, res) => {
-    const file = files[new URL(req.url ?? '/', 'http://x').pathname];
-    if (!file) return res.writeHead(404).end();
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-      res.end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address();
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+export function serveFiles(files) {
+  return serveWith((pathname) => files[pathname] ?? null);
 }
