@@ -39,6 +39,8 @@ fuzz_target!(|data: &[u8]| {
     if !fifo {
         cc.max_in_flight = Some((window / 2).max(1));
         sc.max_in_flight = cc.max_in_flight;
+        cc.fifo_transport = false;
+        sc.fifo_transport = false;
     }
     let link = Link {
         loss_permille: loss,

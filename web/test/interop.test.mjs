@@ -1,7 +1,7 @@
 // The browser column of the Go interop matrix: in headless Chromium, the real lnc-web
 // (@lightninglabs/lnc-web from npm + its Go half, interop/cmd/go-wasm-client on
 // lightning-node-connect's mailbox package) and our own package (web/, the Rust wasm
-// core), each against relay {aperture, ours} × node {Go (mailbox.NewServer, as litd),
+// core), each against relay {aperture, ours, ours as 2 instances on Redis} × node {Go (mailbox.NewServer, as litd),
 // ours (the lnc-node daemon, as `lnc node` runs it)}. Every cell pairs with the phrase
 // and calls GetInfo, reads a server stream (SubscribeInvoices), hangs up, reloads the page, logs in with the password alone (Noise
 // KK from the stored keys) and calls again. A failure names app, relay, node and step.
@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { ROOT, GOBIN, fields, startGo, startHarness, serveStatic, serveFiles, launchChromium } from './support.mjs';
+import { ROOT, GOBIN, TARGET, fields, startGo, startProc, freePort, startHarness, serveStatic, serveFiles, launchChromium } from './support.mjs';
 
 const T = 90_000;
 const PASSWORD = 'pw-interop-1';
@@ -66,7 +66,7 @@ async function aperture() {
 async function startNode(kind, relay) {
   if (kind === 'go') {
     const dir = await mkdtemp(path.join(tmp, 'node-'));
-    const p = startGo('go-lnc-node', ['--mailbox', relay.addr, '--mailbox-tls', 'skip-verify', '--state', path.join(dir, 'node.json')]);
+    const p = startGo('go-lnc-node', ['--mailbox', relay.nodeAddr ?? relay.addr, '--mailbox-tls', 'skip-verify', '--state', path.join(dir, 'node.json')]);
     const { phrase } = fields(await p.waitLine('READY'));
     // READY comes before the node's mailboxes exist; `idle` is when it listens.
     await p.waitLine('STATUS status=idle');
@@ -93,7 +93,7 @@ async function startNode(kind, relay) {
       stop: () => p.stop(),
     };
   }
-  const h = relay.harness ?? (await startHarness({ LNC_HARNESS_RELAY: relay.addr }));
+  const h = relay.harness ?? (await startHarness({ LNC_HARNESS_RELAY: relay.nodeAddr ?? relay.addr }));
   return {
     phrase: h.info.phrase,
     alias: h.info.alias,
@@ -128,6 +128,48 @@ async function ourRelay() {
   const h = await startHarness({ LNC_HARNESS_TLS: '1' });
   return { addr: h.info.mailbox, harness: h, stop: () => h.stop() };
 }
+
+/**
+ * Our relay scaled out: two `lnc mailbox` instances (TLS, self-signed) sharing a private
+ * redis-server. The app uses instance A, the node instance B, so every message crosses
+ * Redis.
+ */
+async function redisRelays() {
+  const dir = await mkdtemp(path.join(tmp, 'redis-'));
+  const port = await freePort();
+  const redis = startProc(process.env.LNC_REDIS_SERVER ?? 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+  ]);
+  const lnc = process.env.LNC_BIN ?? path.join(TARGET, 'debug/lnc');
+  const started = [];
+  const stop = () => {
+    for (const p of started) p.stop();
+    redis.stop();
+  };
+  try {
+    await redis.waitLine((l) => l.includes('Ready to accept connections'));
+    const instance = async (name) => {
+      const p = startProc(lnc, [
+        'mailbox', '--listen', '127.0.0.1:0', '--metrics-listen', 'off',
+        '--redis', `redis://127.0.0.1:${port}`, '--data-dir', path.join(dir, name),
+      ]);
+      started.push(p);
+      const l = await p.waitLine((x) => x.includes('mailbox listening'));
+      return /addr=(\S+)/.exec(l)[1];
+    };
+    const [a, b] = await Promise.all([instance('a'), instance('b')]);
+    return { addr: a, nodeAddr: b, stop };
+  } catch (e) {
+    stop();
+    throw e;
+  }
+}
+
+const RELAYS = {
+  go: { label: 'aperture', start: aperture },
+  ours: { label: 'ours', start: ourRelay },
+  redis: { label: 'ours on Redis (2 instances)', start: redisRelays },
+};
 
 const apps = {
   'lnc-web': {
@@ -180,9 +222,9 @@ const apps = {
 };
 
 async function cell(appName, relayKind, nodeKind) {
-  const name = `app=${appName} relay=${relayKind === 'go' ? 'aperture' : 'ours'} node=${nodeKind}`;
+  const name = `app=${appName} relay=${RELAYS[relayKind].label} node=${nodeKind}`;
   let step = 'relay start';
-  const relay = relayKind === 'go' ? await aperture() : await ourRelay();
+  const relay = await RELAYS[relayKind].start();
   let node, ctx;
   try {
     step = 'node start';
@@ -221,9 +263,9 @@ async function cell(appName, relayKind, nodeKind) {
 }
 
 for (const app of ['lnc-web', 'ours']) {
-  for (const relay of ['go', 'ours']) {
+  for (const relay of Object.keys(RELAYS)) {
     for (const node of ['go', 'ours']) {
-      test(`${app} app, ${relay === 'go' ? 'aperture' : 'our'} relay, ${node === 'go' ? 'Go' : 'our'} node`, { timeout: 4 * T }, () =>
+      test(`${app} app, relay ${RELAYS[relay].label}, ${node === 'go' ? 'Go' : 'our'} node`, { timeout: 4 * T }, () =>
         cell(app, relay, node),
       );
     }

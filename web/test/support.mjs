@@ -2,6 +2,7 @@
 // static file server for the repo, and Chromium via playwright-core.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
@@ -162,6 +163,66 @@ export function runLnc(args, { input = '', env = {}, ms = 60_000 } = {}) {
       resolve({ code, stdout, stderr });
     });
     child.stdin.end(input);
+  });
+}
+
+/**
+ * Starts `bin args` with both output streams read line by line (ANSI colours stripped):
+ * `waitLine(pred)` resolves with the first line, from the start, that `pred` accepts.
+ */
+export function startProc(bin, args, env = {}) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
+  const lines = [];
+  const waiters = new Set();
+  let exited = null;
+  for (const out of [child.stdout, child.stderr]) {
+    createInterface({ input: out }).on('line', (raw) => {
+      const l = raw.replace(/\x1b\[[0-9;]*m/g, '');
+      lines.push(l);
+      for (const w of [...waiters]) w.check();
+    });
+  }
+  child.once('exit', (code) => {
+    exited = code;
+    for (const w of [...waiters]) w.fail(new Error(`${bin} exited (${code}); output: ${lines.slice(-20).join(' | ')}`));
+  });
+  return {
+    lines,
+    waitLine(pred, ms = 60_000) {
+      return new Promise((resolve, reject) => {
+        const w = {
+          check: () => {
+            const l = lines.find(pred);
+            if (l === undefined) return;
+            waiters.delete(w);
+            resolve(l);
+          },
+          fail: (e) => {
+            waiters.delete(w);
+            reject(e);
+          },
+        };
+        waiters.add(w);
+        w.check();
+        if (exited !== null) w.fail(new Error(`${bin} exited (${exited})`));
+        setTimeout(() => w.fail(new Error(`${bin}: no awaited line within ${ms} ms; output: ${lines.slice(-20).join(' | ')}`)), ms).unref();
+      });
+    },
+    stop() {
+      child.kill();
+    },
+  };
+}
+
+/** A free loopback TCP port (for programs that need one named up front). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
   });
 }
 

@@ -147,6 +147,7 @@ fn lossy_options() -> TunnelOptions {
     gbn.initial_resend_timeout = Duration::from_millis(60);
     gbn.min_resend_timeout = Duration::from_millis(60);
     gbn.max_in_flight = Some(10);
+    gbn.fifo_transport = false;
     TunnelOptions {
         gbn: Some(gbn),
         ..Default::default()

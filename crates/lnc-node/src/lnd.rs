@@ -11,8 +11,6 @@ use std::sync::Arc;
 use hyper_util::rt::TokioIo;
 use lnc_core::macaroon::Op;
 use lnd_api::lnrpc::{self, lightning_client::LightningClient};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 use tonic::transport::{Channel, Endpoint};
 use zeroize::Zeroizing;
 
@@ -87,26 +85,18 @@ impl Lnd {
         let mac = Zeroizing::new(read(macaroon)?);
         let macaroon_hex = Arc::new(Zeroizing::new(hex::encode(&*mac)));
         let pem = read(tls_cert)?;
-        let cert_err = |what: String| LndError::Cert {
-            path: tls_cert.to_path_buf(),
-            what,
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(&pem) {
-            let c = c.map_err(|e| cert_err(e.to_string()))?;
-            roots.add(c).map_err(|e| cert_err(e.to_string()))?;
-        }
-        if roots.is_empty() {
-            return Err(cert_err("no CERTIFICATE block".into()));
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| cert_err(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        cfg.alpn_protocols = vec![b"h2".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        // Pinned, not a root store: LND's tls.cert is its own CA, which WebPKI refuses as a
+        // server certificate (see `Tls::Pinned`); a real LND showed it, lnd-sim did not.
+        let cfg = lnc_tunnel::native::tls_config(&lnc_tunnel::native::Tls::Pinned(pem), &[b"h2"])
+            .map_err(|e| LndError::Cert {
+                path: tls_cert.to_path_buf(),
+                what: e.to_string(),
+            })?
+            .ok_or_else(|| LndError::Cert {
+                path: tls_cert.to_path_buf(),
+                what: "no TLS configuration".into(),
+            })?;
+        let connector = tokio_rustls::TlsConnector::from(cfg);
 
         let (host, port) = addr
             .rsplit_once(':')

@@ -32,6 +32,12 @@ pub enum Tls {
     /// TLS without certificate verification: a dev relay only; anyone on path can read
     /// the (still Noise-encrypted) traffic metadata and impersonate the relay.
     SkipVerify,
+    /// TLS trusting exactly the given PEM certificate(s), byte for byte, whatever their
+    /// names and CA flags. For LND's self-signed `tls.cert`: it is its own CA
+    /// (`basicConstraints CA:TRUE`), which WebPKI refuses as a server certificate
+    /// (`CaUsedAsEndEntity`) while Go's verifier, hence lncli and every Go client, accepts
+    /// it; and users reach LND by names the certificate may not list.
+    Pinned(Vec<u8>),
 }
 
 /// Where the relay is and how to reach it.
@@ -86,6 +92,21 @@ pub fn tls_config(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify))
             .with_no_client_auth(),
+        Tls::Pinned(pem) => {
+            use rustls::pki_types::pem::PemObject;
+            let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| MailboxError::new(format!("tls: bad certificate PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(MailboxError::new(
+                    "tls: the certificate file holds no CERTIFICATE block",
+                ));
+            }
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned { certs }))
+                .with_no_client_auth()
+        }
     };
     cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     Ok(Some(Arc::new(cfg)))
@@ -591,6 +612,63 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+/// Accepts exactly the pinned certificates; the handshake signatures are verified as usual
+/// (so the peer holds the pinned certificate's key).
+#[derive(Debug)]
+struct Pinned {
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,6 +679,7 @@ mod tests {
         let c = tls_config(&Tls::SkipVerify, &[b"h2"]).unwrap().unwrap();
         assert_eq!(c.alpn_protocols, vec![b"h2".to_vec()]);
         assert!(tls_config(&Tls::CaPem(b"not a pem".to_vec()), &[b"h2"]).is_ok());
+        assert!(tls_config(&Tls::Pinned(b"not a pem".to_vec()), &[b"h2"]).is_err());
         // The system store may be empty in a container; either outcome is a clean result.
         let _ = tls_config(&Tls::System, &[b"http/1.1"]);
     }

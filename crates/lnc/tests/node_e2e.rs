@@ -4,317 +4,20 @@
 //! on a child's output, a stream item, a status) bounded by a timeout; nothing sleeps.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use lnc_core::keys::SecretKey;
 use lnc_core::pairing::{ConnectionState, HandshakeInputs, PairingPhrase, Role, mask_scalar};
-use lnc_testkit::dirs::temp_dir;
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_testkit::process::wait_line;
+use lnc_testkit::stack::{App, Stack, rng};
 use lnc_tunnel::rt::TokioRuntime;
-use lnc_tunnel::{Client, ClientEvent, Mailbox, TunnelOptions};
 use lnd_api::lnrpc;
-use lnd_api::lnrpc::lightning_client::LightningClient;
 use lnd_api::routerrpc::router_client::RouterClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::broadcast;
+use tokio::process::Command;
 
 const T: Duration = Duration::from_secs(60);
 const LNC: &str = env!("CARGO_BIN_EXE_lnc");
-
-fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
-    rand_core::UnwrapErr(getrandom::SysRng)
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars().peekable();
-    while let Some(c) = it.next() {
-        if c == '\x1b' {
-            for d in it.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// A child process whose stdout and stderr lines are broadcast (and echoed for failures).
-struct Proc {
-    child: Child,
-    lines: broadcast::Sender<String>,
-    name: &'static str,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, args: &[&str]) -> Proc {
-        let mut child = Command::new(LNC)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env("LNC_LOG", "info,lnc_node=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let (lines, _) = broadcast::channel(4096);
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = lines.clone();
-            tokio::spawn(async move {
-                let mut r = BufReader::new(out).lines();
-                while let Ok(Some(l)) = r.next_line().await {
-                    let l = strip_ansi(&l);
-                    eprintln!("[{name}] {l}");
-                    let _ = tx.send(l);
-                }
-            });
-        }
-        Proc { child, lines, name }
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<String> {
-        self.lines.subscribe()
-    }
-
-    /// Sends SIGINT (graceful shutdown) and waits for the exit.
-    async fn interrupt(mut self) {
-        let pid = self.child.id().unwrap();
-        let st = std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let status = tokio::time::timeout(T, self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success(), "{} exited with {status}", self.name);
-    }
-}
-
-async fn wait_line(rx: &mut broadcast::Receiver<String>, pred: impl Fn(&str) -> bool) -> String {
-    tokio::time::timeout(T, async {
-        loop {
-            match rx.recv().await {
-                Ok(l) if pred(&l) => return l,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("process output ended"),
-            }
-        }
-    })
-    .await
-    .expect("timed out waiting for a line")
-}
-
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let i = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
-    line[i..].split_whitespace().next().unwrap()
-}
-
-struct Env {
-    dir: PathBuf,
-    relay: String,
-    lnd_addr: String,
-    _mailbox: Proc,
-    _lnd: Proc,
-}
-
-impl Env {
-    async fn start(tag: &str) -> Env {
-        let dir = temp_dir(tag);
-        let mailbox = Proc::spawn(
-            "mailbox",
-            &[
-                "mailbox",
-                "--insecure",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "off",
-                "--data-dir",
-                dir.join("mailbox").to_str().unwrap(),
-            ],
-        );
-        let mut rx = mailbox.subscribe();
-        let lnd = Proc::spawn(
-            "lnd-sim",
-            &["lnd-sim", "--data-dir", dir.join("lnd").to_str().unwrap()],
-        );
-        let mut lrx = lnd.subscribe();
-        let l = wait_line(&mut rx, |l| l.contains("mailbox listening")).await;
-        let relay = field(&l, "addr=").to_owned();
-        let l = wait_line(&mut lrx, |l| l.starts_with("lnd-sim listening on")).await;
-        let lnd_addr = l.rsplit(' ').next().unwrap().to_owned();
-        Env {
-            dir,
-            relay,
-            lnd_addr,
-            _mailbox: mailbox,
-            _lnd: lnd,
-        }
-    }
-
-    fn node_dir(&self) -> PathBuf {
-        self.dir.join("node")
-    }
-
-    async fn node(&self) -> Proc {
-        let lnd = self.dir.join("lnd");
-        let p = Proc::spawn(
-            "node",
-            &[
-                "node",
-                "--lnd-addr",
-                &self.lnd_addr,
-                "--lnd-tls-cert",
-                lnd.join("tls.cert").to_str().unwrap(),
-                "--lnd-macaroon",
-                lnd.join("admin.macaroon").to_str().unwrap(),
-                "--data-dir",
-                self.node_dir().to_str().unwrap(),
-                "--mailbox",
-                &self.relay,
-                "--mailbox-tls",
-                "insecure",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--handshake-timeout-secs",
-                "3",
-            ],
-        );
-        let mut rx = p.subscribe();
-        wait_line(&mut rx, |l| l.starts_with("lnc node ready")).await;
-        p
-    }
-
-    /// Runs `lnc session <args> --json` and parses the output.
-    async fn session(&self, args: &[&str]) -> Result<serde_json::Value, String> {
-        let out = Command::new(LNC)
-            .arg("session")
-            .args(args)
-            .args(["--json", "--data-dir", self.node_dir().to_str().unwrap()])
-            .env("NO_COLOR", "1")
-            .output()
-            .await
-            .unwrap();
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    async fn add(&self, args: &[&str]) -> (String, String) {
-        let mut a = vec!["add"];
-        a.extend_from_slice(args);
-        let v = self.session(&a).await.unwrap();
-        (
-            v["session"]["id"].as_str().unwrap().to_owned(),
-            v["phrase"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn state(&self, id: &str) -> serde_json::Value {
-        self.session(&["show", id]).await.unwrap()["session"].clone()
-    }
-
-    fn relay_addr(&self) -> RelayAddr {
-        RelayAddr {
-            addr: self.relay.clone(),
-            tls: Tls::Insecure,
-        }
-    }
-
-    fn mailbox(&self) -> Arc<dyn Mailbox> {
-        Arc::new(GrpcMailbox::new(self.relay_addr()).unwrap())
-    }
-
-    /// A direct (not tunnelled) LND client with the given macaroon.
-    async fn direct_lnd(&self, macaroon: &[u8]) -> lnc_node::Lnd {
-        let p = self.dir.join(format!(
-            "mac-{}",
-            hex::encode(&macaroon[macaroon.len() - 4..])
-        ));
-        std::fs::write(&p, macaroon).unwrap();
-        lnc_node::Lnd::connect(&self.lnd_addr, &self.dir.join("lnd/tls.cert"), &p)
-            .await
-            .unwrap()
-    }
-
-    async fn direct_admin(&self) -> lnc_node::Lnd {
-        let m = std::fs::read(self.dir.join("lnd/admin.macaroon")).unwrap();
-        self.direct_lnd(&m).await
-    }
-}
-
-/// The app: a reconnecting tunnel client, its events and its pairing state.
-struct App {
-    client: Client,
-    events: futures_channel::mpsc::UnboundedReceiver<ClientEvent>,
-    state: ConnectionState,
-}
-
-impl App {
-    async fn connect(env: &Env, state: ConnectionState) -> Result<App, lnc_tunnel::TunnelError> {
-        let (client, mut events) = Client::connect(
-            &TokioRuntime::new(),
-            env.mailbox(),
-            state,
-            TunnelOptions::default(),
-            rng(),
-        )
-        .await?;
-        let Some(ClientEvent::Connected { state, .. }) = events.next().await else {
-            panic!("no Connected event")
-        };
-        Ok(App {
-            client,
-            events,
-            state: *state,
-        })
-    }
-
-    async fn pair(env: &Env, phrase: &str) -> App {
-        let entropy = PairingPhrase::parse(phrase).unwrap().into_entropy();
-        let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
-        tokio::time::timeout(T, Self::connect(env, state))
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    fn ln(&self) -> LightningClient<Client> {
-        LightningClient::new(self.client.clone())
-    }
-
-    fn macaroon(&self) -> Vec<u8> {
-        let auth = std::str::from_utf8(self.state.auth_data().unwrap()).unwrap();
-        hex::decode(auth.strip_prefix("Macaroon: ").unwrap()).unwrap()
-    }
-
-    /// Waits for the next (re)connection and returns its handshake pattern.
-    async fn next_connected(&mut self) -> lnc_core::noise::Pattern {
-        tokio::time::timeout(T, async {
-            loop {
-                if let Some(ClientEvent::Connected { session, .. }) = self.events.next().await {
-                    return session.pattern;
-                }
-            }
-        })
-        .await
-        .unwrap()
-    }
-}
 
 fn invoice(memo: &str) -> lnrpc::Invoice {
     lnrpc::Invoice {
@@ -329,7 +32,7 @@ fn invoice(memo: &str) -> lnrpc::Invoice {
 /// deadline → a peer with the stream IDs but not the password burns the phrase.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn node_sessions_end_to_end() {
-    let env = Env::start("sessions").await;
+    let env = Stack::with_lnd_sim(LNC, "sessions").await;
     let node = env.node().await;
 
     // Three sessions, three apps.
@@ -441,7 +144,7 @@ async fn node_sessions_end_to_end() {
     let direct = env.direct_lnd(&ad.macaroon()).await;
     let e = direct
         .lightning()
-        .get_info(direct.request(lnrpc::GetInfoRequest {}))
+        .get_info(lnrpc::GetInfoRequest {})
         .await
         .unwrap_err();
     eprintln!("old macaroon refused: {}", e.message());
@@ -466,7 +169,7 @@ async fn node_sessions_end_to_end() {
     assert!(
         direct
             .lightning()
-            .get_info(direct.request(lnrpc::GetInfoRequest {}))
+            .get_info(lnrpc::GetInfoRequest {})
             .await
             .is_err()
     );
@@ -503,7 +206,7 @@ async fn node_sessions_end_to_end() {
     let rt = TokioRuntime::new();
     let gbn = lnc_tunnel::spawn_gbn(
         &rt,
-        env.mailbox(),
+        env.mailbox_client(),
         state.stream_ids(),
         true,
         lnc_core::gbn::Config::client(),
@@ -548,7 +251,7 @@ async fn node_sessions_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stream_of_10000_messages() {
     const N: u64 = 10_000;
-    let env = Env::start("stream").await;
+    let env = Stack::with_lnd_sim(LNC, "stream").await;
     let node = env.node().await;
     let (_, phrase) = env.add(&["--type", "admin"]).await;
     let app = App::pair(&env, &phrase).await;
@@ -561,7 +264,7 @@ async fn stream_of_10000_messages() {
             let d = direct.clone();
             async move {
                 d.lightning()
-                    .add_invoice(d.request(invoice(&format!("i{i}"))))
+                    .add_invoice(invoice(&format!("i{i}")))
                     .await
                     .unwrap();
             }
@@ -640,49 +343,22 @@ async fn demo_exits_zero() {
 /// lnd-sim — invoice-only: AddInvoice passes, SendPaymentV2 is refused by LND.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_client_processes_against_node() {
-    let env = Env::start("cli").await;
+    let env = Stack::with_lnd_sim(LNC, "cli").await;
     let node = env.node().await;
     let (id, phrase) = env.add(&["--type", "invoice"]).await;
-    let home = env.dir.join("home");
-    let run = |args: Vec<String>, stdin: String| {
-        let home = home.clone();
-        async move {
-            let mut child = Command::new(LNC)
-                .args(&args)
-                .env("LNC_HOME", &home)
-                .env("LNC_PASSWORD", "pw")
-                .env("LNC_LOG", "warn")
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
-            let mut si = child.stdin.take().unwrap();
-            tokio::io::AsyncWriteExt::write_all(&mut si, stdin.as_bytes())
-                .await
-                .unwrap();
-            drop(si);
-            tokio::time::timeout(T, child.wait_with_output())
-                .await
-                .unwrap()
-                .unwrap()
-        }
-    };
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let out = run(
-        s(&[
-            "connect",
-            "--mailbox",
-            &env.relay,
-            "--insecure",
-            "--profile",
-            "pos",
-        ]),
-        format!("{phrase}\n"),
-    )
-    .await;
+    let out = env
+        .cli(
+            &[
+                "connect",
+                "--mailbox",
+                &env.relay,
+                "--insecure",
+                "--profile",
+                "pos",
+            ],
+            &format!("{phrase}\n"),
+        )
+        .await;
     assert!(
         out.status.success(),
         "lnc connect: {}",
@@ -690,17 +366,18 @@ async fn cli_client_processes_against_node() {
     );
     assert_eq!(env.state(&id).await["paired"], true);
 
-    let out = run(
-        s(&[
-            "call",
-            "lnrpc.Lightning.AddInvoice",
-            r#"{"memo":"cli","value":"1000"}"#,
-            "--profile",
-            "pos",
-        ]),
-        String::new(),
-    )
-    .await;
+    let out = env
+        .cli(
+            &[
+                "call",
+                "lnrpc.Lightning.AddInvoice",
+                r#"{"memo":"cli","value":"1000"}"#,
+                "--profile",
+                "pos",
+            ],
+            "",
+        )
+        .await;
     assert!(
         out.status.success(),
         "AddInvoice: {}",
@@ -709,17 +386,18 @@ async fn cli_client_processes_against_node() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let payreq = v["payment_request"].as_str().unwrap().to_owned();
 
-    let out = run(
-        s(&[
-            "call",
-            "routerrpc.Router.SendPaymentV2",
-            &format!(r#"{{"payment_request":"{payreq}","timeout_seconds":10}}"#),
-            "--profile",
-            "pos",
-        ]),
-        String::new(),
-    )
-    .await;
+    let out = env
+        .cli(
+            &[
+                "call",
+                "routerrpc.Router.SendPaymentV2",
+                &format!(r#"{{"payment_request":"{payreq}","timeout_seconds":10}}"#),
+                "--profile",
+                "pos",
+            ],
+            "",
+        )
+        .await;
     assert!(!out.status.success(), "an invoice-only session paid");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("permission denied"), "{err}");

@@ -103,7 +103,7 @@ pub(crate) fn check_mac_auth(
     let id = mac.lnd_id().map_err(|e| e.to_string())?;
     let root = keys.get(&id.storage_id).ok_or_else(|| {
         format!(
-            "cannot get macaroon: root key with id {} doesn't exist",
+            "cannot retrieve macaroon: cannot get macaroon: root key with id {} doesn't exist",
             String::from_utf8_lossy(&id.storage_id)
         )
     })?;
@@ -123,7 +123,7 @@ pub(crate) fn check_mac_auth(
             Err(format!("caveat {condition:?} not satisfied: {reason}"))
         }
         Err(AuthError::Permission(PermissionError::Denied { .. })) => {
-            Err("verification failed: permission denied".into())
+            Err("permission denied".into())
         }
         Err(e) => Err(e.to_string()),
     }

@@ -133,11 +133,22 @@ fn tls_config(dir: &Path) -> Result<Arc<rustls::ServerConfig>, SimError> {
     let cert_path = dir.join("tls.cert");
     let key_path = dir.join("tls.key");
     if !(cert_path.exists() && key_path.exists()) {
+        // Shaped like LND's (lnd/cert): self-signed and its own CA (CA:TRUE, certSign),
+        // which clients must accept as LND's certificate (WebPKI alone would refuse it).
         let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-        let c =
-            rcgen::generate_simple_self_signed(names).map_err(|e| SimError::Tls(e.to_string()))?;
-        std::fs::write(&cert_path, c.cert.pem()).map_err(|e| SimError::Io(cert_path.clone(), e))?;
-        write_private(&key_path, c.signing_key.serialize_pem().as_bytes())?;
+        let tls_err = |e: rcgen::Error| SimError::Tls(e.to_string());
+        let mut params = rcgen::CertificateParams::new(names).map_err(tls_err)?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyEncipherment,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyCertSign,
+        ];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().map_err(tls_err)?;
+        let cert = params.self_signed(&key).map_err(tls_err)?;
+        std::fs::write(&cert_path, cert.pem()).map_err(|e| SimError::Io(cert_path.clone(), e))?;
+        write_private(&key_path, key.serialize_pem().as_bytes())?;
     }
     let certs = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())

@@ -109,8 +109,7 @@ impl Shared {
         let text = value
             .to_str()
             .map_err(|_| Status::unknown("encoding/hex: invalid byte in macaroon metadata"))?;
-        let mac = Macaroon::from_hex(text)
-            .map_err(|e| Status::unknown(format!("unable to decode macaroon: {e}")))?;
+        let mac = Macaroon::from_hex(text).map_err(|e| Status::unknown(go_decode_text(&e)))?;
         let required = self.table.required_ops(full_method).ok_or_else(|| {
             Status::unknown(format!(
                 "{full_method}: unknown permissions required for method"
@@ -437,29 +436,30 @@ impl Lightning for LightningSvc {
         self.0.authorize(&req, &m("BakeMacaroon"))?;
         let r = req.into_inner();
         if r.permissions.is_empty() {
-            return Err(Status::unknown(
-                "permission list cannot be empty. specify at least one action/entity pair",
-            ));
+            return Err(Status::unknown(format!(
+                "permission list cannot be empty. specify at least one action/entity pair. {}",
+                supported()
+            )));
         }
         let mut ops = Vec::with_capacity(r.permissions.len());
         for p in &r.permissions {
             if !r.allow_external_permissions {
                 if p.entity == ENTITY_URI {
                     if self.0.table.required_ops(&p.action).is_none() {
-                        return Err(Status::unknown(format!(
-                            "invalid permission action. {}",
-                            p.action
-                        )));
+                        return Err(Status::unknown(
+                            "invalid permission action, must be an existing URI in the format \
+                             /package.Service/MethodName",
+                        ));
                     }
                 } else if !VALID_ENTITIES.contains(&p.entity.as_str()) {
                     return Err(Status::unknown(format!(
                         "invalid permission entity. {}",
-                        p.entity
+                        supported()
                     )));
                 } else if !VALID_ACTIONS.contains(&p.action.as_str()) {
                     return Err(Status::unknown(format!(
                         "invalid permission action. {}",
-                        p.action
+                        supported()
                     )));
                 }
             }
@@ -548,6 +548,26 @@ impl Lightning for LightningSvc {
         check_mac_auth(&self.0.lock().keys, &mac, &required, &r.full_method, peer)
             .map_err(Status::invalid_argument)?;
         Ok(Response::new(lnrpc::CheckMacPermResponse { valid: true }))
+    }
+}
+
+/// The tail of LND's BakeMacaroon errors (`rpcserver.go`, lnd v0.20.2).
+fn supported() -> String {
+    format!(
+        "supported actions are [{}], supported entities are [{} {ENTITY_URI}]",
+        VALID_ACTIONS.join(" "),
+        VALID_ENTITIES.join(" ")
+    )
+}
+
+/// LND passes go-macaroon's decode error on as is: our decoder's text without its prefix
+/// and its hint (`macaroon decode: unmarshal v2: … (the macaroon is truncated; …)`).
+fn go_decode_text(e: &impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    let s = s.strip_prefix("macaroon decode: ").unwrap_or(&s);
+    match s.rsplit_once(" (") {
+        Some((go, hint)) if hint.ends_with(')') => go.to_owned(),
+        _ => s.to_owned(),
     }
 }
 

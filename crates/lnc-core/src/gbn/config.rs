@@ -57,6 +57,13 @@ pub struct Config {
     /// no packet may arrive later than about three minimum one-way delays after it was
     /// sent.
     pub max_in_flight: Option<u8>,
+    /// The transport keeps packet order, as the mailbox relay's streams do. A server then
+    /// knows that a SYN arriving after any other packet of the client's is a restart, not
+    /// a late duplicate of the handshake's SYN, and closes at once so the new handshake
+    /// can start (a Go app restarting within 2 s otherwise waits a whole resend of its
+    /// SYN). Without it (a reordering network) a SYN counts as a restart only once a
+    /// handshake timeout has passed since the handshake.
+    pub fifo_transport: bool,
     /// Initial SYN/SYNACK wait; each resent SYN boosts it. Its current value is also the
     /// minimum spacing between two resends of the queue (as upstream).
     pub handshake_timeout: Duration,
@@ -103,6 +110,7 @@ impl Config {
         Config {
             window: 20,
             max_in_flight: None,
+            fifo_transport: true,
             handshake_timeout: MAILBOX_HANDSHAKE_TIMEOUT,
             initial_resend_timeout: Duration::from_secs(1),
             min_resend_timeout: Duration::from_secs(1),

@@ -236,6 +236,8 @@ pub struct Connection {
     /// Sequence modulus N+1.
     modulus: u16,
     connected_at: Option<Instant>,
+    /// The peer sent something other than a handshake packet since the handshake.
+    peer_progressed: bool,
     peer_fin: bool,
 
     // Sender.
@@ -313,6 +315,7 @@ impl Connection {
             n,
             modulus: u16::from(n) + 1,
             connected_at: None,
+            peer_progressed: false,
             peer_fin: false,
             queue: VecDeque::new(),
             base: 0,
@@ -608,6 +611,9 @@ impl Connection {
         let silent_for = self.last_heard.map(|t| now.saturating_duration_since(t));
         self.last_heard = Some(now);
         self.keepalive.heard(now);
+        if !matches!(p, Packet::Syn { .. } | Packet::SynAck) {
+            self.peer_progressed = true;
+        }
         match p {
             Packet::Data {
                 seq,
@@ -635,9 +641,11 @@ impl Connection {
                     let recent = self.connected_at.is_some_and(|t| {
                         now.saturating_duration_since(t) < self.timeouts.handshake_timeout()
                     });
-                    // A late duplicate right after the handshake is ignored; later, a SYN
+                    // A late duplicate right after the handshake is ignored. A SYN after
+                    // the window, or (in order) after any other packet of the client's,
                     // means the client restarted: close so a fresh handshake can start.
-                    if !recent {
+                    let restarted = !recent || (self.config.fifo_transport && self.peer_progressed);
+                    if restarted {
                         self.fail(ConnectionError::UnexpectedPacket(PacketKind::Syn));
                     }
                 }

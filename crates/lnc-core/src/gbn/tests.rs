@@ -238,6 +238,29 @@ fn server_closes_on_new_syn_after_handshake() {
     );
 }
 
+/// In order (the mailbox), a SYN after the client's first DATA or ACK is a restart even
+/// inside the handshake window: a Go app restarting within 2 s is answered at once.
+#[test]
+fn server_closes_on_syn_after_client_progress() {
+    let mut s = connected_server(Config::server(), 20);
+    s.handle_packet(at(100), &[3, 0]).unwrap(); // ACK 0: the client is past its handshake
+    s.handle_packet(at(500), &[1, 20]).unwrap();
+    assert!(s.is_closed());
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Closed(CloseReason::Error(
+            ConnectionError::UnexpectedPacket(PacketKind::Syn)
+        ))]
+    );
+    // On a reordering transport the same SYN may be a late duplicate: ignored.
+    let mut c = Config::server();
+    c.fifo_transport = false;
+    let mut s = connected_server(c, 20);
+    s.handle_packet(at(100), &[3, 0]).unwrap();
+    s.handle_packet(at(500), &[1, 20]).unwrap();
+    assert!(s.is_connected());
+}
+
 #[test]
 fn client_closes_on_synack_after_handshake() {
     let mut c = connected_client(Config::client());
@@ -672,6 +695,7 @@ fn lossy_profile(mut c: Config) -> Config {
 
 fn reorder_safe(mut c: Config) -> Config {
     c.max_in_flight = Some(c.window / 2);
+    c.fifo_transport = false;
     c
 }
 
@@ -1112,6 +1136,7 @@ fn random_network(seed: u64, loss: u32, dup: u32, reorder: bool, window: u8, chu
     if reorder {
         c = reorder_safe(c);
         s.max_in_flight = c.max_in_flight;
+        s.fifo_transport = false;
     }
     let mut p = Pair::new(
         seed,

@@ -1,0 +1,328 @@
+//! The whole product as a user runs it: `lnc mailbox` and `lnc node` as processes, the
+//! `lnc session` CLI, an LND behind the node (lnd-sim, or a real one from [`crate::lnd`]),
+//! and an in-process app ([`App`]: lnc-tunnel's reconnecting client and LND's typed stubs).
+//!
+//! The `lnc` binary is the caller's (`env!("CARGO_BIN_EXE_lnc")` exists only in the `lnc`
+//! crate's tests), so it is passed in.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use lnc_core::keys::SecretKey;
+use lnc_core::pairing::{ConnectionState, PairingPhrase, Role};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::rt::TokioRuntime;
+use lnc_tunnel::{Client, ClientEvent, Mailbox, TunnelOptions};
+use lnd_api::lnrpc::lightning_client::LightningClient;
+use lnd_api::routerrpc::router_client::RouterClient;
+use tokio::process::Command;
+
+use crate::T;
+use crate::dirs::temp_dir;
+use crate::lnd::LndRpc;
+use crate::process::{Proc, wait_line, word_after};
+
+/// The randomness apps use for their keys.
+pub fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+/// An LND the node talks to: its gRPC address, `tls.cert` and `admin.macaroon`.
+#[derive(Clone, Debug)]
+pub struct LndTarget {
+    /// `host:port`.
+    pub addr: String,
+    /// Its TLS certificate (PEM).
+    pub tls_cert: PathBuf,
+    /// Its admin macaroon (binary).
+    pub admin_macaroon: PathBuf,
+}
+
+/// A relay (`lnc mailbox`, plaintext on loopback) and an LND, ready for `lnc node`.
+pub struct Stack {
+    /// The `lnc` binary.
+    pub lnc: &'static str,
+    /// The test's directory (mailbox, node, CLI homes).
+    pub dir: PathBuf,
+    /// The relay's `host:port`.
+    pub relay: String,
+    /// The LND behind the node.
+    pub lnd: LndTarget,
+    _mailbox: Proc,
+    _lnd_sim: Option<Proc>,
+}
+
+impl Stack {
+    fn mailbox(lnc: &'static str, dir: &std::path::Path) -> Proc {
+        Proc::spawn(
+            "mailbox",
+            lnc,
+            &[
+                "mailbox",
+                "--insecure",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "off",
+                "--data-dir",
+                dir.join("mailbox").to_str().expect("utf-8 path"),
+            ],
+        )
+    }
+
+    /// A relay and `lnc lnd-sim`.
+    pub async fn with_lnd_sim(lnc: &'static str, tag: &str) -> Stack {
+        let dir = temp_dir(tag);
+        let mailbox = Self::mailbox(lnc, &dir);
+        let mut rx = mailbox.subscribe();
+        let lnd_dir = dir.join("lnd");
+        let sim = Proc::spawn(
+            "lnd-sim",
+            lnc,
+            &[
+                "lnd-sim",
+                "--data-dir",
+                lnd_dir.to_str().expect("utf-8 path"),
+            ],
+        );
+        let mut lrx = sim.subscribe();
+        let l = wait_line(&mut rx, |l| l.contains("mailbox listening")).await;
+        let relay = word_after(&l, "addr=").to_owned();
+        let l = wait_line(&mut lrx, |l| l.starts_with("lnd-sim listening on")).await;
+        let addr = l.rsplit(' ').next().unwrap_or_default().to_owned();
+        Stack {
+            lnc,
+            relay,
+            lnd: LndTarget {
+                addr,
+                tls_cert: lnd_dir.join("tls.cert"),
+                admin_macaroon: lnd_dir.join("admin.macaroon"),
+            },
+            dir,
+            _mailbox: mailbox,
+            _lnd_sim: Some(sim),
+        }
+    }
+
+    /// A relay in front of a running LND (e.g. the regtest network's alice).
+    pub async fn with_lnd(lnc: &'static str, tag: &str, lnd: LndTarget) -> Stack {
+        let dir = temp_dir(tag);
+        let mailbox = Self::mailbox(lnc, &dir);
+        let mut rx = mailbox.subscribe();
+        let l = wait_line(&mut rx, |l| l.contains("mailbox listening")).await;
+        Stack {
+            lnc,
+            relay: word_after(&l, "addr=").to_owned(),
+            lnd,
+            dir,
+            _mailbox: mailbox,
+            _lnd_sim: None,
+        }
+    }
+
+    /// `lnc node`'s data dir.
+    pub fn node_dir(&self) -> PathBuf {
+        self.dir.join("node")
+    }
+
+    /// Starts `lnc node` on the relay and LND; returns once it is ready.
+    pub async fn node(&self) -> Proc {
+        self.node_with(&[]).await
+    }
+
+    /// [`node`](Self::node) with extra flags (e.g. `--upstream`).
+    pub async fn node_with(&self, extra: &[&str]) -> Proc {
+        let node_dir = self.node_dir();
+        let mut args = vec![
+            "node",
+            "--lnd-addr",
+            &self.lnd.addr,
+            "--lnd-tls-cert",
+            self.lnd.tls_cert.to_str().expect("utf-8 path"),
+            "--lnd-macaroon",
+            self.lnd.admin_macaroon.to_str().expect("utf-8 path"),
+            "--data-dir",
+            node_dir.to_str().expect("utf-8 path"),
+            "--mailbox",
+            &self.relay,
+            "--mailbox-tls",
+            "insecure",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--handshake-timeout-secs",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        let p = Proc::spawn("node", self.lnc, &args);
+        let mut rx = p.subscribe();
+        wait_line(&mut rx, |l| l.starts_with("lnc node ready")).await;
+        p
+    }
+
+    /// Runs `lnc session <args> --json` and parses the output; `Err` is its stderr.
+    pub async fn session(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let out = Command::new(self.lnc)
+            .arg("session")
+            .args(args)
+            .args([
+                "--json",
+                "--data-dir",
+                self.node_dir().to_str().expect("utf-8 path"),
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .await
+            .expect("lnc session runs");
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(serde_json::from_slice(&out.stdout).expect("lnc session --json prints JSON"))
+    }
+
+    /// `lnc session add <args>`: the new session's ID and phrase.
+    pub async fn add(&self, args: &[&str]) -> (String, String) {
+        let mut a = vec!["add"];
+        a.extend_from_slice(args);
+        let v = self.session(&a).await.expect("lnc session add");
+        (
+            v["session"]["id"].as_str().expect("id").to_owned(),
+            v["phrase"].as_str().expect("phrase").to_owned(),
+        )
+    }
+
+    /// `lnc session show <id>`.
+    pub async fn state(&self, id: &str) -> serde_json::Value {
+        self.session(&["show", id]).await.expect("lnc session show")["session"].clone()
+    }
+
+    /// The relay, as apps reach it.
+    pub fn relay_addr(&self) -> RelayAddr {
+        RelayAddr {
+            addr: self.relay.clone(),
+            tls: Tls::Insecure,
+        }
+    }
+
+    /// A HashMail gRPC mailbox on the relay.
+    pub fn mailbox_client(&self) -> Arc<dyn Mailbox> {
+        Arc::new(GrpcMailbox::new(self.relay_addr()).expect("mailbox client"))
+    }
+
+    /// A direct (not tunnelled) LND connection with `macaroon`: what LND itself says to it.
+    pub async fn direct_lnd(&self, macaroon: &[u8]) -> LndRpc {
+        LndRpc::connect(&self.lnd.addr, &self.lnd.tls_cert, macaroon)
+            .await
+            .expect("a direct LND connection")
+    }
+
+    /// [`direct_lnd`](Self::direct_lnd) with the admin macaroon.
+    pub async fn direct_admin(&self) -> LndRpc {
+        let m = std::fs::read(&self.lnd.admin_macaroon).expect("admin.macaroon");
+        self.direct_lnd(&m).await
+    }
+
+    /// Runs the `lnc` CLI with `args` and `stdin`, its home in the test dir and password
+    /// `pw` (a CLI user's process, e.g. `lnc connect` / `lnc call`).
+    pub async fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut child = Command::new(self.lnc)
+            .args(args)
+            .env("LNC_HOME", self.dir.join("home"))
+            .env("LNC_PASSWORD", "pw")
+            .env("LNC_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("lnc runs");
+        let mut si = child.stdin.take().expect("piped");
+        tokio::io::AsyncWriteExt::write_all(&mut si, stdin.as_bytes())
+            .await
+            .expect("stdin");
+        drop(si);
+        tokio::time::timeout(T, child.wait_with_output())
+            .await
+            .expect("lnc did not exit")
+            .expect("wait")
+    }
+}
+
+/// The app: a reconnecting tunnel client, its events and its pairing state.
+pub struct App {
+    /// The tunnel (a gRPC channel for LND's stubs).
+    pub client: Client,
+    events: futures_channel::mpsc::UnboundedReceiver<ClientEvent>,
+    /// Its connection state after the first handshake (keys, the node's auth data).
+    pub state: ConnectionState,
+}
+
+impl App {
+    /// Connects with `state` (XX when it holds no remote key yet, else KK).
+    pub async fn connect(
+        stack: &Stack,
+        state: ConnectionState,
+    ) -> Result<App, lnc_tunnel::TunnelError> {
+        let (client, mut events) = Client::connect(
+            &TokioRuntime::new(),
+            stack.mailbox_client(),
+            state,
+            TunnelOptions::default(),
+            rng(),
+        )
+        .await?;
+        let Some(ClientEvent::Connected { state, .. }) = events.next().await else {
+            panic!("no Connected event")
+        };
+        Ok(App {
+            client,
+            events,
+            state: *state,
+        })
+    }
+
+    /// Pairs with `phrase`.
+    pub async fn pair(stack: &Stack, phrase: &str) -> App {
+        let entropy = PairingPhrase::parse(phrase)
+            .expect("a phrase")
+            .into_entropy();
+        let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
+        tokio::time::timeout(T, Self::connect(stack, state))
+            .await
+            .expect("pairing timed out")
+            .expect("pairing failed")
+    }
+
+    /// `lnrpc.Lightning` through the tunnel.
+    pub fn ln(&self) -> LightningClient<Client> {
+        LightningClient::new(self.client.clone())
+    }
+
+    /// `routerrpc.Router` through the tunnel.
+    pub fn router(&self) -> RouterClient<Client> {
+        RouterClient::new(self.client.clone())
+    }
+
+    /// The session macaroon the node handed over (binary).
+    pub fn macaroon(&self) -> Vec<u8> {
+        let auth = std::str::from_utf8(self.state.auth_data().expect("auth data")).expect("utf-8");
+        hex::decode(auth.strip_prefix("Macaroon: ").expect("a macaroon")).expect("hex")
+    }
+
+    /// Waits for the next (re)connection and returns its handshake pattern.
+    pub async fn next_connected(&mut self) -> lnc_core::noise::Pattern {
+        tokio::time::timeout(T, async {
+            loop {
+                match self.events.next().await {
+                    Some(ClientEvent::Connected { session, .. }) => return session.pattern,
+                    Some(_) => {}
+                    None => panic!("the client's events ended"),
+                }
+            }
+        })
+        .await
+        .expect("no reconnection")
+    }
+}
