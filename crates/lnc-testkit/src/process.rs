@@ -55,12 +55,16 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `program args` with `NO_COLOR=1` and `LNC_LOG=info,lnc_node=debug`.
+    /// Starts `program args` with `NO_COLOR=1` and `LNC_LOG=info,lnc_node=debug`
+    /// (`$LNC_TEST_PROC_LOG` instead, e.g. `debug,lnc_tunnel=trace`, to trace a failure).
     pub fn spawn(name: &'static str, program: &str, args: &[&str]) -> Proc {
         let mut child = Command::new(program)
             .args(args)
             .env("NO_COLOR", "1")
-            .env("LNC_LOG", "info,lnc_node=debug")
+            .env(
+                "LNC_LOG",
+                std::env::var("LNC_TEST_PROC_LOG").unwrap_or_else(|_| "info,lnc_node=debug".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -250,6 +250,72 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// The CLI user's path, every part a process: `lnc session add --type invoice`, then
+    /// `lnc connect` pairs with the phrase (a profile sealed with a password), then
+    /// `lnc call` (new processes, KK) makes an invoice and is refused a payment by LND.
+    pub async fn invoice_session_via_cli(&self) {
+        let node = self.node().await;
+        let (id, phrase) = self.add(&["--type", "invoice"]).await;
+        let out = self
+            .cli(
+                &[
+                    "connect",
+                    "--mailbox",
+                    &self.relay,
+                    "--insecure",
+                    "--profile",
+                    "pos",
+                ],
+                &format!("{phrase}\n"),
+            )
+            .await;
+        assert!(
+            out.status.success(),
+            "lnc connect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(self.state(&id).await["paired"], true);
+
+        let out = self
+            .cli(
+                &[
+                    "call",
+                    "lnrpc.Lightning.AddInvoice",
+                    r#"{"memo":"cli","value":"1000"}"#,
+                    "--profile",
+                    "pos",
+                ],
+                "",
+            )
+            .await;
+        assert!(
+            out.status.success(),
+            "AddInvoice: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let payreq = v["payment_request"].as_str().expect("JSON").to_owned();
+
+        let out = self
+            .cli(
+                &[
+                    "call",
+                    "routerrpc.Router.SendPaymentV2",
+                    &format!(r#"{{"payment_request":"{payreq}","timeout_seconds":10}}"#),
+                    "--profile",
+                    "pos",
+                ],
+                "",
+            )
+            .await;
+        assert!(!out.status.success(), "an invoice-only session paid");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("permission denied"), "{err}");
+        node.interrupt().await;
+    }
+}
+
 /// The app: a reconnecting tunnel client, its events and its pairing state.
 pub struct App {
     /// The tunnel (a gRPC channel for LND's stubs).

@@ -338,69 +338,11 @@ async fn demo_exits_zero() {
     }
 }
 
-/// Everything as processes, the app too: `lnc connect` pairs with the phrase from
-/// `lnc session add`, then `lnc call` (another process, KK) runs calls through `lnc node` to
-/// lnd-sim — invoice-only: AddInvoice passes, SendPaymentV2 is refused by LND.
+/// Everything as processes, the app too (`Stack::invoice_session_via_cli`), in front of
+/// lnd-sim; `real_lnd.rs` runs the same against a real LND.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_client_processes_against_node() {
     let env = Stack::with_lnd_sim(LNC, "cli").await;
-    let node = env.node().await;
-    let (id, phrase) = env.add(&["--type", "invoice"]).await;
-    let out = env
-        .cli(
-            &[
-                "connect",
-                "--mailbox",
-                &env.relay,
-                "--insecure",
-                "--profile",
-                "pos",
-            ],
-            &format!("{phrase}\n"),
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "lnc connect: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(env.state(&id).await["paired"], true);
-
-    let out = env
-        .cli(
-            &[
-                "call",
-                "lnrpc.Lightning.AddInvoice",
-                r#"{"memo":"cli","value":"1000"}"#,
-                "--profile",
-                "pos",
-            ],
-            "",
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "AddInvoice: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let payreq = v["payment_request"].as_str().unwrap().to_owned();
-
-    let out = env
-        .cli(
-            &[
-                "call",
-                "routerrpc.Router.SendPaymentV2",
-                &format!(r#"{{"payment_request":"{payreq}","timeout_seconds":10}}"#),
-                "--profile",
-                "pos",
-            ],
-            "",
-        )
-        .await;
-    assert!(!out.status.success(), "an invoice-only session paid");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("permission denied"), "{err}");
-    node.interrupt().await;
+    env.invoice_session_via_cli().await;
     let _ = std::fs::remove_dir_all(&env.dir);
 }

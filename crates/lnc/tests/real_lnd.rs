@@ -56,19 +56,71 @@ async fn stream_error<T: std::fmt::Debug>(
     }
 }
 
-/// Waits up to `limit` for `s` to end (an error or its end), skipping its items: the
-/// network's LND is shared, so an invoice stream also carries other tests' invoices.
-async fn ends_within<T>(s: &mut tonic::Streaming<T>, limit: Duration) -> Result<(), String> {
-    tokio::time::timeout(limit, async {
+/// The items of an invoice stream; the channel closes when the stream ends (an error is the
+/// last item).
+type Invoices = tokio::sync::mpsc::UnboundedReceiver<Result<lnrpc::Invoice, tonic::Status>>;
+
+/// Opens `SubscribeInvoices` through `app` in a task and returns once `lnc node` passed the
+/// call to LND. A task, because LND (grpc-go) sends a server stream's response headers only
+/// with its first message: awaiting the call would wait for the next invoice.
+async fn invoice_stream(
+    app: &App,
+    node_rx: &mut tokio::sync::broadcast::Receiver<String>,
+) -> Invoices {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut ln = app.ln();
+    tokio::spawn(async move {
+        let mut s = match ln
+            .subscribe_invoices(lnrpc::InvoiceSubscription::default())
+            .await
+        {
+            Ok(s) => s.into_inner(),
+            Err(e) => return drop(tx.send(Err(e))),
+        };
         loop {
             match s.message().await {
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return,
+                Ok(Some(i)) => {
+                    if tx.send(Ok(i)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => return drop(tx.send(Err(e))),
+            }
+        }
+    });
+    wait_line(node_rx, |l| {
+        l.contains("method=/lnrpc.Lightning/SubscribeInvoices")
+    })
+    .await;
+    rx
+}
+
+/// The next invoice from `sub` for which `pred` holds (the network's LND is shared, so the
+/// stream also carries other tests' invoices).
+async fn next_invoice(
+    sub: &mut Invoices,
+    pred: impl Fn(&lnrpc::Invoice) -> bool,
+) -> lnrpc::Invoice {
+    tokio::time::timeout(T, async {
+        loop {
+            match sub.recv().await {
+                Some(Ok(i)) if pred(&i) => return i,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("the invoice stream failed: {e}"),
+                None => panic!("the invoice stream ended"),
             }
         }
     })
     .await
-    .map_err(|_| format!("the stream did not end within {limit:?}"))
+    .expect("no such invoice on the stream")
+}
+
+/// Waits up to `limit` for `sub` to end (an error or its end), skipping its items.
+async fn ends_within(sub: &mut Invoices, limit: Duration) -> Result<(), String> {
+    tokio::time::timeout(limit, async { while let Some(Ok(_)) = sub.recv().await {} })
+        .await
+        .map_err(|_| format!("the stream did not end within {limit:?}"))
 }
 
 /// `SendPaymentV2` for `payment_request`: the request.
@@ -104,6 +156,7 @@ async fn final_state(mut s: tonic::Streaming<lnrpc::Payment>) -> lnrpc::Payment 
 async fn session_types_and_revocation_on_real_lnd() {
     let (net, env) = stack("lnd-types").await;
     let node = env.node().await;
+    let mut node_rx = node.subscribe();
     let (_, ro_phrase) = env.add(&["--type", "readonly"]).await;
     let (_, inv_phrase) = env.add(&["--type", "invoice"]).await;
     let (ad_id, ad_phrase) = env.add(&["--type", "admin"]).await;
@@ -200,18 +253,9 @@ async fn session_types_and_revocation_on_real_lnd() {
         .unwrap();
 
     // Revoke: the live stream ends, the ID is gone from LND, LND refuses the macaroon.
-    let mut sub = ad
-        .ln()
-        .subscribe_invoices(lnrpc::InvoiceSubscription::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut sub = invoice_stream(&ad, &mut node_rx).await;
     ad.ln().add_invoice(invoice("live", 2)).await.unwrap();
-    let first = tokio::time::timeout(T, sub.message())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(first.is_some());
+    next_invoice(&mut sub, |i| i.memo == "live").await;
     let t_revoke = Instant::now();
     env.session(&["revoke", &ad_id]).await.unwrap();
     ends_within(&mut sub, Duration::from_secs(5)).await.unwrap();
@@ -244,17 +288,13 @@ async fn session_types_and_revocation_on_real_lnd() {
 async fn payments_through_the_tunnel() {
     let (net, env) = stack("lnd-pay").await;
     let node = env.node().await;
+    let mut node_rx = node.subscribe();
     let (_, phrase) = env.add(&["--type", "admin"]).await;
     let app = App::pair(&env, &phrase).await;
     let bob = net.bob.admin().await.unwrap();
 
     // Bob pays the app's invoice; the app's open stream sees it settle.
-    let mut sub = app
-        .ln()
-        .subscribe_invoices(lnrpc::InvoiceSubscription::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut sub = invoice_stream(&app, &mut node_rx).await;
     let added = app
         .ln()
         .add_invoice(invoice("coffee", 2_100))
@@ -275,16 +315,10 @@ async fn payments_through_the_tunnel() {
         lnrpc::payment::PaymentStatus::Succeeded as i32,
         "{paid:?}"
     );
-    let settled = tokio::time::timeout(T, async {
-        loop {
-            let i = sub.message().await.unwrap().expect("invoice stream ended");
-            if i.r_hash == added.r_hash && i.state == lnrpc::invoice::InvoiceState::Settled as i32 {
-                return i;
-            }
-        }
+    let settled = next_invoice(&mut sub, |i| {
+        i.r_hash == added.r_hash && i.state == lnrpc::invoice::InvoiceState::Settled as i32
     })
-    .await
-    .expect("the app never saw its invoice settle");
+    .await;
     assert_eq!(settled.amt_paid_sat, 2_100);
     eprintln!(
         "bob paid the app's invoice; SETTLED on the app's stream after {:?}",
@@ -361,7 +395,6 @@ async fn payments_through_the_tunnel() {
     .unwrap();
     // LND answers a bidirectional call's headers only with its first message, so the
     // acceptor call runs in a task; bob opens once the node has passed it on to LND.
-    let mut node_rx = node.subscribe();
     let (tx, rx) = futures_channel::mpsc::unbounded();
     let mut ln = app.ln();
     let acceptor = tokio::spawn(async move {
@@ -425,12 +458,7 @@ async fn expiry_ends_an_open_stream() {
     // Long enough for pairing and the call on a loaded machine (pairing stretches the phrase).
     let (id, phrase) = env.add(&["--type", "readonly", "--expiry", "15s"]).await;
     let app = App::pair(&env, &phrase).await;
-    let mut sub = app
-        .ln()
-        .subscribe_invoices(lnrpc::InvoiceSubscription::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut sub = invoice_stream(&app, &mut node_rx).await;
     let short = id.clone();
     wait_line(&mut node_rx, |l| {
         l.contains("session ended") && l.contains(&short) && l.contains("expired")
@@ -761,4 +789,12 @@ async fn lnd_sim_answers_like_lnd() {
         "lnd-sim differs from LND:\n{}",
         diffs.join("\n")
     );
+}
+
+/// The CLI user's path against the real LND: `lnc session add`, `lnc connect`, `lnc call`,
+/// every part a process (as the README's walk-through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_processes_against_real_lnd() {
+    let (_net, env) = stack("lnd-cli").await;
+    env.invoice_session_via_cli().await;
 }
