@@ -1,8 +1,10 @@
 //! # lnd-sim: an LND stand-in for tests and the demo
 //!
-//! A real LND cannot run on the CI machines, yet lnc-rs must be tested against LND's
-//! behaviour: TLS with LND's self-signed certificate, macaroon files on disk, and LND's
-//! macaroon checks on every call. lnd-sim is that fixture: a gRPC server over TLS serving
+//! Most tests, and `lnc demo`, need an LND that starts in milliseconds: lnd-sim is that
+//! fixture, held to the real one (lnd v0.20.2 on regtest, `crates/lnc/tests/real_lnd.rs`,
+//! which compares their answers to one macaroon script): TLS with a certificate shaped like
+//! LND's, macaroon files on disk, and LND's macaroon checks and error texts on every call.
+//! It is a gRPC server over TLS serving
 //! a slice of LND's API (`lnrpc.Lightning` GetInfo, WalletBalance, ChannelBalance,
 //! ListChannels, AddInvoice, LookupInvoice, SubscribeInvoices, BakeMacaroon,
 //! DeleteMacaroonID, ListPermissions, CheckMacaroonPermissions; `routerrpc.Router`
@@ -14,7 +16,14 @@
 //! and `macaroons.keys` (the root keys; LND keeps them encrypted in `macaroons.db`).
 //! Invoices live in memory only.
 //!
-//! Payment requests are a documented fake (see [`service::PAYREQ_PREFIX`]), not BOLT 11.
+//! Known differences from LND, kept on purpose:
+//! - payment requests are a documented fake (see [`service::PAYREQ_PREFIX`]), not BOLT 11,
+//!   and payments settle lnd-sim's own invoices only (there is no network);
+//! - a server stream's response headers: LND (grpc-go) sends them with the stream's first
+//!   message, lnd-sim (tonic) at once; a client that awaits the call before anything is
+//!   streamed gets an answer here and waits on LND (the real-LND tests open such streams
+//!   in a task).
+//!
 //! LND's current API (the one in `lnd-api`) has no `SendPaymentSync`; payments go through
 //! `routerrpc.Router/SendPaymentV2`, which settles lnd-sim's own invoices.
 
