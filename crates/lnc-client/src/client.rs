@@ -309,7 +309,7 @@ where
     R: Runtime,
     G: CryptoRng + Send + 'static,
 {
-    let phrase = PairingPhrase::parse(phrase).map_err(|e| Error::Phrase(e.to_string()))?;
+    let phrase = PairingPhrase::parse(phrase)?;
     let local = SecretKey::generate(&mut rng);
     let state = ConnectionState::new(Role::Client, local, phrase.into_entropy());
     let (inner, obs, state) =

@@ -2,6 +2,7 @@
 
 use crate::credentials::CredentialsError;
 use core::time::Duration;
+use lnc_core::pairing::PhraseError;
 
 /// Why pairing, connecting or a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +50,17 @@ pub enum Error {
     /// The credentials could not be read or decrypted (includes a wrong password).
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
-    /// The pairing phrase is not ten valid words.
-    #[error("lnc: invalid pairing phrase: {0}; it is ten words from the node's session")]
-    Phrase(String),
+    /// The pairing phrase is not ten valid words. Its [`PhraseError::hint`] has the
+    /// spelling suggestions to show the person who typed it.
+    #[error(transparent)]
+    Phrase(#[from] PhraseError),
     /// The handshake with the node failed (wrong keys, incompatible peer).
     #[error("lnc: handshake with the node failed: {0}")]
     Handshake(String),
-    /// The call failed while the tunnel was reconnecting; retrying is safe for reads.
+    /// The connection to the node broke during the call (or the tunnel was reconnecting
+    /// when it started); retrying is safe for reads.
     #[error(
-        "lnc: the connection to the node dropped during the call; it is reconnecting, retry the call"
+        "lnc: the connection to the node dropped during the call (the node stopped or restarted, the relay went away, or the network failed); the client reconnects by itself: retry the call"
     )]
     Retryable,
     /// The client was closed.
@@ -90,22 +93,20 @@ impl Error {
         matches!(self, Error::Retryable)
     }
 
-    /// Maps a tonic status: a failure below gRPC (our tunnel client's error inside the
-    /// status) is [`Error::Retryable`] / [`Error::Closed`]; anything else came from the node.
+    /// Maps a tonic status: a failure below gRPC (the tunnel's HTTP/2 connection, kept by
+    /// tonic as the status's source) is [`Error::Retryable`], or [`Error::Closed`] after
+    /// [`Client::close`](crate::Client::close); anything else came from the node.
     pub fn from_status(s: tonic::Status) -> Error {
         use std::error::Error as _;
         let mut src: Option<&(dyn std::error::Error + 'static)> = s.source();
         while let Some(e) = src {
-            if let Some(ce) = e.downcast_ref::<lnc_tunnel::ClientError>() {
-                return match ce {
-                    lnc_tunnel::ClientError::Closed => Error::Closed,
-                    _ => Error::Retryable,
-                };
-            }
-            if e.downcast_ref::<lnc_tunnel::h2::ChannelError>().is_some() {
-                return Error::Retryable;
+            if let Some(lnc_tunnel::ClientError::Closed) = e.downcast_ref() {
+                return Error::Closed;
             }
             src = e.source();
+        }
+        if s.source().is_some_and(lnc_tunnel::h2::is_connection_error) {
+            return Error::Retryable;
         }
         Error::Rpc {
             code: s.code(),

@@ -253,20 +253,14 @@ pub fn load_or_create_token(dir: &Path) -> Result<Zeroizing<String>, NodeError> 
     let path = dir.join(ADMIN_TOKEN_FILE);
     match std::fs::read_to_string(&path) {
         Ok(t) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(&path)
-                    .map_err(|e| NodeError::Admin(format!("{}: {e}", path.display())))?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(NodeError::Admin(format!(
-                        "{} is readable by others (mode {:o}); chmod 600 it",
-                        path.display(),
-                        mode & 0o777
-                    )));
-                }
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| NodeError::Admin(format!("{}: {e}", path.display())))?;
+            if let Some(mode) = crate::secret::loose_mode(&meta) {
+                return Err(NodeError::Admin(format!(
+                    "{} is readable by others (mode {mode:o}); run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                )));
             }
             Ok(Zeroizing::new(t.trim().to_owned()))
         }

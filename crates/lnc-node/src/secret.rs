@@ -151,20 +151,32 @@ impl NodeSecret {
     }
 }
 
-#[cfg(unix)]
 fn check_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), SecretError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(SecretError::InsecureMode {
+    match loose_mode(meta) {
+        Some(mode) => Err(SecretError::InsecureMode {
             path: path.to_path_buf(),
             mode,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-#[cfg(not(unix))]
-fn check_mode(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), SecretError> {
-    Ok(())
+/// The permission bits of a file that holds a secret, if they grant group or others
+/// anything (`None` when only the owner has access, and always on non-Unix systems).
+///
+/// The one rule for every secret file we read (the node secret, the admin token, the
+/// relay's `--create-auth` tokens): like ssh with a private key, refuse a file others can
+/// read rather than use a secret that may already be known.
+pub fn loose_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
 }

@@ -39,6 +39,16 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The store file's mode could not be set to owner-only.
+    #[error(
+        "session store {path}: cannot make it readable by its owner only ({source}); run `chmod 600 {path}` as the file's owner"
+    )]
+    StoreMode {
+        /// The store file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// redb failed (I/O, corruption, or the file is locked by another running node).
     #[error(
         "session store: database error: {0} (is another `lnc node` using this data directory?)"
@@ -97,12 +107,32 @@ impl SessionStore {
     /// Opens (or creates) the store in `dir`, loading or creating `dir/node.secret`.
     /// Refuses to open if the secret file is readable by group or others.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        let dir_err = |source| StoreError::DataDir {
             path: dir.to_path_buf(),
             source,
-        })?;
+        };
+        // Owner-only, as LND's data dir: the store holds labels, session types, keys and
+        // states that other local users have no business reading.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(dir_err)?;
         let secret = NodeSecret::load_or_create(dir)?;
-        let db = Database::create(dir.join(STORE_FILE)).map_err(db_err)?;
+        let path = dir.join(STORE_FILE);
+        let db = Database::create(&path).map_err(db_err)?;
+        // redb creates the file with the umask's mode (usually 0644); also tightens a
+        // store created by an older version.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| StoreError::StoreMode {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+        }
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(SESSIONS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
@@ -759,6 +789,23 @@ mod tests {
         assert!(err.to_string().contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         SessionStore::open(&dir).unwrap();
+    }
+
+    /// #18 row 5: the data dir was 0755 and the store 0644.
+    #[cfg(unix)]
+    #[test]
+    fn data_dir_and_store_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = temp_dir().join("fresh");
+        drop(SessionStore::open(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        let store = dir.join(STORE_FILE);
+        assert_eq!(mode(&store), 0o600);
+        // A store left readable (an older version, a copy) is tightened on open.
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(SessionStore::open(&dir).unwrap());
+        assert_eq!(mode(&store), 0o600);
     }
 
     #[test]

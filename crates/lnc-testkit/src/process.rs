@@ -58,6 +58,16 @@ impl Proc {
     /// Starts `program args` with `NO_COLOR=1` and `LNC_LOG=info,lnc_node=debug`
     /// (`$LNC_TEST_PROC_LOG` instead, e.g. `debug,lnc_tunnel=trace`, to trace a failure).
     pub fn spawn(name: &'static str, program: &str, args: &[&str]) -> Proc {
+        Proc::spawn_env(name, program, args, &[])
+    }
+
+    /// [`Proc::spawn`] with more environment variables (after the two above).
+    pub fn spawn_env(
+        name: &'static str,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Proc {
         let mut child = Command::new(program)
             .args(args)
             .env("NO_COLOR", "1")
@@ -65,6 +75,7 @@ impl Proc {
                 "LNC_LOG",
                 std::env::var("LNC_TEST_PROC_LOG").unwrap_or_else(|_| "info,lnc_node=debug".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -82,6 +93,19 @@ impl Proc {
     /// Lines from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.lines.subscribe()
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would; returns once the process is gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill");
+    }
+
+    /// Waits for the process to exit by itself.
+    pub async fn exit_status(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(T, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit", self.name))
+            .expect("wait")
     }
 
     /// Sends SIGINT (graceful shutdown) and waits for a successful exit.

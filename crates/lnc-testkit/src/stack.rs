@@ -223,6 +223,22 @@ impl Stack {
         self.direct_lnd(&m).await
     }
 
+    /// Starts the `lnc` CLI as [`Stack::cli`] does, without stdin, for a command that runs
+    /// on (e.g. `lnc call` of a stream): its output lines are events.
+    pub fn cli_proc(&self, args: &[&str]) -> Proc {
+        let home = self.dir.join("home");
+        Proc::spawn_env(
+            "cli",
+            self.lnc,
+            args,
+            &[
+                ("LNC_HOME", home.as_os_str()),
+                ("LNC_PASSWORD", "pw".as_ref()),
+                ("LNC_LOG", "warn".as_ref()),
+            ],
+        )
+    }
+
     /// Runs the `lnc` CLI with `args` and `stdin`, its home in the test dir and password
     /// `pw` (a CLI user's process, e.g. `lnc connect` / `lnc call`).
     pub async fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {

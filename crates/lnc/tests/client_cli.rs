@@ -233,3 +233,66 @@ async fn errors_print_no_backtrace_with_rust_backtrace_set() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
 }
+
+/// A misspelled word is caught before the password prompt and the spelling suggestions are
+/// printed to the person who typed it (#18 row 4: they were promised and never shown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misspelled_word_gets_suggestions_before_the_password() {
+    let env = Env::new("misspelled");
+    // No password in the environment: a prompt would read the (empty) rest of stdin.
+    let mut cmd = env.cmd(&["connect", "--mailbox", "127.0.0.1:9", "--insecure"], "");
+    cmd.env_remove("LNC_PASSWORD");
+    let mut child = cmd.spawn().unwrap();
+    let mut si = child.stdin.take().unwrap();
+    si.write_all(b"void clai usual ahead liar shaft theory marble visual hockey\n")
+        .await
+        .unwrap();
+    drop(si);
+    let out = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("word 2 is not in the word list"), "{err}");
+    assert!(
+        err.contains(r#"did you mean "claim", "clap" or "claw"?"#),
+        "{err}"
+    );
+    assert!(
+        !err.contains("assword"),
+        "asked for a password first: {err}"
+    );
+    assert!(!err.contains("clai "), "echoed the typed word: {err}");
+}
+
+/// #18 row 7: a `--create-auth` token file others can read was accepted silently. The relay
+/// refuses to start, as the node does for its secret and admin token, and says how to fix it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_refuses_a_token_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new("createauth");
+    std::fs::create_dir_all(&env.home).unwrap();
+    let tokens = env.home.join("tokens");
+    std::fs::write(&tokens, "secret-token\n").unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = tokens.to_str().unwrap();
+    let args = [
+        "mailbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--insecure",
+        "--create-auth",
+        path,
+    ];
+    let out = tokio::time::timeout(T, env.cmd(&args, "").output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("mode 644"), "{err}");
+    assert!(err.contains(&format!("chmod 600 {path}")), "{err}");
+    assert!(!err.contains("secret-token"), "{err}");
+}

@@ -346,3 +346,39 @@ async fn cli_client_processes_against_node() {
     env.invoice_session_via_cli().await;
     let _ = std::fs::remove_dir_all(&env.dir);
 }
+
+/// #18 row 6: the node is killed during `lnc call` of a stream. The CLI said "the node
+/// returned Unknown: h2 protocol error: error reading a body from connection"; it must say
+/// that the connection to the node dropped, and that retrying reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_during_a_cli_stream_is_reported_as_a_lost_connection() {
+    let env = Stack::with_lnd_sim(LNC, "killed").await;
+    let mut node = env.node().await;
+    let (_, phrase) = env.add(&["--type", "admin"]).await;
+    let args = ["connect", "--mailbox", &env.relay, "--insecure"];
+    let out = env.cli(&args, &format!("{phrase}\n")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Two invoices before the stream starts: from add_index 1 the node replays the second,
+    // which shows the stream is open end to end.
+    let direct = env.direct_admin().await;
+    for memo in ["one", "two"] {
+        direct.lightning().add_invoice(invoice(memo)).await.unwrap();
+    }
+    let sub = r#"{"add_index":"1"}"#;
+    let mut cli = env.cli_proc(&["call", "lnrpc.Lightning.SubscribeInvoices", sub]);
+    let mut lines = cli.subscribe();
+    wait_line(&mut lines, |l| l.contains(r#""two""#)).await;
+
+    node.kill().await;
+    let line = wait_line(&mut lines, |l| l.starts_with("error:")).await;
+    assert!(!cli.exit_status().await.success());
+    assert!(line.contains("connection to the node dropped"), "{line}");
+    assert!(line.contains("retry"), "{line}");
+    assert!(!line.contains("h2 protocol error"), "{line}");
+    let _ = std::fs::remove_dir_all(&env.dir);
+}

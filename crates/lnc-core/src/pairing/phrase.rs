@@ -54,10 +54,7 @@ pub enum PhraseError {
         found: usize,
     },
     /// A word is not in the word list.
-    #[error(
-        "pairing phrase: word {position} is not in the word list; check its spelling{}",
-        if suggestions.is_empty() { "" } else { " (suggestions are available)" }
-    )]
+    #[error("pairing phrase: word {position} is not in the word list; check its spelling")]
     UnknownWord {
         /// 1-based position of the first unknown word.
         position: usize,
@@ -75,6 +72,29 @@ pub enum PhraseError {
         "pairing entropy: the last 2 bits must be zero (it was not derived from a 10-word phrase); the stored session is corrupt"
     )]
     NonCanonicalEntropy,
+}
+
+impl PhraseError {
+    /// What to show the person typing, after the error: "did you mean …?" for a misspelled
+    /// word with near list words, else `None`. Kept out of `Display` because error messages
+    /// get logged and the suggestions spell out most of a secret word; a prompt that shows
+    /// this to the same person who typed the word leaks nothing.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PhraseError::UnknownWord { suggestions, .. } => match suggestions.as_slice() {
+                [] => None,
+                [one] => Some(format!("did you mean \"{one}\"?")),
+                [init @ .., last] => Some(format!(
+                    "did you mean {} or \"{last}\"?",
+                    init.iter()
+                        .map(|w| format!("\"{w}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            },
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for PhraseError {
@@ -555,6 +575,10 @@ mod tests {
         // Never echo the typed word; the suggestions are redacted in Debug.
         assert!(!err.to_string().contains("clai"));
         assert!(!format!("{err:?}").contains("clap"));
+        assert_eq!(
+            err.hint().as_deref(),
+            Some(r#"did you mean "claim", "clap" or "claw"?"#)
+        );
 
         // Transposition counts as one edit; closest first, then list order.
         let err = PairingPhrase::parse("zoo zoo zoo zoo zoo zoo zoo zoo zoo hcokey").unwrap_err();

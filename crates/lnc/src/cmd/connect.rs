@@ -154,6 +154,14 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     };
     let store = store()?;
     let phrase = read_line("Pairing phrase (10 words): ", false)?;
+    // Checked before the password prompt, so a typo costs one line, not a password too.
+    // The suggestions go to this terminal only: the person who typed the word sees them.
+    if let Err(e) = lnc_core::pairing::PairingPhrase::parse(&phrase) {
+        match e.hint() {
+            Some(hint) => bail!("{e}: {hint}"),
+            None => return Err(e.into()),
+        }
+    }
     let pw = password()?;
     let info = MailboxInfo::new(args.mailbox.clone(), transport, tls);
     let options = ConnectOptions {

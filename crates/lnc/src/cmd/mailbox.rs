@@ -58,7 +58,7 @@ pub struct MailboxArgs {
         value_delimiter = ','
     )]
     tls_hosts: Vec<String>,
-    /// File of bearer tokens (one per line) required to create/delete
+    /// File of bearer tokens (one per line, mode 0600) required to create/delete
     /// mailboxes. Off by default so unmodified Go nodes keep working.
     #[arg(long, env = "LNC_MAILBOX_CREATE_AUTH")]
     create_auth: Option<PathBuf>,
@@ -187,6 +187,16 @@ fn build_config(a: MailboxArgs) -> anyhow::Result<Config> {
     };
     let create_tokens = match a.create_auth.or(f.create_auth) {
         Some(p) => {
+            let meta = std::fs::metadata(&p)
+                .with_context(|| format!("reading --create-auth file {}", p.display()))?;
+            if let Some(mode) = lnc_node::secret::loose_mode(&meta) {
+                anyhow::bail!(
+                    "--create-auth file {} has mode {mode:o}: other users can read the tokens \
+                     that allow creating mailboxes; run `chmod 600 {}` and start again",
+                    p.display(),
+                    p.display()
+                );
+            }
             let text = std::fs::read_to_string(&p)
                 .with_context(|| format!("reading --create-auth file {}", p.display()))?;
             let tokens = lnc_mailbox::parse_token_file(&text);
