@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Go interop programs (go-relay, go-lnc-node, go-lnc-app, go-gbn-peer, and lnc-web's
+# Builds the Go interop programs (go-relay, go-lnc-node, go-lnc-app, go-gbn-peer, go-vectors, and lnc-web's
 # Go half go-wasm-client.wasm) from the pinned
 # modules in interop/go.mod into ${LNC_GOBIN:-~/.cache/lnc-rs/gobin}.
 # Idempotent: Go's build cache makes a rebuild of unchanged sources take seconds.
@@ -29,7 +29,7 @@ fi
 goroot=$(go env GOROOT)
 cp "$(ls "$goroot/lib/wasm/wasm_exec.js" "$goroot/misc/wasm/wasm_exec.js" 2>/dev/null | head -1)" "$out/wasm_exec.js"
 end=$(date +%s%N)
-for p in go-relay go-lnc-node go-lnc-app go-gbn-peer go-wasm-client.wasm wasm_exec.js; do
+for p in go-relay go-lnc-node go-lnc-app go-gbn-peer go-vectors go-wasm-client.wasm wasm_exec.js; do
   if [ ! -s "$out/$p" ]; then
     echo "interop/build.sh: $out/$p missing after the build" >&2
     exit 1

@@ -105,7 +105,9 @@ impl Error {
             }
             src = e.source();
         }
-        if s.source().is_some_and(lnc_tunnel::h2::is_connection_error) {
+        if s.source()
+            .is_some_and(lnc_tunnel::reconnect::is_connection_error)
+        {
             return Error::Retryable;
         }
         Error::Rpc {

@@ -174,6 +174,18 @@ pub fn parse_recv_frame(text: &str) -> Result<RecvFrame, FrameError> {
     }
 }
 
+/// grpc-gateway's error body for a REST call: `{"code":…,"message":…,"details":[]}`, with
+/// the message JSON-escaped (it may quote what a client sent).
+pub fn status_json(code: i32, message: &str) -> String {
+    let status = Status {
+        code,
+        message: message.to_owned(),
+        details: Vec::new(),
+    };
+    // Serializing plain strings and integers cannot fail.
+    serde_json::to_string(&status).unwrap_or_default()
+}
+
 /// The `{"error":…}` frame the relay sends before ending a socket. Byte-equal
 /// to the Go relay's frame for the same code and message.
 pub fn error_frame(code: i32, message: &str) -> String {
@@ -307,6 +319,18 @@ mod tests {
             error_frame(2, "stream not found"),
             r#"{"error":{"code":2,"message":"stream not found","details":[]}}"#
         );
+    }
+
+    #[test]
+    fn status_json_escapes_the_message() {
+        assert_eq!(
+            status_json(5, "Not Found"),
+            r#"{"code":5,"message":"Not Found","details":[]}"#
+        );
+        // Messages can quote client input: they must stay one valid JSON string.
+        let body = status_json(3, "bad \"id\"\n\\");
+        let back: Status = serde_json::from_str(&body).unwrap();
+        assert_eq!(back.message, "bad \"id\"\n\\");
     }
 
     #[test]

@@ -178,8 +178,9 @@ impl Default for Config {
 }
 
 impl Config {
-    /// A config for tests: loopback, port 0, insecure, no metrics listener.
-    pub fn for_tests() -> Self {
+    /// A relay on `127.0.0.1`, a free port, plaintext, no metrics listener: what the demo
+    /// and the tests run in one process (never reachable from another machine).
+    pub fn loopback_insecure() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_listen: None,

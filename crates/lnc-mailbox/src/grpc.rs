@@ -9,9 +9,9 @@ use lnc_hashmail::pb::hash_mail_server::HashMail;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Auth;
+use crate::client::ClientInfo;
 use crate::error::RelayError;
 use crate::metrics::Metrics;
-use crate::net::ClientInfo;
 use crate::store::{ReadHalf, Store, Transport, stream_id};
 
 /// Implements the four RPCs on the shared [`Store`].

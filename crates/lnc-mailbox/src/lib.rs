@@ -8,22 +8,27 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), lnc_mailbox::ServeError> {
-//! let server = lnc_mailbox::Server::bind(lnc_mailbox::Config::for_tests()).await?;
+//! let server = lnc_mailbox::Server::bind(lnc_mailbox::Config::loopback_insecure()).await?;
 //! println!("listening on {}", server.handle().local_addr());
 //! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod memory;
 pub mod metrics;
 pub mod net;
+mod rate;
 pub mod redis;
+pub mod rest;
 pub mod store;
+pub mod stream;
 pub mod tls;
+pub mod web;
 pub mod ws;
 
 pub use config::{Config, Limits, RedisConfig, Timers, TlsMode, parse_token_file};

@@ -19,9 +19,10 @@ use tokio::time::Instant;
 use crate::config::{Limits, Timers};
 use crate::error::RelayError;
 use crate::metrics::Metrics;
+use crate::rate::TokenBucket;
 #[cfg(test)]
-use crate::store::stream_id;
-use crate::store::{StoreStats, StreamId, Transport};
+use crate::stream::stream_id;
+use crate::stream::{StoreStats, StreamId, Transport};
 
 /// Locks a mutex, recovering from poisoning: a panic elsewhere must not take
 /// every other session down with it.
@@ -41,9 +42,8 @@ struct State {
     idle_since: Option<Instant>,
     /// Last message delivered (active/idle classification).
     last_msg: Option<Instant>,
-    /// Token bucket.
-    tokens: f64,
-    refilled: Instant,
+    /// The writer's rate limit.
+    bucket: TokenBucket,
 }
 
 struct Mailbox {
@@ -156,8 +156,7 @@ impl MemoryStore {
                 closed: None,
                 idle_since: Some(now),
                 last_msg: None,
-                tokens: f64::from(self.limits.stream_burst),
-                refilled: now,
+                bucket: TokenBucket::full(&self.limits, now),
             }),
             slot_freed: Notify::new(),
         };
@@ -445,24 +444,7 @@ impl MemWriteHalf {
                 limit: limits.max_message_bytes,
             });
         }
-        // Token bucket: take a token now, or reserve one and wait for it
-        // (delays the writer like the Go relay's limiter; never drops).
-        let wait = {
-            let mut st = lock(&self.mb.state);
-            let now = Instant::now();
-            let elapsed = now.saturating_duration_since(st.refilled).as_secs_f64();
-            st.refilled = now;
-            let burst = f64::from(limits.stream_burst.max(1));
-            st.tokens = (st.tokens + elapsed * limits.stream_rate_per_sec).min(burst);
-            st.tokens -= 1.0;
-            if st.tokens >= 0.0 || limits.stream_rate_per_sec <= 0.0 {
-                None
-            } else {
-                Some(Duration::from_secs_f64(
-                    (-st.tokens / limits.stream_rate_per_sec).min(60.0),
-                ))
-            }
-        };
+        let wait = lock(&self.mb.state).bucket.take(limits, Instant::now());
         if let Some(d) = wait {
             self.store.metrics.rate_limited.inc();
             tokio::time::sleep(d).await;

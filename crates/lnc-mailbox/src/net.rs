@@ -5,11 +5,10 @@
 //! version per connection (ALPN or the h2 preface), an axum router picks the
 //! front end per request.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,105 +24,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::auth::Auth;
+use crate::client::{Admission, ClientInfo, ConnGuard, ConnTable, client_ip};
 use crate::config::Config;
 use crate::error::RelayError;
 use crate::grpc::HashMailService;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tls;
-use crate::ws::{self, App};
-
-/// Who sent a request: the client IP used for per-IP limits. Carried as a
-/// request extension; it also keeps the connection counted while an upgraded
-/// WebSocket lives.
-#[derive(Clone)]
-pub struct ClientInfo {
-    /// Socket IP, or the first untrusted X-Forwarded-For hop behind a trusted
-    /// proxy.
-    pub ip: IpAddr,
-    _conn: Arc<ConnGuard>,
-}
-
-/// Counts one open connection against its IP until dropped.
-struct ConnGuard {
-    ip: IpAddr,
-    table: Arc<ConnTable>,
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let mut t = self.table.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = t.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.remove(&self.ip);
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct ConnTable {
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// How many over-limit connections of one IP still get an explanatory error
-/// (served briefly) before further ones are dropped silently.
-const OVER_LIMIT_GRACE: usize = 8;
-
-enum Admission {
-    Ok(Arc<ConnGuard>),
-    Reject(Arc<ConnGuard>),
-    Drop,
-}
-
-impl ConnTable {
-    fn admit(self: &Arc<Self>, ip: IpAddr, limit: usize, exempt: bool) -> Admission {
-        let mut t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = t.entry(ip).or_insert(0);
-        if !exempt && *n >= limit + OVER_LIMIT_GRACE {
-            return Admission::Drop;
-        }
-        *n += 1;
-        let over = !exempt && *n > limit;
-        let guard = Arc::new(ConnGuard {
-            ip,
-            table: self.clone(),
-        });
-        if over {
-            Admission::Reject(guard)
-        } else {
-            Admission::Ok(guard)
-        }
-    }
-}
-
-/// The client IP: the socket's, unless the socket is a trusted proxy; then
-/// the rightmost X-Forwarded-For entry that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let peer = peer.to_canonical();
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    let mut ip = peer;
-    for hop in hops.iter().rev() {
-        let Ok(parsed) = hop.parse::<IpAddr>() else {
-            break;
-        };
-        ip = parsed.to_canonical();
-        if !trusted.contains(&ip) {
-            break;
-        }
-    }
-    ip
-}
+use crate::web::{self, App};
+use crate::{rest, ws};
 
 /// What a bound server exposes (tests use the address and certificate).
 #[derive(Clone)]
@@ -339,14 +248,11 @@ impl Server {
             .route_service(&format!("{}{{*method}}", paths::GRPC_PREFIX), grpc)
             .route(paths::WS_RECEIVE, any(ws::receive))
             .route(paths::WS_SEND, any(ws::send))
-            .route(
-                paths::REST_BOX,
-                post(ws::rest_create).delete(ws::rest_delete),
-            )
+            .route(paths::REST_BOX, post(rest::create).delete(rest::delete))
             .route(HEALTH_PATH, axum::routing::get(health))
             .route(READY_PATH, axum::routing::get(health))
-            .fallback(ws::not_found)
-            .layer(axum::middleware::from_fn(ws::cors))
+            .fallback(web::not_found)
+            .layer(axum::middleware::from_fn(web::cors))
             .with_state(app.clone());
 
         // Idle-mailbox GC.
@@ -598,11 +504,7 @@ fn limit_response(req: &http::Request<Incoming>, limit: usize) -> http::Response
         let (parts, ()) = status.into_http::<()>().into_parts();
         http::Response::from_parts(parts, axum::body::Body::empty())
     } else {
-        let body = format!(
-            "{{\"error\":{{\"code\":{},\"message\":\"{}\",\"details\":[]}}}}",
-            e.code() as i32,
-            e
-        );
+        let body = lnc_hashmail::json::error_frame(e.code() as i32, &e.to_string());
         let mut r = http::Response::new(axum::body::Body::from(body));
         *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
         r
@@ -612,33 +514,4 @@ fn limit_response(req: &http::Request<Incoming>, limit: usize) -> http::Response
 /// Binds and runs a relay until `shutdown` resolves.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     Server::bind(config).await?.serve(shutdown).await
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xff_only_from_trusted_proxies() {
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let lb: IpAddr = "10.0.0.2".parse().unwrap();
-        let mut h = http::HeaderMap::new();
-        h.insert(
-            "x-forwarded-for",
-            "6.6.6.6, 1.2.3.4, 10.0.0.2".parse().unwrap(),
-        );
-        let untrusted: IpAddr = "9.9.9.9".parse().unwrap();
-        assert_eq!(client_ip(untrusted, &h, &[proxy]), untrusted);
-        assert_eq!(
-            client_ip(proxy, &h, &[proxy, lb]),
-            "1.2.3.4".parse::<IpAddr>().unwrap()
-        );
-        // Without the LB trusted, the LB is the client.
-        assert_eq!(client_ip(proxy, &h, &[proxy]), lb);
-        h.insert("x-forwarded-for", "garbage".parse().unwrap());
-        assert_eq!(client_ip(proxy, &h, &[proxy]), proxy);
-        let mapped: IpAddr = "::ffff:9.9.9.9".parse().unwrap();
-        assert_eq!(client_ip(mapped, &h, &[]), untrusted);
-    }
 }

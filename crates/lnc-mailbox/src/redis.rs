@@ -44,7 +44,8 @@ use tokio::time::Instant;
 use crate::config::{Limits, RedisConfig, Timers};
 use crate::error::RelayError;
 use crate::metrics::Metrics;
-use crate::store::{StoreStats, StreamId, Transport};
+use crate::rate::TokenBucket;
+use crate::stream::{StoreStats, StreamId, Transport};
 
 /// How long a waiting reader or writer sleeps before re-polling Redis when
 /// no wake-up arrives (pub/sub messages can be lost across a reconnect).
@@ -848,7 +849,7 @@ impl RedisStore {
         Ok(RedisWriteHalf {
             store: self.clone(),
             hold,
-            bucket: Mutex::new((f64::from(self.limits.stream_burst), now)),
+            bucket: Mutex::new(TokenBucket::full(&self.limits, now)),
         })
     }
 
@@ -1105,9 +1106,8 @@ impl Drop for RedisReadHalf {
 pub struct RedisWriteHalf {
     store: Arc<RedisStore>,
     hold: Arc<Hold>,
-    /// Token bucket (tokens, last refill). Kept with the attached writer:
-    /// only one writer exists at a time, wherever it is attached.
-    bucket: Mutex<(f64, Instant)>,
+    /// The writer's rate limit.
+    bucket: Mutex<TokenBucket>,
 }
 
 impl RedisWriteHalf {
@@ -1122,21 +1122,7 @@ impl RedisWriteHalf {
                 limit: limits.max_message_bytes,
             });
         }
-        let wait = {
-            let mut b = lock(&self.bucket);
-            let now = Instant::now();
-            let elapsed = now.saturating_duration_since(b.1).as_secs_f64();
-            b.1 = now;
-            let burst = f64::from(limits.stream_burst.max(1));
-            b.0 = (b.0 + elapsed * limits.stream_rate_per_sec).min(burst) - 1.0;
-            if b.0 >= 0.0 || limits.stream_rate_per_sec <= 0.0 {
-                None
-            } else {
-                Some(Duration::from_secs_f64(
-                    (-b.0 / limits.stream_rate_per_sec).min(60.0),
-                ))
-            }
-        };
+        let wait = lock(&self.bucket).take(limits, Instant::now());
         if let Some(d) = wait {
             store.metrics.rate_limited.inc();
             tokio::time::sleep(d).await;

@@ -19,52 +19,7 @@ use crate::memory::{MemReadHalf, MemWriteHalf, MemoryStore};
 use crate::metrics::Metrics;
 use crate::redis::{RedisReadHalf, RedisStore, RedisWriteHalf};
 
-/// A 64-byte stream id.
-pub type StreamId = [u8; 64];
-
-/// Checks the id length before any lookup (the Go relay pads/truncates).
-pub fn stream_id(bytes: &[u8]) -> Result<StreamId, RelayError> {
-    if bytes.is_empty() {
-        return Err(RelayError::MissingStreamId);
-    }
-    StreamId::try_from(bytes).map_err(|_| RelayError::BadStreamId(bytes.len()))
-}
-
-/// Which protocol an attached half speaks (a metrics label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// Native gRPC.
-    Grpc,
-    /// WebSocket JSON frames.
-    Ws,
-}
-
-impl Transport {
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Transport::Grpc => "grpc",
-            Transport::Ws => "ws",
-        }
-    }
-}
-
-/// Counts the store exposes for tests and the scrape handler. With the Redis
-/// backend, `readers`, `writers` and `active` count this instance's attached
-/// halves, `mailboxes` is the shared total (refreshed every health check) and
-/// `queued` is not tracked (0).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Live mailboxes.
-    pub mailboxes: usize,
-    /// Mailboxes with a reader.
-    pub readers: usize,
-    /// Mailboxes with a writer.
-    pub writers: usize,
-    /// Messages queued over all mailboxes.
-    pub queued: usize,
-    /// Readers that got a message in the last 10 s.
-    pub active: usize,
-}
+pub use crate::stream::{StoreStats, StreamId, Transport, stream_id};
 
 enum Backend {
     Memory(Arc<MemoryStore>),

@@ -1,6 +1,6 @@
-//! The browser front end: WebSocket JSON frames and REST create/delete, handled
-//! natively on the shared store (the Go relay loops these back through its
-//! own gRPC listener).
+//! The WebSocket gateway: HashMail's receive and send streams as WebSocket JSON frames,
+//! handled natively on the shared store (the Go relay loops these back through its own
+//! gRPC listener). Creating and deleting mailboxes over REST is `rest`.
 //!
 //! Frames are exactly the Go relay's: the receive socket's first text frame is
 //! a `CipherBoxDesc`, then one `{"result":CipherBox}` per message; the send
@@ -8,15 +8,12 @@
 //! `{"error":{"code":…,"message":…,"details":[]}}` followed by the end of the
 //! socket. Malformed input ends only that socket.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::body::Body;
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -24,23 +21,11 @@ use lnc_hashmail::json::{self, ResultFrameEncoder};
 use lnc_hashmail::pb;
 use tokio::time::Instant;
 
+use crate::client::ClientInfo;
 use crate::config::{Limits, Timers};
 use crate::error::RelayError;
-use crate::grpc::HashMailService;
-use crate::metrics::Metrics;
-use crate::net::ClientInfo;
-use crate::store::{Store, Transport, stream_id};
-
-/// Shared state of the HTTP handlers.
-#[derive(Clone)]
-pub struct App {
-    pub(crate) service: HashMailService,
-    pub(crate) store: Arc<Store>,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) limits: Limits,
-    pub(crate) timers: Timers,
-    pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
-}
+use crate::store::{Transport, stream_id};
+use crate::web::{App, error_response};
 
 type Tx = SplitSink<WebSocket, Message>;
 type Rx = SplitStream<WebSocket>;
@@ -58,25 +43,6 @@ fn configure(ws: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_write_buffer_size(max * 2)
-}
-
-fn status_body(e: &RelayError) -> String {
-    serde_json::to_string(&json::Status {
-        code: e.code() as i32,
-        message: e.to_string(),
-        details: Vec::new(),
-    })
-    .unwrap_or_default()
-}
-
-fn rest_error(app: &App, e: RelayError) -> Response {
-    app.metrics.reject(e.reason());
-    (
-        e.http_status(),
-        [(header::CONTENT_TYPE, "application/json")],
-        status_body(&e),
-    )
-        .into_response()
 }
 
 async fn send_error(app: &App, tx: &mut Tx, e: RelayError) {
@@ -192,7 +158,7 @@ pub async fn receive(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(ws) = ws else {
-        return rest_error(
+        return error_response(
             &app,
             RelayError::Malformed("receive needs a WebSocket upgrade".into()),
         );
@@ -282,7 +248,7 @@ pub async fn send(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(ws) = ws else {
-        return rest_error(
+        return error_response(
             &app,
             RelayError::Malformed("send needs a WebSocket upgrade".into()),
         );
@@ -365,177 +331,4 @@ async fn run_send(app: App, socket: WebSocket, client: ClientInfo) {
         }
     }
     drop(half);
-}
-
-fn header_auth(headers: &HeaderMap) -> Option<&[u8]> {
-    headers
-        .get(header::AUTHORIZATION)
-        .or_else(|| headers.get("grpc-metadata-authorization"))
-        .map(HeaderValue::as_bytes)
-}
-
-/// `POST /v1/lightning-node-connect/hashmail` with a `CipherBoxAuth` body.
-pub async fn rest_create(
-    State(app): State<App>,
-    Extension(client): Extension<ClientInfo>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let req: pb::CipherBoxAuth = match serde_json::from_slice::<json::CipherBoxAuth>(&body) {
-        Ok(r) => pb::CipherBoxAuth {
-            desc: r.desc.map(Into::into),
-            auth: r
-                .lnd_auth
-                .map(|_| pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
-        },
-        Err(e) => return rest_error(&app, RelayError::Malformed(e.to_string())),
-    };
-    let res = match app.service.check_box_auth(&req, header_auth(&headers)) {
-        Ok((id, token)) => app.store.create(id, client.ip, token).await,
-        Err(e) => Err(e),
-    };
-    match res {
-        Ok(()) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"success":{"desc":null}}"#,
-        )
-            .into_response(),
-        Err(e) => rest_error(&app, e),
-    }
-}
-
-/// `DELETE /v1/lightning-node-connect/hashmail?desc.stream_id=<b64>` (fields
-/// as query parameters, grpc-gateway style).
-pub async fn rest_delete(
-    State(app): State<App>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let mut sid = None;
-    for pair in query.as_deref().unwrap_or("").split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k != "desc.stream_id" {
-            continue;
-        }
-        // Query strings turn '+' into ' ' in form decoding; undo both.
-        let v = percent_decode(v).replace(' ', "+");
-        match json::b64_decode(&v) {
-            Ok(b) => sid = Some(b),
-            Err(e) => {
-                return rest_error(&app, RelayError::Malformed(format!("desc.stream_id: {e}")));
-            }
-        }
-    }
-    let req = pb::CipherBoxAuth {
-        desc: sid.map(|s| pb::CipherBoxDesc {
-            stream_id: s.into(),
-        }),
-        // REST DELETE cannot carry an empty message in a query: accept its
-        // absence (auth, if enabled, comes from the header).
-        auth: Some(pb::cipher_box_auth::Auth::LndAuth(pb::LndAuth {})),
-    };
-    let res = match app.service.check_box_auth(&req, header_auth(&headers)) {
-        Ok((id, token)) => app.store.delete(&id, token).await,
-        Err(e) => Err(e),
-    };
-    match res {
-        Ok(()) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{}",
-        )
-            .into_response(),
-        Err(e) => rest_error(&app, e),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| core::str::from_utf8(h).ok())
-                    .unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Anything else: a gRPC-gateway-style 404.
-pub async fn not_found(State(app): State<App>) -> Response {
-    app.metrics.reject("no_route");
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"code":5,"message":"Not Found","details":[]}"#,
-    )
-        .into_response()
-}
-
-/// CORS for browsers (the Go relay allows any origin): preflights are
-/// answered here, every response gets `Access-Control-Allow-Origin: *`.
-pub async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    if req.method() == Method::OPTIONS {
-        let allow_headers = req
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .cloned()
-            .unwrap_or(HeaderValue::from_static("*"));
-        let mut resp = Response::new(Body::empty());
-        let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-        );
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
-        return resp;
-    }
-    let mut resp = next.run(req).await;
-    resp.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    resp
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Bb%3D%3D"), "a+b==");
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 }

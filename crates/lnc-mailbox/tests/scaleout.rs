@@ -428,7 +428,7 @@ async fn redis_restart_unready_clear_errors_then_recovers() {
 
 #[tokio::test]
 async fn bad_redis_url_is_a_clear_startup_error() {
-    let mut c = lnc_mailbox::Config::for_tests();
+    let mut c = lnc_mailbox::Config::loopback_insecure();
     c.redis = Some(lnc_mailbox::RedisConfig::new("http://nope"));
     let e = match lnc_mailbox::Server::bind(c).await {
         Ok(_) => panic!("bad URL accepted"),

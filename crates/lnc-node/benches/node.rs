@@ -61,7 +61,7 @@ fn world() -> &'static World {
         let _ = std::fs::remove_dir_all(&dir);
         let (relay, sim, node, direct, tunnel) = rt.block_on(async {
             // One node holds two boxes per session: lift the relay's per-IP stream limit.
-            let mut rc = lnc_mailbox::Config::for_tests();
+            let mut rc = lnc_mailbox::Config::loopback_insecure();
             rc.limits.max_streams_per_ip = usize::MAX;
             rc.limits.max_streams = usize::MAX;
             let srv = lnc_mailbox::Server::bind(rc).await.unwrap();

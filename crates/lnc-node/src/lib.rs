@@ -20,9 +20,8 @@ pub use create::{
     CreatedSession, NewSession, SessionError, create_session, revoke_session, sweep_sessions,
 };
 pub use lnd::{Lnd, LndError};
-pub use node::{
-    MailboxConfig, MailboxTls, Node, NodeConfig, NodeError, NodeEvent, SessionView, UpstreamConfig,
-};
+pub use node::{MailboxConfig, MailboxTls, Node, NodeConfig, NodeError, NodeEvent, SessionView};
+pub use proxy::{Gate, UpstreamConfig};
 pub use secret::{NodeSecret, SecretError};
 pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType};
 pub use store::{SessionStore, StoreError};

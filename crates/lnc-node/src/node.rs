@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::create::{CreatedSession, NewSession, SessionError, create_session};
 use crate::lnd::{Lnd, LndError};
-use crate::proxy::{Proxy, Upstreams};
+use crate::proxy::{Gate, Proxy, UpstreamConfig, Upstreams};
 use crate::session::{RevokeReason, Session, SessionId, SessionState};
 use crate::store::{SessionStore, StoreError};
 
@@ -60,19 +59,6 @@ pub struct MailboxConfig {
     pub tls: MailboxTls,
     /// Bearer token for relays that require one to create mailboxes.
     pub creation_token: Option<String>,
-}
-
-/// Another daemon (Loop, Pool, …) reached by gRPC service-name prefix.
-#[derive(Clone, Debug)]
-pub struct UpstreamConfig {
-    /// Service prefix, e.g. `looprpc.`: calls to `/looprpc.SwapClient/...` go there.
-    pub prefix: String,
-    /// `host:port`.
-    pub addr: String,
-    /// The daemon's TLS certificate.
-    pub tls_cert: PathBuf,
-    /// The daemon's macaroon, swapped in for admitted calls.
-    pub macaroon: PathBuf,
 }
 
 /// Everything `lnc node` needs.
@@ -169,26 +155,6 @@ pub enum NodeEvent {
         /// `Revoked { reason }` or `Expired`.
         state: SessionState,
     },
-}
-
-/// What the proxy checks on every call: is the session still live?
-#[derive(Debug)]
-pub struct Gate {
-    active: AtomicBool,
-    connected: AtomicBool,
-    expiry: SystemTime,
-}
-
-impl Gate {
-    /// Whether calls may pass now (not revoked, not expired).
-    pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Acquire) && SystemTime::now() < self.expiry
-    }
-
-    /// Whether an app is connected right now.
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
-    }
 }
 
 struct Live {
@@ -491,11 +457,7 @@ impl Node {
     /// Starts the listener and supervisor of a live session.
     fn serve(&self, s: &Session) -> Result<(), NodeError> {
         let mailbox = self.mailbox_for(s)?;
-        let gate = Arc::new(Gate {
-            active: AtomicBool::new(true),
-            connected: AtomicBool::new(false),
-            expiry: s.expiry,
-        });
+        let gate = Arc::new(Gate::new(s.expiry));
         let proxy = Proxy::new(
             gate.clone(),
             self.inner.lnd.clone(),
@@ -537,7 +499,7 @@ impl Node {
     async fn finish(&self, s: &Session) {
         let live = self.lock_live().remove(&s.id);
         if let Some(l) = live {
-            l.gate.active.store(false, Ordering::Release);
+            l.gate.deactivate();
             l.stop.send_replace(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), l.task).await;
         }
@@ -601,7 +563,7 @@ impl Supervisor {
                 () = deadline, if !self.paired => break Ending::Deadline,
             }
         };
-        self.gate.connected.store(false, Ordering::Relaxed);
+        self.gate.set_connected(false);
         listener.close();
         // Wait (briefly) for the listener to stop so it re-creates no box after deletion.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -644,7 +606,7 @@ impl Supervisor {
             }
             Ending::Burnt(PairingAttemptFailure::StalledAfterAct2) => store.get(id).ok(),
         };
-        self.gate.active.store(false, Ordering::Release);
+        self.gate.deactivate();
         self.delete_boxes(&streams).await;
         let Some(s) = ended.or_else(|| store.get(id).ok()) else {
             return;
@@ -709,7 +671,7 @@ impl Supervisor {
                 if !self.gate.is_active() {
                     return Some(Ending::Stop);
                 }
-                self.gate.connected.store(true, Ordering::Relaxed);
+                self.gate.set_connected(true);
                 let r = if session.record.remote_static_stored && !self.paired {
                     self.paired = true;
                     tracing::info!(session = %id, version = %session.version, "app paired; later connections use KK");
@@ -725,7 +687,7 @@ impl Supervisor {
                 }
             }
             ListenerEvent::Disconnected(reason) => {
-                if self.gate.connected.swap(false, Ordering::Relaxed) {
+                if self.gate.set_connected(false) {
                     tracing::info!(session = %id, reason = ?reason, "app disconnected");
                     let _ = store.touch(id, now);
                     self.node.emit(NodeEvent::Disconnected(id));

@@ -12,9 +12,12 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -24,8 +27,60 @@ use tower::ServiceExt as _;
 use zeroize::Zeroizing;
 
 use crate::lnd::{Lnd, LndError};
-use crate::node::{Gate, UpstreamConfig};
 use crate::session::{Session, SessionId, SessionType};
+
+/// Another daemon (Loop, Pool, …) reached by gRPC service-name prefix.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// Service prefix, e.g. `looprpc.`: calls to `/looprpc.SwapClient/...` go there.
+    pub prefix: String,
+    /// `host:port`.
+    pub addr: String,
+    /// The daemon's TLS certificate.
+    pub tls_cert: PathBuf,
+    /// The daemon's macaroon, swapped in for admitted calls.
+    pub macaroon: PathBuf,
+}
+
+/// What the proxy checks on every call: is the session still live? The node's supervisor
+/// writes it (revocation, expiry, an app connecting or leaving); every call reads it.
+#[derive(Debug)]
+pub struct Gate {
+    active: AtomicBool,
+    connected: AtomicBool,
+    expiry: SystemTime,
+}
+
+impl Gate {
+    /// A live session that expires at `expiry`, no app connected yet.
+    pub(crate) fn new(expiry: SystemTime) -> Self {
+        Gate {
+            active: AtomicBool::new(true),
+            connected: AtomicBool::new(false),
+            expiry,
+        }
+    }
+
+    /// Whether calls may pass now (not revoked, not expired).
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire) && SystemTime::now() < self.expiry
+    }
+
+    /// Whether an app is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Ends the session for every later call (revoked, expired, or the node stops it).
+    pub(crate) fn deactivate(&self) {
+        self.active.store(false, Ordering::Release);
+    }
+
+    /// Records whether an app is connected; returns whether one was before.
+    pub(crate) fn set_connected(&self, connected: bool) -> bool {
+        self.connected.swap(connected, Ordering::Relaxed)
+    }
+}
 
 /// The response body of every proxied call (tonic's boxed body carries trailers).
 pub type ProxyBody = tonic::body::Body;

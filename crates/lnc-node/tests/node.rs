@@ -49,7 +49,7 @@ async fn start_sim(tag: &str) -> LndSimHandle {
 /// A relay, LND (lnd-sim) and a second lnd-sim standing in for another daemon, reached by
 /// the prefix `lnrpc.` (so its GetInfo identifies which backend answered).
 async fn world(handshake_timeout: Duration) -> World {
-    let relay_srv = lnc_mailbox::Server::bind(lnc_mailbox::Config::for_tests())
+    let relay_srv = lnc_mailbox::Server::bind(lnc_mailbox::Config::loopback_insecure())
         .await
         .unwrap();
     let relay = relay_srv.handle().local_addr();
@@ -215,7 +215,7 @@ async fn stalled_pairings_count_up_to_the_limit() {
             &rt,
             w.mailbox(),
             state.stream_ids(),
-            true,
+            lnc_core::gbn::Side::Client,
             lnc_core::gbn::Config::client(),
             DriverOptions {
                 create_boxes: false,

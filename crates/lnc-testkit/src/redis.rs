@@ -139,7 +139,7 @@ impl Drop for RedisServer {
 /// A relay config for one instance sharing `redis` (short leases so a
 /// crashed instance's holds lapse in about a second).
 pub fn instance_config(redis: &RedisServer) -> Config {
-    let mut c = Config::for_tests();
+    let mut c = Config::loopback_insecure();
     let mut r = RedisConfig::new(redis.url());
     r.lease_ttl = Duration::from_millis(900);
     r.command_timeout = Duration::from_millis(500);

@@ -20,9 +20,9 @@ pub struct Relay {
     task: Option<tokio::task::JoinHandle<Result<(), lnc_mailbox::ServeError>>>,
 }
 
-/// The test config: [`Config::for_tests`], with a self-signed certificate when `tls`.
+/// The test config: [`Config::loopback_insecure`], with a self-signed certificate when `tls`.
 pub fn config(tls: bool) -> Config {
-    let mut c = Config::for_tests();
+    let mut c = Config::loopback_insecure();
     if tls {
         c.tls = TlsMode::SelfSigned { hosts: vec![] };
         c.data_dir = crate::dirs::temp_dir("relay");

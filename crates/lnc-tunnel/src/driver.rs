@@ -13,7 +13,7 @@ use crate::rt::{BoxFuture, Runtime};
 use core::fmt;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
-use lnc_core::gbn::{CloseReason, Config, ConfigError, Connection, Event, SendError};
+use lnc_core::gbn::{CloseReason, Config, ConfigError, Connection, Event, SendError, Side};
 use lnc_core::go_compat::SendGate;
 use lnc_core::pairing::MailboxStreams;
 use lnc_core::time::Instant;
@@ -30,10 +30,6 @@ const FIN_GRACE: Duration = Duration::from_millis(500);
 /// ≥ 2 s resend spacing; a reader that is merely bursty (hyper reads a 64 KB message in
 /// several small reads) should never hit that, a stalled one still does (bounded memory).
 const INBOX_CAP: usize = 4 << 20;
-/// Packets remembered for replay after the send direction failed.
-const REPLAY_PACKETS: usize = 32;
-/// Only packets this recent are replayed (older ones were surely delivered or resent).
-const REPLAY_AGE: Duration = Duration::from_secs(3);
 /// Steps one driver poll may take before yielding to other tasks.
 const POLL_BUDGET: u32 = 64;
 
@@ -181,6 +177,9 @@ struct Shared {
     done: bool,
     status: Status,
     stats: DriverStats,
+    /// Live [`GbnHandle`]s. None left: nobody can use the connection any more, so the
+    /// driver closes it (and its retries stop).
+    handles: usize,
 }
 
 impl Shared {
@@ -226,7 +225,6 @@ impl Shared {
 
 /// The application's side of a GBN connection (cheap to clone). Dropping every handle
 /// closes the connection.
-#[derive(Clone)]
 pub struct GbnHandle {
     shared: Arc<Mutex<Shared>>,
 }
@@ -237,12 +235,23 @@ impl core::fmt::Debug for GbnHandle {
     }
 }
 
+impl Clone for GbnHandle {
+    fn clone(&self) -> Self {
+        lock(&self.shared).handles += 1;
+        GbnHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
 impl Drop for GbnHandle {
     fn drop(&mut self) {
-        // The last application handle is going (the driver holds one more): wake the
-        // driver so it closes the connection now rather than at its next timer.
-        if Arc::strong_count(&self.shared) <= 2 {
-            lock(&self.shared).wake_driver();
+        let mut sh = lock(&self.shared);
+        sh.handles = sh.handles.saturating_sub(1);
+        if sh.handles == 0 {
+            // The last handle is gone: wake the driver so it closes the connection now
+            // rather than at its next timer.
+            sh.wake_driver();
         }
     }
 }
@@ -418,15 +427,9 @@ struct Driver<R: Runtime> {
     need_flush: bool,
     timer: Option<(Instant, BoxFuture<()>)>,
     fin_deadline: Option<BoxFuture<()>>,
-    /// Recently written DATA/ACK packets: a send stream that fails may have swallowed
-    /// them (queued towards a relay that died). Replaying them on re-open lets the peer
-    /// continue at once instead of after its ≥ 1 s GBN resend timeout; GBN ignores the
-    /// duplicates (SYN and FIN are never replayed: a late SYN would reset the peer).
-    recent: std::collections::VecDeque<(Instant, Vec<u8>)>,
-    replay: std::collections::VecDeque<Vec<u8>>,
+    /// The last send stream failed: whatever was queued on it may be lost, which GBN is
+    /// told when the next one opens (`Connection::handle_transport_reopened`).
     send_failed: bool,
-    /// The newest SYN written while the GBN handshake is not complete.
-    syn: Option<Vec<u8>>,
     /// The last send stream failed with "stream not found": the relay refuses a write
     /// stream at its first message, before it delivers anything, so whatever was written
     /// on it is lost (see `poll_send`).
@@ -434,7 +437,7 @@ struct Driver<R: Runtime> {
     /// Node side: the SYN of a restarted app that ended this connection, for the next.
     pushback: Option<Vec<u8>>,
     /// Which side this is (the trace logs, and only a server passes a SYN on).
-    client: bool,
+    side: Side,
 }
 
 /// Starts a GBN connection over `mailbox` on `streams` and spawns its driver task.
@@ -442,11 +445,11 @@ pub fn spawn_gbn<R: Runtime>(
     rt: &R,
     mailbox: Arc<dyn Mailbox>,
     streams: MailboxStreams,
-    client: bool,
+    side: Side,
     config: Config,
     opts: DriverOptions,
 ) -> Result<GbnHandle, ConfigError> {
-    spawn_gbn_with_handoff(rt, mailbox, streams, client, config, opts, None)
+    spawn_gbn_with_handoff(rt, mailbox, streams, side, config, opts, None)
 }
 
 /// [`spawn_gbn`] that starts on the receive stream a previous connection left in
@@ -455,15 +458,14 @@ pub(crate) fn spawn_gbn_with_handoff<R: Runtime>(
     rt: &R,
     mailbox: Arc<dyn Mailbox>,
     streams: MailboxStreams,
-    client: bool,
+    side: Side,
     config: Config,
     opts: DriverOptions,
     handoff: Option<RecvHandoff>,
 ) -> Result<GbnHandle, ConfigError> {
-    let conn = if client {
-        Connection::new_client(config)?
-    } else {
-        Connection::new_server(config)?
+    let conn = match side {
+        Side::Client => Connection::new_client(config)?,
+        Side::Server => Connection::new_server(config)?,
     };
     let shared = Arc::new(Mutex::new(Shared {
         conn,
@@ -478,6 +480,7 @@ pub(crate) fn spawn_gbn_with_handoff<R: Runtime>(
         done: false,
         status: Status::NotConnected,
         stats: DriverStats::default(),
+        handles: 1,
     }));
     let inherited = handoff.as_ref().and_then(RecvHandoff::take);
     let mut send_gate = SendGate::default();
@@ -500,13 +503,10 @@ pub(crate) fn spawn_gbn_with_handoff<R: Runtime>(
         need_flush: false,
         timer: None,
         fin_deadline: None,
-        recent: Default::default(),
-        replay: Default::default(),
         send_failed: false,
-        syn: None,
         send_refused: false,
         pushback: None,
-        client,
+        side,
     };
     rt.spawn(Box::pin(futures_util::future::poll_fn(move |cx| {
         driver.poll(cx)
@@ -542,9 +542,7 @@ impl<R: Runtime> Driver<R> {
         loop {
             let mut sh = lock(&shared);
             sh.driver = Some(cx.waker().clone());
-            // `self.shared` and the local clone above: 2 means every handle is gone, so
-            // nobody can use the connection any more (and its retries must stop).
-            if Arc::strong_count(&shared) == 2 {
+            if sh.handles == 0 {
                 sh.conn.close();
             }
             let now = self.rt.now();
@@ -664,7 +662,7 @@ impl<R: Runtime> Driver<R> {
             Dir::Idle => Dir::Opening(self.open_recv()),
             Dir::Opening(f) => match f.as_mut().poll(cx) {
                 Poll::Ready(Ok(s)) => {
-                    tracing::trace!(client = self.client, recv = ?self.streams.receive, "recv opened");
+                    tracing::trace!(side = ?self.side, recv = ?self.streams.receive, "recv opened");
                     self.send_gate.on_recv_opened();
                     sh.stats.opens += 1;
                     Dir::Open(s)
@@ -685,7 +683,7 @@ impl<R: Runtime> Driver<R> {
                         Poll::Ready(Some(Ok(pkt))) => {
                             got = true;
                             sh.stats.packets_received += 1;
-                            tracing::trace!(client = self.client, recv = ?self.streams.receive, ty = pkt.first(), seq = pkt.get(1), "gbn packet in");
+                            tracing::trace!(side = ?self.side, recv = ?self.streams.receive, ty = pkt.first(), seq = pkt.get(1), "gbn packet in");
                             sh.set_status(Status::Connected);
                             self.recv_backoff.reset();
                             let was_connected = sh.connected;
@@ -695,7 +693,7 @@ impl<R: Runtime> Driver<R> {
                             if sh.conn.is_closed() {
                                 // Whatever follows (a new SYN after a FIN) belongs to the
                                 // next connection: leave it in the stream.
-                                if !self.client
+                                if self.side == Side::Server
                                     && was_connected
                                     && pkt.first() == Some(&lnc_core::gbn::wire::TYPE_SYN)
                                 {
@@ -754,41 +752,9 @@ impl<R: Runtime> Driver<R> {
                 Poll::Ready(Ok(s)) => {
                     sh.stats.opens += 1;
                     if core::mem::take(&mut self.send_failed) {
-                        // Only what cannot alias: sequence numbers run mod N+1, so an
-                        // older DATA or ACK replayed after the window moved on could be
-                        // taken for a current one (seen as Noise failures after a relay
-                        // instance crashed). Keep the newest ACK and the newest
-                        // `in_flight` DATA packets (the unacked ones), in send order.
-                        let mut data_left = sh.conn.in_flight();
-                        let mut ack_left = 1usize;
-                        let mut keep: Vec<Vec<u8>> = Vec::new();
-                        for (at, p) in self.recent.iter().rev() {
-                            if now.saturating_duration_since(*at) > REPLAY_AGE {
-                                break;
-                            }
-                            let left = if p.first() == Some(&lnc_core::gbn::wire::TYPE_ACK) {
-                                &mut ack_left
-                            } else {
-                                &mut data_left
-                            };
-                            if *left > 0 {
-                                *left -= 1;
-                                keep.push(p.clone());
-                            }
-                        }
-                        self.replay = keep.into_iter().rev().collect();
-                        // A SYN the relay refused with the stream ("stream not found":
-                        // the peer had not created its mailbox yet) never arrived; send
-                        // it again now rather than at the 2 s handshake resend. It cannot
-                        // arrive late: nothing on a refused stream is delivered, and it
-                        // is only sent while the handshake is still open.
-                        if core::mem::take(&mut self.send_refused)
-                            && !sh.connected
-                            && let Some(syn) = &self.syn
-                        {
-                            tracing::trace!(client = self.client, "replaying a refused SYN");
-                            self.replay.push_front(syn.clone());
-                        }
+                        let refused = core::mem::take(&mut self.send_refused);
+                        tracing::trace!(side = ?self.side, refused, "send stream reopened");
+                        sh.conn.handle_transport_reopened(now, refused);
                     }
                     Dir::Open(s)
                 }
@@ -805,35 +771,16 @@ impl<R: Runtime> Driver<R> {
                 let mut err = None;
                 loop {
                     if self.outbox.is_none() {
-                        if let Some(p) = self.replay.pop_front() {
-                            self.outbox = Some(p);
-                        } else {
-                            let mut buf = Vec::new();
-                            if !sh.conn.poll_transmit(now, &mut buf) {
-                                break;
-                            }
-                            if buf.first() == Some(&lnc_core::gbn::wire::TYPE_SYN) {
-                                self.syn = (!sh.connected).then(|| buf.clone());
-                            }
-                            if matches!(
-                                buf.first(),
-                                Some(
-                                    &lnc_core::gbn::wire::TYPE_DATA
-                                        | &lnc_core::gbn::wire::TYPE_ACK
-                                )
-                            ) {
-                                if self.recent.len() == REPLAY_PACKETS {
-                                    self.recent.pop_front();
-                                }
-                                self.recent.push_back((now, buf.clone()));
-                            }
-                            self.outbox = Some(buf);
+                        let mut buf = Vec::new();
+                        if !sh.conn.poll_transmit(now, &mut buf) {
+                            break;
                         }
+                        self.outbox = Some(buf);
                     }
                     match sink.as_mut().poll_ready(cx) {
                         Poll::Ready(Ok(())) => {
                             let pkt = self.outbox.take().unwrap_or_default();
-                            tracing::trace!(client = self.client, send = ?self.streams.send, ty = pkt.first(), seq = pkt.get(1), len = pkt.len(), "gbn packet out");
+                            tracing::trace!(side = ?self.side, send = ?self.streams.send, ty = pkt.first(), seq = pkt.get(1), len = pkt.len(), "gbn packet out");
                             progress = true;
                             self.need_flush = true;
                             sh.stats.packets_sent += 1;

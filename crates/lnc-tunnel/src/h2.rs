@@ -55,23 +55,6 @@ pub enum ChannelError {
     Http(#[from] hyper::Error),
 }
 
-/// Whether `e` or an error in its source chain is the tunnel's HTTP/2 connection failing
-/// (hyper's error, a [`ChannelError`], the reconnecting client's error), as opposed to an
-/// answer from the node. Tonic keeps such a failure as the source of the `Status` it makes
-/// (e.g. a stream whose body broke off when the node was killed), while a status the node
-/// sent has no source; without this, a dead node reads as "the node returned Unknown: h2
-/// protocol error".
-pub fn is_connection_error(e: &(dyn StdError + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(e) = cur {
-        if e.is::<hyper::Error>() || e.is::<ChannelError>() || e.is::<crate::ClientError>() {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
-}
-
 /// An HTTP/2 client connection over the tunnel as a tower `Service`, for tonic clients
 /// (`FooClient::new(channel)`). Cheap to clone; clones share the connection.
 #[derive(Clone, Debug)]

@@ -51,6 +51,23 @@ pub enum ClientError {
     Channel(#[from] ChannelError),
 }
 
+/// Whether `e` or an error in its source chain is the tunnel's HTTP/2 connection failing
+/// (hyper's error, an h2 [`ChannelError`], the reconnecting client's error), as opposed to an
+/// answer from the node. Tonic keeps such a failure as the source of the `Status` it makes
+/// (e.g. a stream whose body broke off when the node was killed), while a status the node
+/// sent has no source; without this, a dead node reads as "the node returned Unknown: h2
+/// protocol error".
+pub fn is_connection_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<hyper::Error>() || e.is::<ChannelError>() || e.is::<ClientError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 struct Shared {
     channel: Option<TunnelChannel>,
     gbn: Option<GbnHandle>,

@@ -13,7 +13,7 @@ use core::time::Duration;
 use futures_channel::mpsc;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use lnc_core::gbn::{self, CloseReason};
+use lnc_core::gbn::{self, CloseReason, Side};
 use lnc_core::keys::PublicKey;
 use lnc_core::noise::{HandshakeVersion, NoiseConfig, Pattern};
 use lnc_core::pairing::{
@@ -141,7 +141,7 @@ pub async fn dial_observed<R: Runtime, G: CryptoRng + ?Sized>(
         create_boxes: false,
         send_after_recv: true,
     };
-    let gbn = spawn_gbn(rt, mailbox, streams, true, config, opts)?;
+    let gbn = spawn_gbn(rt, mailbox, streams, Side::Client, config, opts)?;
     observe(gbn.clone());
     // For XX this runs scrypt while GBN connects.
     let inputs = state.handshake();
@@ -303,7 +303,7 @@ where
                 &rt,
                 mailbox.clone(),
                 streams,
-                false,
+                Side::Server,
                 config,
                 opts,
                 Some(handoff.clone()),

@@ -150,7 +150,7 @@ async fn lossy_relay_with_dropping_streams_delivers_everything_in_order() {
             receive: a,
             send: b,
         },
-        true,
+        lnc_core::gbn::Side::Client,
         fast_config(),
         DriverOptions::default(),
     )
@@ -162,7 +162,7 @@ async fn lossy_relay_with_dropping_streams_delivers_everything_in_order() {
             receive: b,
             send: a,
         },
-        false,
+        lnc_core::gbn::Side::Server,
         fast_config(),
         DriverOptions::default(),
     )

@@ -429,7 +429,7 @@ async fn close_during_retries_is_prompt() {
         &rt,
         mb,
         app_state.stream_ids(),
-        true,
+        lnc_core::gbn::Side::Client,
         lnc_core::gbn::Config::client(),
         lnc_tunnel::DriverOptions {
             create_boxes: false,
@@ -670,7 +670,7 @@ async fn listener_reports_pairing_attempts() {
             &rt,
             mb.clone(),
             app_state.stream_ids(),
-            true,
+            lnc_core::gbn::Side::Client,
             lnc_core::gbn::Config::client(),
             lnc_tunnel::DriverOptions {
                 create_boxes: false,
@@ -1235,7 +1235,7 @@ async fn refused_syn_is_resent_once_the_mailbox_exists() {
         &rt,
         app_mb,
         app_state.stream_ids(),
-        true,
+        lnc_core::gbn::Side::Client,
         lnc_core::gbn::Config::client(),
         lnc_tunnel::DriverOptions {
             create_boxes: false,
@@ -1250,7 +1250,7 @@ async fn refused_syn_is_resent_once_the_mailbox_exists() {
         &rt,
         Arc::new(GrpcMailbox::new(relay.relay_addr()).unwrap()),
         node_state.stream_ids(),
-        false,
+        lnc_core::gbn::Side::Server,
         lnc_core::gbn::Config::server(),
         lnc_tunnel::DriverOptions {
             create_boxes: true,

@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let (relay_addr, stop_relay) = match external {
         Some(addr) => (addr, None),
         None => {
-            let mut config = RelayConfig::for_tests();
+            let mut config = RelayConfig::loopback_insecure();
             if tls {
                 config.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
                 config.data_dir = dir.join("relay");

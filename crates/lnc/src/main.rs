@@ -39,8 +39,10 @@ enum Command {
     /// Manage a running node's sessions (pairing phrases).
     Session(cmd::session::SessionArgs),
     /// Run mailbox, lnd-sim, node and an app in one process and show every step.
+    #[cfg(feature = "lnd-sim")]
     Demo(cmd::demo::DemoArgs),
     /// The LND stand-in (for tests and the demo).
+    #[cfg(feature = "lnd-sim")]
     #[command(hide = true)]
     LndSim(cmd::demo::LndSimArgs),
 }
@@ -86,7 +88,9 @@ fn run() -> anyhow::Result<()> {
             Command::Status(a) => cmd::status::run(a).await,
             Command::Node(args) => cmd::node::run(*args).await,
             Command::Session(args) => cmd::session::run(args).await,
+            #[cfg(feature = "lnd-sim")]
             Command::Demo(args) => cmd::demo::run(args).await,
+            #[cfg(feature = "lnd-sim")]
             Command::LndSim(args) => cmd::demo::run_lnd_sim(args).await,
         }
     })

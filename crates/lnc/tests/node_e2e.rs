@@ -208,7 +208,7 @@ async fn node_sessions_end_to_end() {
         &rt,
         env.mailbox_client(),
         state.stream_ids(),
-        true,
+        lnc_core::gbn::Side::Client,
         lnc_core::gbn::Config::client(),
         lnc_tunnel::DriverOptions {
             create_boxes: false,

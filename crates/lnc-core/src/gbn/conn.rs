@@ -164,6 +164,9 @@ enum Out {
     Data(u8),
     /// A DATA packet encoded at close, sent ahead of the FIN.
     Encoded(Vec<u8>),
+    /// A packet sent before, on a transport that may have lost it, sent again as it was:
+    /// no timer or counter but `packets_sent` moves (see `handle_transport_reopened`).
+    Replay(Vec<u8>),
 }
 
 /// One unacknowledged DATA packet.
@@ -176,6 +179,8 @@ struct Sent {
     transmitted: bool,
     /// First transmission time while an RTT sample is pending (cleared on retransmit).
     sample_from: Option<Instant>,
+    /// The latest (re)transmission.
+    last_tx: Option<Instant>,
 }
 
 impl Sent {
@@ -206,6 +211,10 @@ struct SyncWait {
 /// back (milliseconds apart); probes come at least `pong_timeout / keepalive_probes` apart
 /// (187 ms with the defaults), so the threshold (125 ms with the defaults) separates them.
 const ISOLATION_DIVISOR: u32 = 8;
+
+/// After the transport is replaced, only packets sent this recently are sent again: older
+/// ones were surely delivered or resent by now (see `handle_transport_reopened`).
+pub const REPLAY_AGE: Duration = Duration::from_secs(3);
 
 /// Cap on queued control packets (ACK/NACK) a driver that does not poll could pile up.
 const MAX_QUEUED_CONTROL: usize = 1024;
@@ -266,6 +275,8 @@ pub struct Connection {
     last_heard: Option<Instant>,
     /// When we last handed a packet to the driver.
     last_sent: Option<Instant>,
+    /// The newest ACK handed to the driver, and when.
+    last_ack_sent: Option<(u8, Instant)>,
 }
 
 fn seq_add(a: u8, b: u16, m: u16) -> u8 {
@@ -336,6 +347,7 @@ impl Connection {
             keepalive,
             last_heard: None,
             last_sent: None,
+            last_ack_sent: None,
         })
     }
 
@@ -973,6 +985,7 @@ impl Connection {
             payload,
             transmitted: false,
             sample_from: None,
+            last_tx: None,
         });
         self.top = seq_add(self.top, 1, self.modulus);
     }
@@ -1000,6 +1013,59 @@ impl Connection {
         Some((false, payload))
     }
 
+    /// The transport that carried our packets was replaced at `now`: its relay stream
+    /// failed (a relay instance died, a connection dropped) and the driver opened a new
+    /// one. The old stream may have swallowed what was queued on it, so the packets whose
+    /// loss would stall the peer are sent again at once, ahead of anything else, instead
+    /// of after the peer's ≥ 1 s resend timeout: the newest ACK and the unacknowledged
+    /// DATA, as sent within [`REPLAY_AGE`], in send order. Only these, because sequence
+    /// numbers run mod N+1: an older DATA or ACK replayed after the window moved on could
+    /// be taken for a current one (seen as Noise failures after a relay instance crashed).
+    /// GBN ignores duplicates, so a replay of a packet that did arrive is harmless.
+    ///
+    /// `lost_all`: the old stream is known to have delivered nothing (the relay refuses a
+    /// write stream at its first message, e.g. "stream not found" while the peer has not
+    /// created its mailbox yet). Then the SYN of a handshake still open is sent again too,
+    /// rather than at the 2 s handshake resend; it cannot arrive late, since nothing on a
+    /// refused stream is delivered.
+    pub fn handle_transport_reopened(&mut self, now: Instant, lost_all: bool) {
+        let recent = |at: Instant| now.saturating_duration_since(at) <= REPLAY_AGE;
+        let mut replay: Vec<(Instant, Vec<u8>)> = Vec::new();
+        if let Some((seq, at)) = self.last_ack_sent
+            && recent(at)
+        {
+            let mut p = Vec::new();
+            Packet::Ack { seq }.encode(&mut p);
+            replay.push((at, p));
+        }
+        for s in &self.queue {
+            if let Some(at) = s.last_tx
+                && recent(at)
+            {
+                let mut p = Vec::new();
+                s.encode(&mut p);
+                replay.push((at, p));
+            }
+        }
+        // Send order; the sort is stable, so equal times keep the ACK first.
+        replay.sort_by_key(|(at, _)| *at);
+        for (_, p) in replay.into_iter().rev() {
+            self.out.push_front(Out::Replay(p));
+        }
+        if lost_all
+            && let State::ClientSyn {
+                syn_sent: Some(_), ..
+            }
+            | State::ServerAwaitSynAck {
+                syn_sent: Some(_), ..
+            } = self.state
+        {
+            let mut p = Vec::new();
+            Packet::Syn { n: self.n }.encode(&mut p);
+            self.out.push_front(Out::Replay(p));
+        }
+    }
+
     /// Writes the next packet to send into `buf` (cleared first); false when there is
     /// nothing to send. Call until it returns false after every input.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
@@ -1020,6 +1086,7 @@ impl Connection {
                 Out::SynAck => Packet::SynAck,
                 Out::Ack(seq) => {
                     self.stats.acks_sent += 1;
+                    self.last_ack_sent = Some((seq, now));
                     Packet::Ack { seq }
                 }
                 Out::Nack(seq) => {
@@ -1030,6 +1097,11 @@ impl Connection {
                 Out::Encoded(p) => {
                     buf.extend_from_slice(&p);
                     self.stats.data_sent += 1;
+                    self.stats.packets_sent += 1;
+                    return true;
+                }
+                Out::Replay(p) => {
+                    buf.extend_from_slice(&p);
                     self.stats.packets_sent += 1;
                     return true;
                 }
@@ -1048,6 +1120,7 @@ impl Connection {
                         s.sample_from = Some(now);
                         self.stats.data_sent += 1;
                     }
+                    s.last_tx = Some(now);
                     if self.resend_timer.is_none() {
                         self.resend_timer = Some(now);
                     }

@@ -82,12 +82,14 @@ pub mod config;
 mod conn;
 mod keepalive;
 mod rtt;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wire;
 
 pub use config::{Config, ConfigError, PongTimeout};
-pub use conn::{CloseReason, Connection, ConnectionError, Event, SendError, Side, Stats};
+pub use conn::{
+    CloseReason, Connection, ConnectionError, Event, REPLAY_AGE, SendError, Side, Stats,
+};
 pub use wire::{DecodeError, Packet, PacketKind};
 
 #[cfg(test)]

@@ -291,6 +291,64 @@ fn data_ack_and_cumulative_ack() {
     assert!(c.is_flushed());
 }
 
+/// After the driver replaces a failed send stream, the packets it may have swallowed go
+/// out again first: the newest ACK and the unacknowledged DATA sent within REPLAY_AGE, in
+/// send order, as they were; nothing acknowledged or older, and no timer moves.
+#[test]
+fn transport_reopened_replays_newest_ack_and_unacked_data() {
+    let mut c = connected_client(Config::client());
+    for i in 0..3u8 {
+        c.send(&[i; 4]).unwrap();
+        assert_eq!(drain(&mut c, at(20)), vec![data(i, &[i; 4])]);
+    }
+    // The peer's DATA 0 and 1: we ACK each; then it acknowledges our DATA 0.
+    c.handle_packet(at(30), &data(0, b"a")).unwrap();
+    assert_eq!(drain(&mut c, at(30)), vec![vec![3, 0]]);
+    c.handle_packet(at(40), &data(1, b"b")).unwrap();
+    assert_eq!(drain(&mut c, at(40)), vec![vec![3, 1]]);
+    c.handle_packet(at(50), &[3, 0]).unwrap();
+    assert_eq!(c.in_flight(), 2);
+    let timeout = c.poll_timeout();
+    let stats = c.stats();
+
+    c.handle_transport_reopened(at(1000), false);
+    assert_eq!(
+        drain(&mut c, at(1000)),
+        vec![data(1, &[1; 4]), data(2, &[2; 4]), vec![3, 1]],
+        "unacked DATA and the newest ACK, in send order"
+    );
+    assert_eq!(c.poll_timeout(), timeout, "no timer moved");
+    assert_eq!(c.stats().data_resent, stats.data_resent);
+
+    // Packets older than REPLAY_AGE were surely delivered or resent: not replayed.
+    c.handle_transport_reopened(at(40) + REPLAY_AGE + ms(1), false);
+    assert!(drain(&mut c, at(40) + REPLAY_AGE + ms(1)).is_empty());
+}
+
+/// A send stream the relay refused ("stream not found": the peer's mailbox did not exist
+/// yet) delivered nothing: the SYN of the open handshake goes out again at once, not at
+/// the 2 s handshake resend. Once connected, there is no SYN to replay.
+#[test]
+fn refused_transport_replays_the_open_handshakes_syn() {
+    let mut c = Connection::new_client(Config::client()).unwrap();
+    assert_eq!(drain(&mut c, at(0)), vec![vec![1, 20]]);
+    c.handle_transport_reopened(at(100), false);
+    assert!(
+        drain(&mut c, at(100)).is_empty(),
+        "a SYN may have arrived: no replay"
+    );
+    c.handle_transport_reopened(at(100), true);
+    assert_eq!(drain(&mut c, at(100)), vec![vec![1, 20]]);
+    assert_eq!(
+        c.poll_timeout(),
+        Some(at(2000)),
+        "the handshake timer is unchanged"
+    );
+    let mut c = connected_client(Config::client());
+    c.handle_transport_reopened(at(100), true);
+    assert!(drain(&mut c, at(100)).is_empty());
+}
+
 #[test]
 fn sequence_numbers_wrap_mod_n_plus_one() {
     let mut cfg = Config::client();

@@ -443,6 +443,7 @@ impl Core {
                 None
             },
             handshake_hash: self.sym.h(),
+            #[cfg(any(test, feature = "testing"))]
             chaining_key: Zeroizing::new(ck),
         };
         ck.zeroize();
@@ -473,6 +474,8 @@ pub struct Established {
     /// act 2; `None` on the responder.
     pub auth_data: Option<Zeroizing<Vec<u8>>>,
     handshake_hash: [u8; 32],
+    /// Kept for the vector tests only: product builds do not hold on to it.
+    #[cfg(any(test, feature = "testing"))]
     chaining_key: Zeroizing<[u8; 32]>,
 }
 
@@ -489,7 +492,7 @@ impl Established {
     }
 
     /// Test-only: the final chaining key (= the transport rotation salt).
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn chaining_key_for_tests(&self) -> [u8; 32] {
         *self.chaining_key
     }
@@ -529,7 +532,7 @@ macro_rules! state_common {
             }
 
             /// Test-only: the chaining key after the last act.
-            #[doc(hidden)]
+            #[cfg(any(test, feature = "testing"))]
             pub fn chaining_key_for_tests(&self) -> [u8; 32] {
                 self.core.sym.ck()
             }

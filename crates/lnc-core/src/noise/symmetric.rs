@@ -141,6 +141,7 @@ impl SymmetricState {
         self.h
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn ck(&self) -> [u8; 32] {
         self.ck
     }

@@ -220,20 +220,20 @@ impl TransportSender {
     }
 
     /// Test-only: the current key.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn key_for_tests(&self) -> [u8; 32] {
         self.cs.key
     }
 
     /// Test-only: the current rotation salt.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn salt_for_tests(&self) -> [u8; 32] {
         self.cs.salt
     }
 
     /// Test/fuzz-only: a sender from raw key material. Reusing a key with two senders
     /// reuses nonces; production code gets senders from a handshake only.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn from_raw_for_tests(key: [u8; 32], salt: [u8; 32]) -> Self {
         Self::new(key, salt)
     }
@@ -343,19 +343,19 @@ impl TransportReceiver {
     }
 
     /// Test-only: the current key.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn key_for_tests(&self) -> [u8; 32] {
         self.cs.key
     }
 
     /// Test-only: the current rotation salt.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn salt_for_tests(&self) -> [u8; 32] {
         self.cs.salt
     }
 
     /// Test/fuzz-only: a receiver from raw key material.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn from_raw_for_tests(key: [u8; 32], salt: [u8; 32]) -> Self {
         Self::new(key, salt)
     }

@@ -144,7 +144,7 @@ pub async fn run(b: TunnelBench) -> anyhow::Result<()> {
     // Relay.
     // The relay's per-stream rate limit (1,000 msg/s) is lifted: this measures our stack,
     // not the relay's abuse limits.
-    let mut config = lnc_mailbox::Config::for_tests();
+    let mut config = lnc_mailbox::Config::loopback_insecure();
     config.limits.stream_rate_per_sec = 1e9;
     config.limits.stream_burst = 1_000_000;
     let server = lnc_mailbox::Server::bind(config)

@@ -62,7 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
     let t = Steps(Instant::now());
     // 1. Mailbox on loopback, plaintext.
-    let relay_srv = lnc_mailbox::Server::bind(lnc_mailbox::Config::for_tests()).await?;
+    let relay_srv = lnc_mailbox::Server::bind(lnc_mailbox::Config::loopback_insecure()).await?;
     let relay_addr: SocketAddr = relay_srv.handle().local_addr();
     let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
     let relay_task = tokio::spawn(relay_srv.serve(async move {

@@ -1,0 +1,129 @@
+//! Who is calling: the client IP every per-IP limit counts against (the socket's, or the
+//! forwarded one behind a trusted proxy) and the table of open connections per IP. Shared
+//! by the listener (`net`) and the front ends (`grpc`, `ws`), which read [`ClientInfo`]
+//! from each request.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Who sent a request: the client IP used for per-IP limits. Carried as a
+/// request extension; it also keeps the connection counted while an upgraded
+/// WebSocket lives.
+#[derive(Clone)]
+pub struct ClientInfo {
+    /// Socket IP, or the first untrusted X-Forwarded-For hop behind a trusted
+    /// proxy.
+    pub ip: IpAddr,
+    pub(crate) _conn: Arc<ConnGuard>,
+}
+
+/// Counts one open connection against its IP until dropped.
+pub(crate) struct ConnGuard {
+    ip: IpAddr,
+    table: Arc<ConnTable>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let mut t = self.table.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = t.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct ConnTable {
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// How many over-limit connections of one IP still get an explanatory error
+/// (served briefly) before further ones are dropped silently.
+const OVER_LIMIT_GRACE: usize = 8;
+
+pub(crate) enum Admission {
+    Ok(Arc<ConnGuard>),
+    Reject(Arc<ConnGuard>),
+    Drop,
+}
+
+impl ConnTable {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, limit: usize, exempt: bool) -> Admission {
+        let mut t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = t.entry(ip).or_insert(0);
+        if !exempt && *n >= limit + OVER_LIMIT_GRACE {
+            return Admission::Drop;
+        }
+        *n += 1;
+        let over = !exempt && *n > limit;
+        let guard = Arc::new(ConnGuard {
+            ip,
+            table: self.clone(),
+        });
+        if over {
+            Admission::Reject(guard)
+        } else {
+            Admission::Ok(guard)
+        }
+    }
+}
+
+/// The client IP: the socket's, unless the socket is a trusted proxy; then
+/// the rightmost X-Forwarded-For entry that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut ip = peer;
+    for hop in hops.iter().rev() {
+        let Ok(parsed) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        ip = parsed.to_canonical();
+        if !trusted.contains(&ip) {
+            break;
+        }
+    }
+    ip
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xff_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let lb: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.0.0.2".parse().unwrap(),
+        );
+        let untrusted: IpAddr = "9.9.9.9".parse().unwrap();
+        assert_eq!(client_ip(untrusted, &h, &[proxy]), untrusted);
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy, lb]),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        // Without the LB trusted, the LB is the client.
+        assert_eq!(client_ip(proxy, &h, &[proxy]), lb);
+        h.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(client_ip(proxy, &h, &[proxy]), proxy);
+        let mapped: IpAddr = "::ffff:9.9.9.9".parse().unwrap();
+        assert_eq!(client_ip(mapped, &h, &[]), untrusted);
+    }
+}
