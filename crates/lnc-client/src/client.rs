@@ -403,7 +403,7 @@ where
     let (inner, mut events) = match futures_util::future::select(Box::pin(dial), give_up).await {
         futures_util::future::Either::Left((Ok(x), _)) => x,
         futures_util::future::Either::Left((Err(e), _)) => {
-            return Err(Error::Handshake(e.to_string()));
+            return Err(Error::Handshake(e));
         }
         futures_util::future::Either::Right(_) => {
             return Err(obs.diagnose(info.addr(), options.wait));
@@ -467,13 +467,22 @@ impl Client {
         self.obs.set_status(Status::NotConnected);
         self.obs.emit(Event::Phase(Phase::Closed));
     }
+
+    /// [`close`](Self::close), and returns once the node has been told (the FIN went out,
+    /// or after at most half a second): what a process that exits next should call, so the
+    /// node frees the session at once rather than at its keepalive.
+    pub async fn shutdown(&self) {
+        self.inner.close_and_flush().await;
+        self.obs.set_status(Status::NotConnected);
+        self.obs.emit(Event::Phase(Phase::Closed));
+    }
 }
 
 /// A stream of JSON messages from a server-streaming call.
 pub type JsonStream = std::pin::Pin<Box<dyn Stream<Item = Result<String, Error>> + Send>>;
 
 fn request_err(e: lnd_api::dynamic::DynamicError) -> Error {
-    Error::Request(e.to_string())
+    Error::Method(e)
 }
 
 fn ready_err(e: lnc_tunnel::ClientError) -> Error {

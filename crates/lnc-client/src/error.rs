@@ -54,9 +54,11 @@ pub enum Error {
     /// spelling suggestions to show the person who typed it.
     #[error(transparent)]
     Phrase(#[from] PhraseError),
-    /// The handshake with the node failed (wrong keys, incompatible peer).
+    /// The handshake with the node failed (wrong keys, incompatible peer). The tunnel's
+    /// typed error is kept for callers that tell the cases apart; its text is part of
+    /// this message, so it is not also reported as the `source`.
     #[error("lnc: handshake with the node failed: {0}")]
-    Handshake(String),
+    Handshake(lnc_tunnel::TunnelError),
     /// The connection to the node broke during the call (or the tunnel was reconnecting
     /// when it started); retrying is safe for reads.
     #[error(
@@ -74,7 +76,12 @@ pub enum Error {
         /// The node's message.
         message: String,
     },
-    /// The method name or the JSON request is invalid.
+    /// The method is unknown, or the JSON request or a response does not fit its
+    /// protobuf message (the registry's typed error, its text is the message).
+    #[error("lnc: {0}")]
+    Method(lnd_api::dynamic::DynamicError),
+    /// The call cannot be made as asked (wrong call shape for the method, a bad profile
+    /// name).
     #[error("lnc: {0}")]
     Request(String),
     /// Reading or writing the profile store failed.

@@ -138,7 +138,7 @@ async fn pair_call_stream_and_reconnect_from_file() {
         .call("lnrpc.Lightning.GetInfo", r#"{"bogus":1}"#)
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Request(_)), "{e}");
+    assert!(matches!(e, Error::Method(_)), "{e}");
     // Unimplemented on the node: a gRPC error, not a transport one.
     let e = client
         .call("lnrpc.Lightning.WalletBalance", "{}")

@@ -202,6 +202,18 @@ impl Client {
         }
     }
 
+    /// [`close`](Self::close), then waits until the FIN has gone out (or the driver gave
+    /// up on it, after at most half a second). A process that exits right after `close`
+    /// may take its FIN with it; the node then notices the app has gone only by its
+    /// keepalive, seconds later, and a new process's reconnect waits for that.
+    pub async fn close_and_flush(&self) {
+        let gbn = lock(&self.shared).gbn.clone();
+        self.close();
+        if let Some(g) = gbn {
+            g.closed().await;
+        }
+    }
+
     /// Whether a tunnel is up right now.
     pub fn is_connected(&self) -> bool {
         lock(&self.shared)

@@ -71,6 +71,6 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
             .map(|j| println!("{j}"))
             .map_err(Into::into)
     };
-    client.close();
+    client.shutdown().await;
     result
 }

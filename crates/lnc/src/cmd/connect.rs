@@ -171,7 +171,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     };
     let (client, creds) = lnc_client::native::pair(info, &phrase, options).await?;
     store.save(&args.profile, &creds, pw.as_bytes())?;
-    client.close();
+    client.shutdown().await;
     eprintln!(
         "lnc: paired with node {}; session expires {}; saved profile {:?} in {}",
         hex_key(&creds),

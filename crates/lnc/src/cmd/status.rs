@@ -23,6 +23,6 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     println!("expires: {}", super::connect::expiry_text(&creds));
     let perms: Vec<String> = creds.permissions().iter().map(|o| o.to_string()).collect();
     println!("permissions: {}", perms.join(" "));
-    client.close();
+    client.shutdown().await;
     Ok(())
 }
