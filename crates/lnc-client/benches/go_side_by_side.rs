@@ -267,17 +267,9 @@ async fn run() {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "go_side_by_side: run with `cargo bench -p lnc-client --bench go_side_by_side` \
-             (after `bash interop/build.sh`)"
-        );
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    lnc_testkit::bench::main_when_benched(
+        "go_side_by_side: run with `cargo bench -p lnc-client --bench go_side_by_side` \
+             (after `bash interop/build.sh`)",
+        run(),
+    );
 }

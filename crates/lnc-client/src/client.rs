@@ -464,8 +464,7 @@ impl Client {
     /// Closes the tunnel (FIN to the node) and stops every reconnect attempt at once.
     pub fn close(&self) {
         self.inner.close();
-        self.obs.set_status(Status::NotConnected);
-        self.obs.emit(Event::Phase(Phase::Closed));
+        self.report_closed();
     }
 
     /// [`close`](Self::close), and returns once the node has been told (the FIN went out,
@@ -473,6 +472,10 @@ impl Client {
     /// node frees the session at once rather than at its keepalive.
     pub async fn shutdown(&self) {
         self.inner.close_and_flush().await;
+        self.report_closed();
+    }
+
+    fn report_closed(&self) {
         self.obs.set_status(Status::NotConnected);
         self.obs.emit(Event::Phase(Phase::Closed));
     }

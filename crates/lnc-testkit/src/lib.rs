@@ -11,6 +11,7 @@
 //! run, which is what a test wants and a library must never do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench;
 pub mod dirs;
 pub mod go;
 pub mod hashmail;

@@ -97,17 +97,9 @@ async fn run() {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "real_lnd_overhead: run with `cargo bench -p lnc --bench real_lnd_overhead` (after \
-             `bash interop/lnd/build.sh`)"
-        );
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    lnc_testkit::bench::main_when_benched(
+        "real_lnd_overhead: run with `cargo bench -p lnc --bench real_lnd_overhead` (after \
+             `bash interop/lnd/build.sh`)",
+        run(),
+    );
 }
