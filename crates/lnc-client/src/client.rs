@@ -150,7 +150,7 @@ impl Observer {
             if waiting {
                 s.waiting_sent = true;
             }
-            let fail = if s.initial && is_tls(&e.message) {
+            let fail = if s.initial && e.tls {
                 s.fail_fast.take()
             } else {
                 None
@@ -195,7 +195,7 @@ impl Observer {
         let s = self.lock();
         match &s.last_error {
             Some(e) if e.status == Status::SessionInUse => Error::SessionInUse,
-            Some(e) if e.status == Status::NotConnected && is_tls(&e.message) => Error::Tls {
+            Some(e) if e.tls => Error::Tls {
                 addr: addr.to_owned(),
                 message: e.message.clone(),
             },
@@ -208,11 +208,6 @@ impl Observer {
             _ => Error::SessionNotFound { waited },
         }
     }
-}
-
-fn is_tls(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    m.contains("tls") || m.contains("certificate")
 }
 
 struct ObservedMailbox {

@@ -34,30 +34,8 @@ pub enum Transport {
     WebSocket,
 }
 
-/// How the connection to the relay is secured.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub enum TlsMode {
-    /// TLS verified against the system trust store (public relays).
-    #[default]
-    System,
-    /// Plaintext: a relay on loopback or behind a TLS-terminating proxy.
-    Insecure,
-    /// TLS trusting these PEM CA certificates (a self-hosted relay).
-    CaPem(Vec<u8>),
-    /// TLS without verification: development relays only.
-    SkipVerify,
-}
-
-impl fmt::Debug for TlsMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsMode::System => f.write_str("System"),
-            TlsMode::Insecure => f.write_str("Insecure"),
-            TlsMode::CaPem(p) => write!(f, "CaPem(<{} bytes>)", p.len()),
-            TlsMode::SkipVerify => f.write_str("SkipVerify"),
-        }
-    }
-}
+/// How the connection to the relay is secured (lnc-tunnel's, shared with the node).
+pub use lnc_tunnel::TlsMode;
 
 /// Where the relay is. More than one address is kept for relay failover; the first is
 /// the primary.
@@ -248,6 +226,10 @@ impl Credentials {
                 put_bytes32(&mut out, pem);
             }
             TlsMode::SkipVerify => out.push(3),
+            TlsMode::Pinned(pem) => {
+                out.push(4);
+                put_bytes32(&mut out, pem);
+            }
         }
         let addrs = &self.mailbox.addrs[..self.mailbox.addrs.len().min(MAX_ADDRS)];
         out.push(addrs.len() as u8);
@@ -287,6 +269,7 @@ impl Credentials {
             1 => TlsMode::Insecure,
             2 => TlsMode::CaPem(r.bytes32(MAX_CA_PEM)?.to_vec()),
             3 => TlsMode::SkipVerify,
+            4 => TlsMode::Pinned(r.bytes32(MAX_CA_PEM)?.to_vec()),
             _ => return Err(CredentialsError::Corrupt("unknown TLS mode")),
         };
         let n = usize::from(r.u8()?);

@@ -2,11 +2,11 @@
 //! source and clock, and the encrypted credentials file store.
 
 use crate::client::{Client, ConnectOptions};
-use crate::credentials::{Credentials, EncryptedCredentials, MailboxInfo, TlsMode, Transport};
+use crate::credentials::{Credentials, EncryptedCredentials, MailboxInfo, Transport};
 use crate::error::Error;
 use lnc_core::macaroon::UnixTime;
 use lnc_tunnel::Mailbox;
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls, WsMailbox};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, WsMailbox};
 use lnc_tunnel::rt::TokioRuntime;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,15 +29,9 @@ pub fn now() -> UnixTime {
 
 /// The transport `info` names, connected lazily.
 pub fn mailbox(info: &MailboxInfo) -> Result<Arc<dyn Mailbox>, Error> {
-    let tls = match &info.tls {
-        TlsMode::System => Tls::System,
-        TlsMode::Insecure => Tls::Insecure,
-        TlsMode::CaPem(p) => Tls::CaPem(p.clone()),
-        TlsMode::SkipVerify => Tls::SkipVerify,
-    };
     let relay = RelayAddr {
         addr: info.addr().to_owned(),
-        tls,
+        tls: info.tls.clone(),
     };
     let unreachable = |e: lnc_tunnel::MailboxError| Error::MailboxUnreachable {
         addr: info.addr().to_owned(),

@@ -477,24 +477,27 @@ async fn tls_relay_with_ca_and_tls_error() {
     next_listening(&mut node).await;
     let addr = format!("localhost:{}", relay.addr().port());
 
-    let bad = MailboxInfo::new(addr.clone(), Transport::Grpc, TlsMode::System);
-    let t0 = std::time::Instant::now();
-    let e = lnc_client::native::pair(
-        bad,
-        &s.phrase,
-        ConnectOptions {
-            wait: Duration::from_secs(20),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(e, Error::Tls { .. }), "{e}");
-    assert!(e.to_string().contains("--ca"), "{e}");
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "TLS errors fail fast"
-    );
+    // Found by type on both transports (gRPC wraps it in a status), not by its text.
+    for transport in [Transport::Grpc, Transport::WebSocket] {
+        let bad = MailboxInfo::new(addr.clone(), transport, TlsMode::System);
+        let t0 = std::time::Instant::now();
+        let e = lnc_client::native::pair(
+            bad,
+            &s.phrase,
+            ConnectOptions {
+                wait: Duration::from_secs(20),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Tls { .. }), "{transport:?}: {e}");
+        assert!(e.to_string().contains("--ca"), "{e}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "TLS errors fail fast"
+        );
+    }
 
     // Pair over WebSocket (wss), then reconnect (KK) over gRPC (TLS), both trusting the CA.
     let good = MailboxInfo::new(

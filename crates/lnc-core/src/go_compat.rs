@@ -4,7 +4,7 @@
 //! Each quirk is a pure rule here (sans-IO, like the rest of lnc-core); the async drivers
 //! in lnc-tunnel only apply it. Each has a test against the real Go peer in
 //! `crates/lnc-client/tests/go_interop.rs` that fails without it (the cells
-//! `our_app_*_go_node_*`).
+//! `our_app_*_go_node_*`, and `go_app_*_our_node_*` for the restart rule).
 //!
 //! | quirk | Go code | rule here |
 //! |---|---|---|
@@ -13,6 +13,7 @@
 //! | a Go node creates only its receive mailbox (app→node) up front and its send mailbox (node→app) once the app's GBN SYN arrived | `mailbox/server_conn.go` `NewServerConn` / `createSendMailBox` | [`SendGate`]: the app writes its SYN while its receive stream still answers "stream not found" |
 //! | aperture's HashMail server (grpc-go) answers a `RecvStream` on an existing mailbox with nothing at all until the first message: grpc-go sends response headers only with the first message (a refusal comes at once, as headers + error status). "Receive stream opened" therefore cannot mean "the relay said yes" | aperture `hashmail_server.go` `RecvStream`; grpc-go `internal/transport/http2_server.go` `WriteHeader` | "quiet `RecvStream`": lnc-tunnel's `GrpcMailbox::open_recv` counts a receive stream as open once its request is on a live relay connection; [`SendGate`] then opens at once, and a SYN the relay refuses because the mailbox is not there yet is resent on the next open of the write stream (lnc-tunnel `driver`) |
 //! | aperture's WebSocket gateway (lnd's `WebsocketProxy`) cancels a socket's `SendStream` the moment the socket closes, and aperture's `SendStream` loop checks that before taking the next message: the last message (our FIN) is lost and a Go node keeps the dead connection until its keepalive (≈ 30 s), delaying the KK reconnect | lnd `lnrpc/websocket_proxy.go`; aperture `hashmail_server.go` `SendStream` | lnc-tunnel `native::WS_CLOSE_LINGER`: a dropped WebSocket send socket stays open 100 ms, then closes with a close frame |
+//! | a Go app restarts (a new process: a new GBN connection, SYN first) often within a second of its previous handshake, and resends an unanswered SYN only after its 2 s handshake timeout, so a server that holds back a SYN arriving that soon (as a possible late duplicate of the last handshake's) costs it 2 s | `gbn/gbn_client.go` `clientHandshake` | `gbn::Config::fifo_transport` (the default): the mailbox is in order, so a SYN after any other packet of the client's is a restart, never a duplicate; tested by the `go_app_*_our_node_*` cells' quick second restart (2.98 s without it) |
 //! | the same gateway answers a `RecvStream` that fails before its first message with grpc-gateway's bare status body `{"code":2,"message":"stream not found",…}`, not `{"error":…}` | grpc-gateway `runtime.HTTPError` | `lnc_hashmail::json::parse_recv_frame` reads it as an error frame (Session Not Found) |
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4), the first bytes an HTTP/2

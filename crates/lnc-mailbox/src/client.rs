@@ -16,6 +16,9 @@ pub struct ClientInfo {
     /// proxy.
     pub ip: IpAddr,
     pub(crate) _conn: Arc<ConnGuard>,
+    /// Keeps the request counted as in flight on its connection while an upgraded
+    /// WebSocket lives (its HTTP response is long over).
+    pub(crate) _request: Arc<crate::activity::RequestGuard>,
 }
 
 /// Counts one open connection against its IP until dropped.

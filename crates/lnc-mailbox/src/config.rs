@@ -70,6 +70,15 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Calls in flight from one IP: a reader and a writer for each mailbox it may create,
+    /// plus room for its control calls. Not a setting of its own: it follows
+    /// `max_streams_per_ip`, whoever created the mailboxes it reads and writes.
+    pub fn max_calls_per_ip(&self) -> usize {
+        self.max_streams_per_ip.saturating_mul(2).saturating_add(64)
+    }
+}
+
 /// Timers. Tests shorten them; production keeps the defaults.
 #[derive(Clone, Debug)]
 pub struct Timers {
@@ -86,8 +95,11 @@ pub struct Timers {
     /// closed. `None` disables pings.
     pub ws_ping_interval: Option<Duration>,
     /// Time a new WebSocket has to send its first frame, and a new connection
-    /// to finish TLS.
+    /// to finish TLS and send its first request.
     pub handshake_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (its client
+    /// reconnects when it has something to ask). `None` keeps such connections open.
+    pub connection_idle: Option<Duration>,
     /// On shutdown, how long connections get to finish before they are cut.
     pub shutdown_grace: Duration,
 }
@@ -100,6 +112,7 @@ impl Default for Timers {
             gc_interval: Duration::from_secs(60),
             ws_ping_interval: Some(Duration::from_secs(30)),
             handshake_timeout: Duration::from_secs(10),
+            connection_idle: Some(Duration::from_secs(120)),
             shutdown_grace: Duration::from_secs(5),
         }
     }

@@ -51,6 +51,11 @@ pub enum RelayError {
     /// `max_connections_per_ip` reached.
     #[error("connection limit reached: max_connections_per_ip={0}")]
     TooManyConnections(usize),
+    /// Calls in flight from one IP at [`crate::Limits::max_calls_per_ip`].
+    #[error(
+        "call limit reached: {0} calls in flight from this address (2 x max_streams_per_ip + 64)"
+    )]
+    TooManyCalls(usize),
     /// Create/delete without a valid bearer token.
     #[error("create auth: {0}")]
     Unauthenticated(&'static str),
@@ -89,7 +94,8 @@ impl RelayError {
             RelayError::MessageTooLarge { .. }
             | RelayError::TooManyStreams(_)
             | RelayError::TooManyStreamsPerIp(_)
-            | RelayError::TooManyConnections(_) => Code::ResourceExhausted,
+            | RelayError::TooManyConnections(_)
+            | RelayError::TooManyCalls(_) => Code::ResourceExhausted,
             RelayError::Unauthenticated(_) => Code::Unauthenticated,
             RelayError::NotCreator => Code::PermissionDenied,
             RelayError::StreamClosed
@@ -114,6 +120,7 @@ impl RelayError {
             RelayError::TooManyStreams(_) => "max_streams",
             RelayError::TooManyStreamsPerIp(_) => "max_streams_per_ip",
             RelayError::TooManyConnections(_) => "max_connections_per_ip",
+            RelayError::TooManyCalls(_) => "max_calls_per_ip",
             RelayError::Unauthenticated(_) | RelayError::NotCreator => "auth",
             RelayError::StreamClosed => "stream_closed",
             RelayError::ShuttingDown => "shutting_down",

@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+mod activity;
 pub mod auth;
 pub mod client;
 pub mod config;

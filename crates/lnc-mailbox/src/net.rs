@@ -23,6 +23,7 @@ use lnc_hashmail::pb::hash_mail_server::HashMailServer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use crate::activity::{CallTable, ConnActivity, GuardedBody};
 use crate::auth::Auth;
 use crate::client::{Admission, ClientInfo, ConnGuard, ConnTable, client_ip};
 use crate::config::Config;
@@ -310,6 +311,7 @@ impl Server {
         });
 
         let conns = Arc::new(ConnTable::default());
+        let calls = Arc::new(CallTable::default());
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -374,6 +376,9 @@ impl Server {
                 over_limit: guard.1.then_some(config.limits.max_connections_per_ip),
                 metrics: metrics.clone(),
                 handshake_timeout: config.timers.handshake_timeout,
+                connection_idle: config.timers.connection_idle,
+                calls: calls.clone(),
+                max_calls: config.limits.max_calls_per_ip(),
             };
             match &tls {
                 Some(acceptor) => {
@@ -422,6 +427,9 @@ struct ConnCtx {
     over_limit: Option<usize>,
     metrics: Arc<Metrics>,
     handshake_timeout: Duration,
+    connection_idle: Option<Duration>,
+    calls: Arc<CallTable>,
+    max_calls: usize,
 }
 
 impl ConnCtx {
@@ -438,6 +446,9 @@ impl ConnCtx {
             over_limit,
             metrics,
             handshake_timeout,
+            connection_idle,
+            calls,
+            max_calls,
         } = self;
         if let Some(limit) = over_limit {
             // Explain the refusal on this connection, briefly, then close.
@@ -445,7 +456,7 @@ impl ConnCtx {
                 let metrics = metrics.clone();
                 async move {
                     metrics.reject("max_connections_per_ip");
-                    Ok::<_, Infallible>(limit_response(&req, limit))
+                    Ok::<_, Infallible>(limit_response(&req, RelayError::TooManyConnections(limit)))
                 }
             });
             let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(svc));
@@ -453,20 +464,41 @@ impl ConnCtx {
             drop(guard);
             return;
         }
-        let svc =
-            tower::ServiceExt::map_request(router, move |mut req: http::Request<Incoming>| {
+        let activity = ConnActivity::new();
+        let svc = tower::service_fn({
+            let activity = activity.clone();
+            move |mut req: http::Request<Incoming>| {
                 let ip = client_ip(peer_ip, req.headers(), &trusted);
+                let request = Arc::new(activity.begin());
                 req.extensions_mut().insert(ClientInfo {
                     ip,
                     _conn: guard.clone(),
+                    _request: request.clone(),
                 });
-                req
-            });
+                let call = calls.admit(ip, max_calls);
+                let (router, metrics) = (router.clone(), metrics.clone());
+                async move {
+                    let Some(call) = call else {
+                        metrics.reject("max_calls_per_ip");
+                        return Ok(limit_response(&req, RelayError::TooManyCalls(max_calls)));
+                    };
+                    let resp = tower::ServiceExt::oneshot(router, req).await?;
+                    Ok::<_, Infallible>(
+                        resp.map(|b| axum::body::Body::new(GuardedBody::new(b, request, call))),
+                    )
+                }
+            }
+        });
         let conn =
             builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
         let conn = watcher.watch(conn.into_owned());
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "connection ended with error");
+        tokio::select! {
+            r = conn => if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with error");
+            },
+            () = activity.expired(handshake_timeout, connection_idle) => {
+                tracing::debug!("closing a connection with no request in flight");
+            }
         }
     }
 }
@@ -492,8 +524,10 @@ async fn health(axum::extract::State(app): axum::extract::State<App>) -> axum::r
     }
 }
 
-fn limit_response(req: &http::Request<Incoming>, limit: usize) -> http::Response<axum::body::Body> {
-    let e = RelayError::TooManyConnections(limit);
+fn limit_response(
+    req: &http::Request<Incoming>,
+    e: RelayError,
+) -> http::Response<axum::body::Body> {
     let is_grpc = req
         .headers()
         .get(http::header::CONTENT_TYPE)

@@ -967,3 +967,117 @@ async fn stalled_tiny_writers_do_not_kill_the_connection() {
         }
     }
 }
+
+/// A connection that sends no request (plaintext, or after TLS) is closed after the
+/// handshake timeout, and one whose requests are over after the idle timeout: neither
+/// can hold a file descriptor for free (#18: ~1,000 silent connections exhausted the
+/// relay's descriptors). A call in flight keeps its connection.
+#[tokio::test]
+async fn silent_and_idle_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    both(async |tls| {
+        let mut cfg = config(tls);
+        cfg.timers.handshake_timeout = Duration::from_millis(300);
+        cfg.timers.connection_idle = Some(Duration::from_millis(600));
+        let relay = Relay::start(cfg).await;
+        // Silent: connected (TLS done), never a byte.
+        let mut io = relay.connect(&[b"h2"]).await;
+        let mut buf = [0u8; 64];
+        let t = Instant::now();
+        let n = timeout(T, io.read(&mut buf)).await.unwrap().unwrap_or(0);
+        assert_eq!(n, 0, "a silent connection must be closed");
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+
+        // Idle: an HTTP/2 client that made one request and answers the relay's pings.
+        let io = relay.connect(&[b"h2"]).await;
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(io),
+        )
+        .await
+        .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = http::Request::get("/no-such-path")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = timeout(T, send.send_request(req)).await.unwrap().unwrap();
+        assert_eq!(resp.status(), 404);
+        drop(resp);
+        let t = Instant::now();
+        let _ = timeout(T, conn)
+            .await
+            .expect("an idle connection must be closed");
+        assert!(
+            t.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+
+        // In flight: a reader waits past the idle timeout and still gets its message.
+        let mut c = relay.grpc().await;
+        let id = sid(90);
+        create(&mut c, &id).await;
+        let mut r = c.recv_stream(desc(&id)).await.unwrap().into_inner();
+        let (tx, task) = writer(&c);
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        tx.send(cbox(&id, b"still here")).await.unwrap();
+        let got = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(&got.msg[..], b"still here");
+        drop((tx, r));
+        let _ = timeout(T, task).await.unwrap();
+    })
+    .await;
+}
+
+/// Calls in flight per IP are capped at 2 x max_streams_per_ip + 64: half-open
+/// `SendStream`s (headers, then no first message) can no longer pin the relay's memory
+/// (#18: 60 connections x 2,000 of them took 1.3 GB).
+#[tokio::test]
+async fn calls_in_flight_are_capped_per_ip() {
+    let mut cfg = config(false);
+    cfg.limits.max_streams_per_ip = 3;
+    let limit = cfg.limits.max_calls_per_ip();
+    assert_eq!(limit, 70);
+    let relay = Relay::start(cfg).await;
+    let c = relay.grpc().await;
+    let mut open = Vec::new();
+    for _ in 0..limit {
+        let (tx, task) = writer(&c);
+        open.push((tx, task));
+    }
+    // Once they are all in flight at the relay, the next call is refused (until then a
+    // read of a missing mailbox answers "not found").
+    let mut probe = c.clone();
+    let e = timeout(T, async {
+        loop {
+            match probe.recv_stream(desc(&sid(92))).await {
+                Err(e) if e.code() == tonic::Code::ResourceExhausted => return e,
+                Err(e) if e.message() == "stream not found" => tokio::task::yield_now().await,
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(e.message().contains("call limit reached"), "{}", e.message());
+    // Ending them frees the slots.
+    open.clear();
+    let mut probe = c.clone();
+    timeout(T, async {
+        loop {
+            match probe.new_cipher_box(auth_req(&sid(93))).await {
+                Ok(_) => break,
+                Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+                    tokio::task::yield_now().await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+}

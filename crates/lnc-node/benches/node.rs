@@ -17,8 +17,9 @@ use lnc_core::keys::SecretKey;
 use lnc_core::pairing::{ConnectionState, PairingPhrase, Role};
 use lnc_node::create::NewSession;
 use lnc_node::session::SessionType;
-use lnc_node::{Lnd, MailboxConfig, MailboxTls, Node, NodeConfig};
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_node::{Lnd, MailboxConfig, Node, NodeConfig};
+use lnc_tunnel::TlsMode;
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Client, Mailbox, TunnelOptions};
 use lnd_api::lnrpc;
@@ -80,7 +81,7 @@ fn world() -> &'static World {
                 dir.join("node"),
                 MailboxConfig {
                     addr: relay.local_addr().to_string(),
-                    tls: MailboxTls::Insecure,
+                    tls: lnc_tunnel::TlsMode::Insecure,
                     creation_token: None,
                 },
             );
@@ -104,7 +105,7 @@ fn world() -> &'static World {
             let mb: Arc<dyn Mailbox> = Arc::new(
                 GrpcMailbox::new(RelayAddr {
                     addr: relay.local_addr().to_string(),
-                    tls: Tls::Insecure,
+                    tls: TlsMode::Insecure,
                 })
                 .unwrap(),
             );

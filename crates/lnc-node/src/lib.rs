@@ -20,7 +20,7 @@ pub use create::{
     CreatedSession, NewSession, SessionError, create_session, revoke_session, sweep_sessions,
 };
 pub use lnd::{Lnd, LndError};
-pub use node::{MailboxConfig, MailboxTls, Node, NodeConfig, NodeError, NodeEvent, SessionView};
+pub use node::{MailboxConfig, Node, NodeConfig, NodeError, NodeEvent, SessionView};
 pub use proxy::{Gate, UpstreamConfig};
 pub use secret::{NodeSecret, SecretError};
 pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType};

@@ -86,8 +86,8 @@ impl Lnd {
         let macaroon_hex = Arc::new(Zeroizing::new(hex::encode(&*mac)));
         let pem = read(tls_cert)?;
         // Pinned, not a root store: LND's tls.cert is its own CA, which WebPKI refuses as a
-        // server certificate (see `Tls::Pinned`); a real LND showed it, lnd-sim did not.
-        let cfg = lnc_tunnel::native::tls_config(&lnc_tunnel::native::Tls::Pinned(pem), &[b"h2"])
+        // server certificate (see `TlsMode::Pinned`); a real LND showed it, lnd-sim did not.
+        let cfg = lnc_tunnel::native::tls_config(&lnc_tunnel::TlsMode::Pinned(pem), &[b"h2"])
             .map_err(|e| LndError::Cert {
                 path: tls_cert.to_path_buf(),
                 what: e.to_string(),

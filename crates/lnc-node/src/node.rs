@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use getrandom::SysRng;
 use lnc_core::pairing::{ConnectionState, MailboxStreams, Role, StreamId};
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::TlsMode;
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Listener, ListenerEvent, Mailbox, PairingAttemptFailure, TunnelOptions, listen};
 use rand_core::UnwrapErr;
@@ -37,26 +38,13 @@ pub const DEFAULT_MAX_STALLED_ATTEMPTS: u32 = 3;
 /// stream open; relays limit concurrent streams per connection).
 const SESSIONS_PER_MAILBOX_CONNECTION: usize = 64;
 
-/// How the node reaches a mailbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MailboxTls {
-    /// TLS verified with the system trust store (a public relay).
-    System,
-    /// TLS trusting this PEM CA file (a self-hosted relay).
-    CaFile(PathBuf),
-    /// TLS without verification (a dev relay; the traffic is still Noise-encrypted).
-    SkipVerify,
-    /// Plaintext h2c (a relay on loopback or behind a TLS-terminating proxy).
-    Insecure,
-}
-
 /// The default mailbox new sessions use.
 #[derive(Clone, Debug)]
 pub struct MailboxConfig {
     /// `host:port`.
     pub addr: String,
     /// TLS mode.
-    pub tls: MailboxTls,
+    pub tls: TlsMode,
     /// Bearer token for relays that require one to create mailboxes.
     pub creation_token: Option<String>,
 }
@@ -326,7 +314,7 @@ impl Node {
     ) -> Result<CreatedSession, NodeError> {
         if params.mailbox_addr.is_empty() {
             params.mailbox_addr = self.inner.config.mailbox.addr.clone();
-            params.dev_server = self.inner.config.mailbox.tls == MailboxTls::SkipVerify;
+            params.dev_server = self.inner.config.mailbox.tls == TlsMode::SkipVerify;
         }
         if params.first_connection_timeout.is_none() {
             params.first_connection_timeout = Some(self.inner.config.first_connection_timeout);
@@ -416,19 +404,11 @@ impl Node {
     fn mailbox_for(&self, s: &Session) -> Result<Arc<dyn Mailbox>, NodeError> {
         let cfg = &self.inner.config.mailbox;
         let (tls, token) = if s.mailbox_addr == cfg.addr {
-            let tls = match &cfg.tls {
-                MailboxTls::System => Tls::System,
-                MailboxTls::SkipVerify => Tls::SkipVerify,
-                MailboxTls::Insecure => Tls::Insecure,
-                MailboxTls::CaFile(p) => Tls::CaPem(std::fs::read(p).map_err(|e| {
-                    NodeError::Config(format!("mailbox CA file {}: {e}", p.display()))
-                })?),
-            };
-            (tls, cfg.creation_token.clone())
+            (cfg.tls.clone(), cfg.creation_token.clone())
         } else if s.dev_server {
-            (Tls::SkipVerify, None)
+            (TlsMode::SkipVerify, None)
         } else {
-            (Tls::System, None)
+            (TlsMode::System, None)
         };
         let mut pools = self
             .inner

@@ -14,9 +14,10 @@ use lnc_core::noise::{NoiseConfig, XxInitiator};
 use lnc_core::pairing::{ConnectionState, HandshakeInputs, PairingPhrase, Role};
 use lnc_node::create::NewSession;
 use lnc_node::session::{SessionState, SessionType};
-use lnc_node::{MailboxConfig, MailboxTls, Node, NodeConfig, NodeEvent, UpstreamConfig};
+use lnc_node::{MailboxConfig, Node, NodeConfig, NodeEvent, UpstreamConfig};
 use lnc_testkit::dirs::fresh_path as temp_dir;
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::TlsMode;
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Client, ClientEvent, DriverOptions, Mailbox, TunnelOptions};
 use lnd_api::lnrpc;
@@ -66,7 +67,7 @@ async fn world(handshake_timeout: Duration) -> World {
         temp_dir("node"),
         MailboxConfig {
             addr: relay.to_string(),
-            tls: MailboxTls::Insecure,
+            tls: lnc_tunnel::TlsMode::Insecure,
             creation_token: None,
         },
     );
@@ -92,7 +93,7 @@ impl World {
         Arc::new(
             GrpcMailbox::new(RelayAddr {
                 addr: self.relay.to_string(),
-                tls: Tls::Insecure,
+                tls: TlsMode::Insecure,
             })
             .unwrap(),
         )

@@ -11,10 +11,16 @@ pub fn main_when_benched(how: &str, run: impl Future<Output = ()>) {
         println!("{how}");
         return;
     }
+    block_on(run);
+}
+
+/// Runs `run` on a 2-worker runtime (as many workers as the CI machine has cores), e.g.
+/// in a child process a bench starts from its own executable to measure a part alone.
+pub fn block_on<T>(run: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime")
-        .block_on(run);
+        .block_on(run)
 }

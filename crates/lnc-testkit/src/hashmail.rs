@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hyper_util::rt::TokioIo;
 use lnc_hashmail::pb;
 use lnc_hashmail::pb::hash_mail_client::HashMailClient;
-use lnc_tunnel::native::{Tls, tls_config};
+use lnc_tunnel::TlsMode;
+use lnc_tunnel::native::tls_config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -23,15 +24,15 @@ pub type BoxIo = Box<dyn Io>;
 #[derive(Clone, Debug)]
 pub struct RelayClient {
     addr: String,
-    tls: Tls,
+    tls: TlsMode,
 }
 
-/// How to trust a relay: [`Tls`] as our mailboxes take it.
-pub type Trust = Tls;
+/// How to trust a relay: [`TlsMode`] as our mailboxes take it.
+pub type Trust = TlsMode;
 
 /// The trust for a relay's own PEM certificate.
 pub fn trust_pem(pem: &str) -> Trust {
-    Tls::CaPem(pem.as_bytes().to_vec())
+    TlsMode::CaPem(pem.as_bytes().to_vec())
 }
 
 impl RelayClient {
@@ -45,7 +46,7 @@ impl RelayClient {
 
     /// Whether it speaks TLS.
     pub fn is_tls(&self) -> bool {
-        !matches!(self.tls, Tls::Insecure)
+        !matches!(self.tls, TlsMode::Insecure)
     }
 
     /// A TLS connection offering `alpn` (panics on a plain-TCP relay).

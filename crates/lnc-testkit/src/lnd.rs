@@ -209,7 +209,7 @@ impl LndRpc {
     /// `macaroon` (binary) on every call.
     pub async fn connect(addr: &str, tls_cert: &Path, macaroon: &[u8]) -> Result<LndRpc, String> {
         let pem = std::fs::read(tls_cert).map_err(|e| format!("{}: {e}", tls_cert.display()))?;
-        let cfg = lnc_tunnel::native::tls_config(&lnc_tunnel::native::Tls::Pinned(pem), &[b"h2"])
+        let cfg = lnc_tunnel::native::tls_config(&lnc_tunnel::TlsMode::Pinned(pem), &[b"h2"])
             .map_err(|e| e.to_string())?
             .ok_or("no TLS config")?;
         let connector = tokio_rustls::TlsConnector::from(cfg);

@@ -95,6 +95,11 @@ impl Proc {
         self.lines.subscribe()
     }
 
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGKILL, as a crash or the OOM killer would; returns once the process is gone.
     pub async fn kill(&mut self) {
         self.child.kill().await.expect("kill");
@@ -141,6 +146,13 @@ pub async fn wait_line(
     })
     .await
     .expect("timed out waiting for a line")
+}
+
+/// The resident set size of process `pid` in KiB (Linux `/proc`), `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The word after `key` in `line` (e.g. `addr=` in tracing output).

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lnc_mailbox::{Config, Server, ServerHandle, TlsMode};
-use lnc_tunnel::native::{RelayAddr, Tls};
+use lnc_mailbox::{Config, Server, ServerHandle};
+use lnc_tunnel::TlsMode;
+use lnc_tunnel::native::RelayAddr;
 
 use crate::hashmail::{BoxIo, RelayClient, trust_pem};
 use lnc_hashmail::pb::hash_mail_client::HashMailClient;
@@ -24,7 +25,7 @@ pub struct Relay {
 pub fn config(tls: bool) -> Config {
     let mut c = Config::loopback_insecure();
     if tls {
-        c.tls = TlsMode::SelfSigned { hosts: vec![] };
+        c.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
         c.data_dir = crate::dirs::temp_dir("relay");
     }
     c
@@ -110,8 +111,8 @@ impl Relay {
         RelayAddr {
             addr: self.addr().to_string(),
             tls: match self.handle.tls_cert_pem() {
-                None => Tls::Insecure,
-                Some(pem) => Tls::CaPem(pem.as_bytes().to_vec()),
+                None => TlsMode::Insecure,
+                Some(pem) => TlsMode::CaPem(pem.as_bytes().to_vec()),
             },
         }
     }
@@ -121,7 +122,7 @@ impl Relay {
         RelayClient::new(
             self.addr(),
             match self.handle.tls_cert_pem() {
-                None => Tls::Insecure,
+                None => TlsMode::Insecure,
                 Some(pem) => trust_pem(pem),
             },
         )

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 use lnc_core::keys::SecretKey;
 use lnc_core::pairing::{ConnectionState, PairingPhrase, Role};
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::TlsMode;
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{Client, ClientEvent, Mailbox, TunnelOptions};
 use lnd_api::lnrpc::lightning_client::LightningClient;
@@ -201,7 +202,7 @@ impl Stack {
     pub fn relay_addr(&self) -> RelayAddr {
         RelayAddr {
             addr: self.relay.clone(),
-            tls: Tls::Insecure,
+            tls: TlsMode::Insecure,
         }
     }
 

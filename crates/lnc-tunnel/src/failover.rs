@@ -57,6 +57,7 @@ impl FailoverMailbox {
             return Err(MailboxError {
                 status: Status::NotConnected,
                 message: "no mailbox address given".into(),
+                tls: false,
             });
         }
         let len = relays.len();

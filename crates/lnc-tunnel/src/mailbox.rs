@@ -64,6 +64,9 @@ pub struct MailboxError {
     pub status: Status,
     /// The relay's or the socket's error text.
     pub message: String,
+    /// The TLS layer failed: the relay's certificate or our trust settings (not the
+    /// network, not the relay's answer), so retrying will not help until one changes.
+    pub tls: bool,
 }
 
 impl MailboxError {
@@ -73,6 +76,16 @@ impl MailboxError {
         MailboxError {
             status: Status::classify(&message),
             message,
+            tls: false,
+        }
+    }
+
+    /// A failure of the TLS layer (see [`MailboxError::tls`]).
+    pub fn tls(message: impl Into<String>) -> Self {
+        MailboxError {
+            status: Status::NotConnected,
+            message: message.into(),
+            tls: true,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::mailbox::{Mailbox, MailboxError, PacketSink, PacketStream, Status};
 use crate::rt::BoxFuture;
+use crate::tls::TlsMode;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use lnc_core::pairing::StreamId;
@@ -19,86 +20,65 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tonic::transport::{Channel, Endpoint};
 
-/// How to secure the connection to the relay.
-#[derive(Clone, Debug)]
-pub enum Tls {
-    /// Plaintext (h2c / ws): a relay on loopback or behind a TLS-terminating proxy.
-    Insecure,
-    /// TLS verified against the operating system's trust store (a public relay such as
-    /// `mailbox.terminal.lightning.today:443`).
-    System,
-    /// TLS trusting the given PEM CA certificates (a self-hosted relay's own cert).
-    CaPem(Vec<u8>),
-    /// TLS without certificate verification: a dev relay only; anyone on path can read
-    /// the (still Noise-encrypted) traffic metadata and impersonate the relay.
-    SkipVerify,
-    /// TLS trusting exactly the given PEM certificate(s), byte for byte, whatever their
-    /// names and CA flags. For LND's self-signed `tls.cert`: it is its own CA
-    /// (`basicConstraints CA:TRUE`), which WebPKI refuses as a server certificate
-    /// (`CaUsedAsEndEntity`) while Go's verifier, hence lncli and every Go client, accepts
-    /// it; and users reach LND by names the certificate may not list.
-    Pinned(Vec<u8>),
-}
-
 /// Where the relay is and how to reach it.
 #[derive(Clone, Debug)]
 pub struct RelayAddr {
     /// `host:port`, as the user gives it.
     pub addr: String,
     /// TLS mode.
-    pub tls: Tls,
+    pub tls: TlsMode,
 }
 
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 type BoxIo = Box<dyn Io>;
 
-/// The rustls client config for `tls` offering `alpn`, `None` for [`Tls::Insecure`].
+/// The rustls client config for `tls` offering `alpn`, `None` for [`TlsMode::Insecure`].
 /// Public so that tools and tests reach a relay with exactly the trust rules the
 /// mailboxes use (one home for the skip-verify verifier, for one).
 pub fn tls_config(
-    tls: &Tls,
+    tls: &TlsMode,
     alpn: &[&[u8]],
 ) -> Result<Option<Arc<rustls::ClientConfig>>, MailboxError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| MailboxError::new(format!("tls: {e}")))?;
+        .map_err(|e| MailboxError::tls(format!("tls: {e}")))?;
     let mut cfg = match tls {
-        Tls::Insecure => return Ok(None),
-        Tls::CaPem(pem) => {
+        TlsMode::Insecure => return Ok(None),
+        TlsMode::CaPem(pem) => {
             use rustls::pki_types::pem::PemObject;
             let mut roots = rustls::RootCertStore::empty();
             for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
-                let c = c.map_err(|e| MailboxError::new(format!("tls: bad CA PEM: {e}")))?;
+                let c = c.map_err(|e| MailboxError::tls(format!("tls: bad CA PEM: {e}")))?;
                 roots
                     .add(c)
-                    .map_err(|e| MailboxError::new(format!("tls: bad CA cert: {e}")))?;
+                    .map_err(|e| MailboxError::tls(format!("tls: bad CA cert: {e}")))?;
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        Tls::System => {
+        TlsMode::System => {
             let found = rustls_native_certs::load_native_certs();
             let mut roots = rustls::RootCertStore::empty();
             let (added, _) = roots.add_parsable_certificates(found.certs);
             if added == 0 {
-                return Err(MailboxError::new(
+                return Err(MailboxError::tls(
                     "tls: no usable CA certificates in the system trust store; pass the relay's CA file",
                 ));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        Tls::SkipVerify => builder
+        TlsMode::SkipVerify => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify))
             .with_no_client_auth(),
-        Tls::Pinned(pem) => {
+        TlsMode::Pinned(pem) => {
             use rustls::pki_types::pem::PemObject;
             let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| MailboxError::new(format!("tls: bad certificate PEM: {e}")))?;
+                .map_err(|e| MailboxError::tls(format!("tls: bad certificate PEM: {e}")))?;
             if certs.is_empty() {
-                return Err(MailboxError::new(
+                return Err(MailboxError::tls(
                     "tls: the certificate file holds no CERTIFICATE block",
                 ));
             }
@@ -128,18 +108,33 @@ async fn connect_io(relay: &RelayAddr, alpn: &[u8]) -> Result<BoxIo, MailboxErro
                 .trim_matches(|c| c == '[' || c == ']')
                 .to_owned();
             let name = rustls::pki_types::ServerName::try_from(host)
-                .map_err(|e| MailboxError::new(format!("tls: bad server name: {e}")))?;
+                .map_err(|e| MailboxError::tls(format!("tls: bad server name: {e}")))?;
             let s = tokio_rustls::TlsConnector::from(cfg)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| MailboxError::new(format!("tls handshake: {e}")))?;
+                .map_err(|e| MailboxError::tls(format!("tls handshake: {e}")))?;
             Ok(Box::new(s))
         }
     }
 }
 
+/// The relay's answer, or the connection's failure: a TLS failure of our connector is found
+/// by type in the status's sources (tonic wraps it), not by its text.
 fn status_err(s: tonic::Status) -> MailboxError {
-    MailboxError::new(s.message().to_owned())
+    let mut e = MailboxError::new(s.message().to_owned());
+    let mut src = std::error::Error::source(&s);
+    while let Some(cause) = src {
+        if let Some(m) = cause.downcast_ref::<MailboxError>() {
+            e.tls = m.tls;
+            if e.tls {
+                e.status = Status::NotConnected;
+                e.message = format!("{}: {}", e.message, m.message);
+            }
+            break;
+        }
+        src = cause.source();
+    }
+    e
 }
 
 /// HashMail over gRPC (upstream's native client transport; also the node's).
@@ -267,6 +262,7 @@ impl Mailbox for GrpcMailbox {
                 .sink_map_err(|_| MailboxError {
                     status: Status::NotConnected,
                     message: "hashmail send stream closed".into(),
+                    tls: false,
                 })
                 .with(move |msg: Vec<u8>| {
                     let b = pb::CipherBox {
@@ -331,7 +327,7 @@ impl WsMailbox {
     ) -> Result<tokio_tungstenite::WebSocketStream<BoxIo>, MailboxError> {
         let io = connect_io(relay, b"http/1.1").await?;
         let scheme = match relay.tls {
-            Tls::Insecure => "ws",
+            TlsMode::Insecure => "ws",
             _ => "wss",
         };
         let url = format!("{scheme}://{}{path}?method=POST", relay.addr);
@@ -675,13 +671,13 @@ mod tests {
 
     #[test]
     fn tls_configs_build() {
-        assert!(tls_config(&Tls::Insecure, &[b"h2"]).unwrap().is_none());
-        let c = tls_config(&Tls::SkipVerify, &[b"h2"]).unwrap().unwrap();
+        assert!(tls_config(&TlsMode::Insecure, &[b"h2"]).unwrap().is_none());
+        let c = tls_config(&TlsMode::SkipVerify, &[b"h2"]).unwrap().unwrap();
         assert_eq!(c.alpn_protocols, vec![b"h2".to_vec()]);
-        assert!(tls_config(&Tls::CaPem(b"not a pem".to_vec()), &[b"h2"]).is_ok());
-        assert!(tls_config(&Tls::Pinned(b"not a pem".to_vec()), &[b"h2"]).is_err());
+        assert!(tls_config(&TlsMode::CaPem(b"not a pem".to_vec()), &[b"h2"]).is_ok());
+        assert!(tls_config(&TlsMode::Pinned(b"not a pem".to_vec()), &[b"h2"]).is_err());
         // The system store may be empty in a container; either outcome is a clean result.
-        let _ = tls_config(&Tls::System, &[b"http/1.1"]);
+        let _ = tls_config(&TlsMode::System, &[b"http/1.1"]);
     }
 
     #[test]

@@ -16,7 +16,8 @@ use lnc_hashmail::pb;
 use lnc_hashmail::pb::hash_mail_client::HashMailClient;
 use lnc_hashmail::pb::hash_mail_server::{HashMail, HashMailServer};
 use lnc_testkit::redis::{Instance, RedisServer, instance_config};
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls, WsMailbox};
+use lnc_tunnel::TlsMode;
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr, WsMailbox};
 use lnc_tunnel::rt::TokioRuntime;
 use lnc_tunnel::{
     FailoverMailbox, ListenerEvent, Mailbox, TunnelChannel, TunnelOptions, dial, listen,
@@ -95,7 +96,7 @@ fn states(seed: u64) -> (ConnectionState, ConnectionState) {
 fn addr(i: &Instance) -> RelayAddr {
     RelayAddr {
         addr: i.handle.local_addr().to_string(),
-        tls: Tls::Insecure,
+        tls: TlsMode::Insecure,
     }
 }
 

@@ -15,7 +15,7 @@
 use lnc_mailbox::{Config as RelayConfig, Server};
 use lnc_node::create::NewSession;
 use lnc_node::lnd::Lnd;
-use lnc_node::node::{MailboxConfig, MailboxTls, Node, NodeConfig, NodeEvent};
+use lnc_node::node::{MailboxConfig, Node, NodeConfig, NodeEvent};
 use lnc_node::session::{SessionId, SessionType};
 use lnd_sim::{Config as SimConfig, LndSim, MacaroonKind};
 use std::io::Write as _;
@@ -81,9 +81,9 @@ async fn main() -> anyhow::Result<()> {
         MailboxConfig {
             addr: relay_addr.clone(),
             tls: if tls {
-                MailboxTls::SkipVerify
+                lnc_tunnel::TlsMode::SkipVerify
             } else {
-                MailboxTls::Insecure
+                lnc_tunnel::TlsMode::Insecure
             },
             creation_token: None,
         },

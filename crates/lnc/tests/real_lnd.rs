@@ -62,16 +62,44 @@ type Invoices = tokio::sync::mpsc::UnboundedReceiver<Result<lnrpc::Invoice, toni
 
 /// Opens `SubscribeInvoices` through `app` in a task and returns once `lnc node` passed the
 /// call to LND. A task, because LND (grpc-go) sends a server stream's response headers only
-/// with its first message: awaiting the call would wait for the next invoice.
+/// with its first message: awaiting the call would wait for the next invoice. The stream
+/// starts after LND's newest invoice (`add_index`), so an invoice added before LND has
+/// registered the subscription still arrives (as backlog) instead of being missed.
 async fn invoice_stream(
+    env: &Stack,
     app: &App,
     node_rx: &mut tokio::sync::broadcast::Receiver<String>,
 ) -> Invoices {
+    let lnd = env.direct_admin().await;
+    let newest = async || {
+        lnd.lightning()
+            .list_invoices(lnrpc::ListInvoiceRequest {
+                reversed: true,
+                num_max_invoices: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .last_index_offset
+    };
+    let mut after = newest().await;
+    if after == 0 {
+        // add_index 0 means "no backlog": make sure there is an invoice to start after.
+        lnd.lightning()
+            .add_invoice(invoice("stream start", 1))
+            .await
+            .unwrap();
+        after = newest().await;
+    }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut ln = app.ln();
     tokio::spawn(async move {
         let mut s = match ln
-            .subscribe_invoices(lnrpc::InvoiceSubscription::default())
+            .subscribe_invoices(lnrpc::InvoiceSubscription {
+                add_index: after,
+                ..Default::default()
+            })
             .await
         {
             Ok(s) => s.into_inner(),
@@ -253,7 +281,7 @@ async fn session_types_and_revocation_on_real_lnd() {
         .unwrap();
 
     // Revoke: the live stream ends, the ID is gone from LND, LND refuses the macaroon.
-    let mut sub = invoice_stream(&ad, &mut node_rx).await;
+    let mut sub = invoice_stream(&env, &ad, &mut node_rx).await;
     ad.ln().add_invoice(invoice("live", 2)).await.unwrap();
     next_invoice(&mut sub, |i| i.memo == "live").await;
     let t_revoke = Instant::now();
@@ -294,7 +322,7 @@ async fn payments_through_the_tunnel() {
     let bob = net.bob.admin().await.unwrap();
 
     // Bob pays the app's invoice; the app's open stream sees it settle.
-    let mut sub = invoice_stream(&app, &mut node_rx).await;
+    let mut sub = invoice_stream(&env, &app, &mut node_rx).await;
     let added = app
         .ln()
         .add_invoice(invoice("coffee", 2_100))
@@ -458,7 +486,7 @@ async fn expiry_ends_an_open_stream() {
     // Long enough for pairing and the call on a loaded machine (pairing stretches the phrase).
     let (id, phrase) = env.add(&["--type", "readonly", "--expiry", "15s"]).await;
     let app = App::pair(&env, &phrase).await;
-    let mut sub = invoice_stream(&app, &mut node_rx).await;
+    let mut sub = invoice_stream(&env, &app, &mut node_rx).await;
     let short = id.clone();
     wait_line(&mut node_rx, |l| {
         l.contains("session ended") && l.contains(&short) && l.contains("expired")
@@ -479,7 +507,7 @@ async fn expiry_ends_an_open_stream() {
     node.interrupt().await;
 }
 
-/// LND's quirk, held in `lnc_tunnel::native::Tls::Pinned`: its `tls.cert` is its own CA,
+/// LND's quirk, held in `lnc_tunnel::TlsMode::Pinned`: its `tls.cert` is its own CA,
 /// which a WebPKI root store refuses as the server's certificate; pinned, it is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lnd_certificate_is_its_own_ca() {
@@ -506,7 +534,7 @@ async fn lnd_certificate_is_its_own_ca() {
         .connect(name, tcp)
         .await
     else {
-        panic!("WebPKI accepted LND's certificate: Tls::Pinned may no longer be needed")
+        panic!("WebPKI accepted LND's certificate: TlsMode::Pinned may no longer be needed")
     };
     assert!(e.to_string().contains("CaUsedAsEndEntity"), "{e}");
     // Pinned (what `lnc node` uses): accepted.

@@ -17,6 +17,8 @@
 //     `UNARY n=N p50_us=... p99_us=...`.
 //   - --bulk-items N --bulk-size B: one SubscribeInvoices of N items with B-byte
 //     memos; `BULK bytes=... ms=...`.
+//   - --report-rss: after the stream, `RSS kb=...` (VmRSS from /proc/self/status: the
+//     app's resident memory after pairing and its first calls).
 //   - --scrypt N: no connection; N pairing-phrase stretches with the parameters
 //     lightning-node-connect uses (x/crypto/scrypt, N=2^16, r=8, p=1, 32 bytes);
 //     `SCRYPT n=N ms_each=...`.
@@ -28,8 +30,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -52,6 +57,7 @@ func main() {
 	unaryCalls := flag.Int("unary-calls", 0, "benchmark: sequential GetInfo calls after the stream")
 	bulkItems := flag.Uint64("bulk-items", 0, "benchmark: items of one SubscribeInvoices after the stream")
 	bulkSize := flag.Uint64("bulk-size", 1000, "benchmark: memo bytes per bulk item")
+	reportRSS := flag.Bool("report-rss", false, "benchmark: print the process's resident memory after the stream")
 	scryptN := flag.Int("scrypt", 0, "benchmark: time this many phrase stretches and exit")
 	flag.Parse()
 	harness.SetupLogging(*debug)
@@ -164,6 +170,13 @@ func main() {
 		n++
 	}
 	harness.Emit("STREAM", "n", fmt.Sprint(n))
+	if *reportRSS {
+		kb, err := rssKB()
+		if err != nil {
+			harness.Fatal("rss", err)
+		}
+		harness.Emit("RSS", "kb", fmt.Sprint(kb))
+	}
 
 	if *unaryCalls > 0 {
 		lat := make([]time.Duration, 0, *unaryCalls)
@@ -204,6 +217,20 @@ func main() {
 		harness.Fatal("close", err)
 	}
 	harness.Emit("DONE")
+}
+
+// rssKB reads the process's resident set size (VmRSS, KiB) from /proc/self/status.
+func rssKB() (uint64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
 }
 
 // benchScrypt times n stretches of a 14-byte phrase entropy the way

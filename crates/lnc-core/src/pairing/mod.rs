@@ -17,7 +17,7 @@ mod stretch;
 
 pub use phrase::{BITS_PER_WORD, ENTROPY_LEN, Entropy, NUM_WORDS, PairingPhrase, PhraseError};
 pub use state::{
-    ConnectionState, HandshakeInputs, HandshakeOutcome, HandshakePattern, HandshakeRecord,
+    ConnectionState, HandshakeInputs, HandshakeOutcome, HandshakeRecord,
     MIN_VERSION_STORING_REMOTE_STATIC, StateError,
 };
 pub use stream_id::{MailboxStreams, Role, STREAM_ID_LEN, StreamId};

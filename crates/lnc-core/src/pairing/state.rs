@@ -15,20 +15,12 @@ use super::phrase::Entropy;
 use super::stream_id::{MailboxStreams, Role, StreamId};
 use super::stretch;
 use crate::keys::{PublicKey, SecretKey};
+use crate::noise::{Established, HandshakeVersion, Pattern};
 use crate::spake2::MaskScalar;
 
 /// First handshake version at which the peers persist each other's static keys (and may
 /// therefore use KK next time). With version 0 or 1 every connection stays XX.
-pub const MIN_VERSION_STORING_REMOTE_STATIC: u8 = 2;
-
-/// Which Noise pattern the next handshake uses, without its (possibly expensive) inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HandshakePattern {
-    /// `XXeke+SPAKE2`: pairing with the phrase; the peer's static key is learned.
-    Xx,
-    /// `KK`: reconnect; both static keys are known in advance (needs version ≥ 2).
-    Kk,
-}
+pub const MIN_VERSION_STORING_REMOTE_STATIC: HandshakeVersion = HandshakeVersion::V2;
 
 /// Everything the Noise layer needs to run the next handshake, by pattern.
 ///
@@ -54,10 +46,10 @@ pub enum HandshakeInputs {
 
 impl HandshakeInputs {
     /// The pattern these inputs are for.
-    pub fn pattern(&self) -> HandshakePattern {
+    pub fn pattern(&self) -> Pattern {
         match self {
-            HandshakeInputs::Xx { .. } => HandshakePattern::Xx,
-            HandshakeInputs::Kk { .. } => HandshakePattern::Kk,
+            HandshakeInputs::Xx { .. } => Pattern::Xx,
+            HandshakeInputs::Kk { .. } => Pattern::Kk,
         }
     }
 }
@@ -66,13 +58,24 @@ impl HandshakeInputs {
 #[derive(Clone)]
 pub struct HandshakeOutcome {
     /// The negotiated handshake version.
-    pub version: u8,
+    pub version: HandshakeVersion,
     /// The peer's static key as authenticated by the handshake.
     pub remote_static: PublicKey,
     /// Initiator (client) only: the auth data the server sent in act 2 (empty if none).
     /// Ignored on the server, which sends rather than receives auth data. Zeroized on drop:
     /// it carries the session's macaroon.
     pub received_auth_data: Zeroizing<Vec<u8>>,
+}
+
+impl HandshakeOutcome {
+    /// What a completed Noise handshake tells the pairing state.
+    pub fn of(est: &Established) -> Self {
+        HandshakeOutcome {
+            version: est.version,
+            remote_static: est.remote_static,
+            received_auth_data: est.auth_data.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl fmt::Debug for HandshakeOutcome {
@@ -183,10 +186,10 @@ impl ConnectionState {
 
     /// Which pattern the next handshake uses: XX until the peer's static key is known,
     /// then KK. Cheap; see [`ConnectionState::handshake`] for the inputs.
-    pub fn handshake_pattern(&self) -> HandshakePattern {
+    pub fn handshake_pattern(&self) -> Pattern {
         match self.remote_static {
-            None => HandshakePattern::Xx,
-            Some(_) => HandshakePattern::Kk,
+            None => Pattern::Xx,
+            Some(_) => Pattern::Kk,
         }
     }
 
@@ -303,7 +306,7 @@ mod tests {
 
     fn outcome(version: u8, remote: PublicKey, auth: &[u8]) -> HandshakeOutcome {
         HandshakeOutcome {
-            version,
+            version: HandshakeVersion::from_u8(version).expect("a known version"),
             remote_static: remote,
             received_auth_data: Zeroizing::new(auth.to_vec()),
         }
@@ -320,7 +323,7 @@ mod tests {
 
         // First connection: XX on SHA512(E) streams; the two sides' streams mirror.
         for s in [&client, &server] {
-            assert_eq!(s.handshake_pattern(), HandshakePattern::Xx);
+            assert_eq!(s.handshake_pattern(), Pattern::Xx);
             assert_eq!(s.sid(), f.xx_sid);
         }
         assert_eq!(client.stream_ids().send, server.stream_ids().receive);
@@ -362,7 +365,7 @@ mod tests {
 
         // Reconnect: KK on the ECDH-derived streams (the kk_handshake_v2 vector).
         for s in [&client, &server] {
-            assert_eq!(s.handshake_pattern(), HandshakePattern::Kk);
+            assert_eq!(s.handshake_pattern(), Pattern::Kk);
             assert_eq!(s.sid(), f.kk_sid);
         }
         assert_eq!(client.stream_ids().send, server.stream_ids().receive);
@@ -371,7 +374,7 @@ mod tests {
             panic!("expected KK");
         };
         assert_eq!(remote_static, f.server_priv.public_key());
-        assert_eq!(client.handshake().pattern(), HandshakePattern::Kk);
+        assert_eq!(client.handshake().pattern(), Pattern::Kk);
 
         // A KK handshake re-stores the same key: stored, streams unchanged.
         let rec = client
@@ -408,7 +411,7 @@ mod tests {
                 }
             );
             assert_eq!(client.auth_data(), Some(&b""[..]));
-            assert_eq!(client.handshake_pattern(), HandshakePattern::Xx);
+            assert_eq!(client.handshake_pattern(), Pattern::Xx);
             assert_eq!(client.sid(), f.xx_sid);
         }
     }
@@ -418,7 +421,7 @@ mod tests {
         let f = fixture();
         let s = ConnectionState::new(Role::Server, f.server_priv.clone(), f.entropy.clone())
             .with_remote_static(Some(f.client_priv.public_key()));
-        assert_eq!(s.handshake_pattern(), HandshakePattern::Kk);
+        assert_eq!(s.handshake_pattern(), Pattern::Kk);
         assert_eq!(s.stream_ids().receive, f.kk_sid.client_to_server());
         assert_eq!(s.remote_static(), Some(&f.client_priv.public_key()));
         assert_eq!(s.role(), Role::Server);

@@ -13,7 +13,7 @@ use lnc_client::{ConnectOptions, MailboxInfo, TlsMode, Transport};
 use lnc_core::keys::SecretKey;
 use lnc_core::pairing::{ConnectionState, Entropy, PairingPhrase, Role};
 use lnc_tunnel::TunnelOptions;
-use lnc_tunnel::native::{GrpcMailbox, RelayAddr, Tls};
+use lnc_tunnel::native::{GrpcMailbox, RelayAddr};
 use lnc_tunnel::rt::TokioRuntime;
 use lnd_api::lnrpc;
 use lnd_api::lnrpc::lightning_client::LightningClient;
@@ -162,7 +162,7 @@ pub async fn run(b: TunnelBench) -> anyhow::Result<()> {
         .with_auth_data(b"Macaroon: 0201".to_vec());
     let node_mb = std::sync::Arc::new(GrpcMailbox::new(RelayAddr {
         addr: relay.to_string(),
-        tls: Tls::Insecure,
+        tls: TlsMode::Insecure,
     })?);
     let mut listener = lnc_tunnel::listen(
         &TokioRuntime::new(),

@@ -12,7 +12,7 @@ use clap::Args;
 use lnc_client::credentials::{MailboxInfo, TlsMode, Transport};
 use lnc_client::native::ProfileStore;
 use lnc_client::{ConnectOptions, native};
-use lnc_node::{MailboxConfig, MailboxTls, NodeConfig, SessionType};
+use lnc_node::{MailboxConfig, NodeConfig, SessionType};
 use lnd_api::lnrpc;
 
 /// Flags of `lnc demo` (none needed).
@@ -91,7 +91,7 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
         dir.join("node"),
         MailboxConfig {
             addr: relay_addr.to_string(),
-            tls: MailboxTls::Insecure,
+            tls: lnc_tunnel::TlsMode::Insecure,
             creation_token: None,
         },
     );

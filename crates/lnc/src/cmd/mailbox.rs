@@ -81,7 +81,8 @@ pub struct MailboxArgs {
     /// Live mailboxes in total [default: 200000].
     #[arg(long, env = "LNC_MAILBOX_MAX_STREAMS")]
     max_streams: Option<usize>,
-    /// Live mailboxes per client IP [default: 1000].
+    /// Live mailboxes per client IP; its calls in flight are capped at twice this + 64
+    /// [default: 1000].
     #[arg(long, env = "LNC_MAILBOX_MAX_STREAMS_PER_IP")]
     max_streams_per_ip: Option<usize>,
     /// Open connections per client IP [default: 256].
@@ -106,6 +107,10 @@ pub struct MailboxArgs {
     /// WebSocket ping interval in seconds; 0 disables [default: 30].
     #[arg(long, env = "LNC_MAILBOX_WS_PING_SECS")]
     ws_ping_secs: Option<u64>,
+    /// Close a connection with no call in flight for this many seconds (its client
+    /// reconnects when it calls again); 0 keeps them [default: 120].
+    #[arg(long, env = "LNC_MAILBOX_CONNECTION_IDLE_SECS")]
+    connection_idle_secs: Option<u64>,
     /// Keep mailboxes in this Redis, shared by every instance given the same
     /// URL: redis://[USER:PASS@]HOST:PORT[/DB] [default: in memory, one instance].
     #[arg(long, env = "LNC_MAILBOX_REDIS")]
@@ -143,6 +148,7 @@ struct FileConfig {
     gc_interval_secs: Option<u64>,
     occupied_wait_ms: Option<u64>,
     ws_ping_secs: Option<u64>,
+    connection_idle_secs: Option<u64>,
     redis: Option<String>,
     redis_lease_ms: Option<u64>,
     redis_prefix: Option<String>,
@@ -218,6 +224,10 @@ fn build_config(a: MailboxArgs) -> anyhow::Result<Config> {
         .ws_ping_secs
         .or(f.ws_ping_secs)
         .map_or(dt.ws_ping_interval, |s| (s > 0).then(|| secs(s)));
+    let connection_idle = a
+        .connection_idle_secs
+        .or(f.connection_idle_secs)
+        .map_or(dt.connection_idle, |s| (s > 0).then(|| secs(s)));
     let redis = match a.redis.or(f.redis).filter(|u| !u.is_empty()) {
         None => None,
         Some(url) => {
@@ -286,6 +296,7 @@ fn build_config(a: MailboxArgs) -> anyhow::Result<Config> {
                 .or(f.gc_interval_secs)
                 .map_or(dt.gc_interval, |s| secs(s.max(1))),
             ws_ping_interval: ping,
+            connection_idle,
             ..dt
         },
     })

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use lnc_node::{MailboxConfig, MailboxTls, Node, NodeConfig, UpstreamConfig};
+use lnc_node::{MailboxConfig, Node, NodeConfig, UpstreamConfig};
+use lnc_tunnel::TlsMode;
 use serde::Deserialize;
 
 /// Default data dir of the node (and of `lnc session`).
@@ -122,12 +123,18 @@ fn parse_upstream(s: &str) -> anyhow::Result<UpstreamConfig> {
 }
 
 /// Parses a mailbox TLS mode name.
-pub fn parse_mailbox_tls(mode: &str, ca: Option<PathBuf>) -> anyhow::Result<MailboxTls> {
+pub fn parse_mailbox_tls(mode: &str, ca: Option<PathBuf>) -> anyhow::Result<TlsMode> {
     Ok(match mode {
-        "system" => MailboxTls::System,
-        "skip-verify" => MailboxTls::SkipVerify,
-        "insecure" => MailboxTls::Insecure,
-        "ca" => MailboxTls::CaFile(ca.context("--mailbox-tls ca needs --mailbox-ca FILE")?),
+        "system" => TlsMode::System,
+        "skip-verify" => TlsMode::SkipVerify,
+        "insecure" => TlsMode::Insecure,
+        "ca" => {
+            let ca = ca.context("--mailbox-tls ca needs --mailbox-ca FILE")?;
+            TlsMode::CaPem(
+                std::fs::read(&ca)
+                    .with_context(|| format!("reading the mailbox CA file {}", ca.display()))?,
+            )
+        }
         other => bail!("--mailbox-tls {other:?}: use system, ca, skip-verify or insecure"),
     })
 }
