@@ -1063,7 +1063,11 @@ async fn calls_in_flight_are_capped_per_ip() {
     })
     .await
     .unwrap();
-    assert!(e.message().contains("call limit reached"), "{}", e.message());
+    assert!(
+        e.message().contains("call limit reached"),
+        "{}",
+        e.message()
+    );
     // Ending them frees the slots.
     open.clear();
     let mut probe = c.clone();

@@ -33,6 +33,14 @@ const INBOX_CAP: usize = 4 << 20;
 /// Steps one driver poll may take before yielding to other tasks.
 const POLL_BUDGET: u32 = 64;
 
+/// Whether a relay error refuses a write stream as a whole, so that nothing written on it
+/// was delivered: "stream not found" (the peer has not created its mailbox yet) and
+/// "write stream occupied" (the relay still holds another writer's stream, e.g. the app's
+/// previous connection's: aperture refuses at once where our relay first waits 250 ms).
+fn refuses_stream(status: Status) -> bool {
+    matches!(status, Status::SessionNotFound | Status::SessionInUse)
+}
+
 /// Why a message could not be sent or received.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GbnError {
@@ -430,9 +438,9 @@ struct Driver<R: Runtime> {
     /// The last send stream failed: whatever was queued on it may be lost, which GBN is
     /// told when the next one opens (`Connection::handle_transport_reopened`).
     send_failed: bool,
-    /// The last send stream failed with "stream not found": the relay refuses a write
-    /// stream at its first message, before it delivers anything, so whatever was written
-    /// on it is lost (see `poll_send`).
+    /// The last send stream was refused as a whole ([`refuses_stream`]): the relay refuses
+    /// a write stream at its first message, before it delivers anything, so whatever was
+    /// written on it is lost (see `poll_send`).
     send_refused: bool,
     /// Node side: the SYN of a restarted app that ended this connection, for the next.
     pushback: Option<Vec<u8>>,
@@ -761,7 +769,7 @@ impl<R: Runtime> Driver<R> {
                 Poll::Ready(Err(e)) => {
                     Self::fail(sh, &e);
                     self.send_failed = true;
-                    self.send_refused |= e.status == Status::SessionNotFound;
+                    self.send_refused |= refuses_stream(e.status);
                     Dir::Backoff(self.rt.sleep(self.send_backoff.next()))
                 }
                 Poll::Pending => return (false, false),
@@ -816,7 +824,7 @@ impl<R: Runtime> Driver<R> {
                     Some(e) => {
                         Self::fail(sh, &e);
                         self.send_failed = true;
-                        self.send_refused |= e.status == Status::SessionNotFound;
+                        self.send_refused |= refuses_stream(e.status);
                         self.need_flush = false;
                         if closed {
                             self.send = Dir::Idle;

@@ -31,7 +31,8 @@ use zeroize::Zeroizing;
 /// What a [`Listener`] reports.
 #[derive(Debug, Clone)]
 pub enum ListenerEvent {
-    /// Waiting for the app on these streams (boxes are created eagerly).
+    /// Waiting for the app on these streams; their boxes exist (unless the relay could
+    /// not be reached: then the driver creates them when it reaches it).
     Listening(MailboxStreams),
     /// A handshake completed; persist `state` (it holds the app's key after pairing).
     Connected {
@@ -211,8 +212,9 @@ where
         // boxes exist, so the app never waits on it.
         let mut inputs = self.state.handshake();
         loop {
+            let first = self.prev.is_none();
             let streams = self.switch_streams(&mut inputs).await;
-            let Some(gbn) = self.open(streams) else {
+            let Some(gbn) = self.open(streams, first).await else {
                 break;
             };
             match self.handshake(&gbn, &inputs).await {
@@ -255,9 +257,23 @@ where
         streams
     }
 
-    /// Starts the GBN server on `streams` (creating both boxes); `None` when the listener
-    /// was stopped or cannot run (then reported).
-    fn open(&mut self, streams: MailboxStreams) -> Option<GbnHandle> {
+    /// Starts the GBN server on `streams`; `None` when the listener was stopped or cannot
+    /// run (then reported). On the `first` streams it creates both boxes before it reports
+    /// [`ListenerEvent::Listening`], so an app that dials on that event finds them instead
+    /// of "stream not found" and a backoff. Later connections reuse boxes that exist (the
+    /// post-pairing ones are created while the pairing connection runs) and take over the
+    /// open receive stream, so a reconnecting app never waits on box creation. A relay
+    /// that cannot be reached now is left to the driver, which creates the boxes when it
+    /// (re)opens its streams.
+    async fn open(&mut self, streams: MailboxStreams, first: bool) -> Option<GbnHandle> {
+        if first {
+            for id in [streams.receive, streams.send] {
+                if let Err(e) = self.mailbox.create(id).await {
+                    tracing::debug!(error = %e, "creating the session's mailbox failed; the driver retries");
+                    break;
+                }
+            }
+        }
         let config = self.options.gbn.clone().unwrap_or_else(gbn::Config::server);
         let opts = DriverOptions {
             create_boxes: true,

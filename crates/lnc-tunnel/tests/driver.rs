@@ -29,6 +29,9 @@ struct MemRelay {
     recv_life: usize,
     written: AtomicU64,
     opens: AtomicU64,
+    /// Write streams still to be refused at their first message ("write stream
+    /// occupied": the relay's write side is held by another writer).
+    refuse_writers: AtomicU64,
 }
 
 impl MemRelay {
@@ -71,6 +74,7 @@ impl Stream for Reader {
 struct Writer {
     relay: Arc<MemRelay>,
     q: Arc<Mutex<Queue>>,
+    refused: bool,
 }
 
 impl Sink<Vec<u8>> for Writer {
@@ -79,6 +83,9 @@ impl Sink<Vec<u8>> for Writer {
         Poll::Ready(Ok(()))
     }
     fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), MailboxError> {
+        if self.refused {
+            return Err(MailboxError::new("write stream occupied"));
+        }
         let n = self.relay.written.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(self.relay.loss) {
             return Ok(()); // lost in transit
@@ -110,9 +117,15 @@ impl Mailbox for Handle {
         Box::pin(async move { Ok(Box::pin(r) as PacketStream) })
     }
     fn open_send(&self, id: StreamId) -> BoxFuture<Result<PacketSink, MailboxError>> {
+        let refused = self
+            .0
+            .refuse_writers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
         let w = Writer {
             relay: self.0.clone(),
             q: self.0.queue(id),
+            refused,
         };
         Box::pin(async move { Ok(Box::pin(w) as PacketSink) })
     }
@@ -139,6 +152,7 @@ async fn lossy_relay_with_dropping_streams_delivers_everything_in_order() {
         recv_life: 40,
         written: AtomicU64::new(0),
         opens: AtomicU64::new(0),
+        refuse_writers: AtomicU64::new(0),
     });
     let rt = TokioRuntime::new();
     let a = StreamId::from_bytes([1; 64]);
@@ -199,4 +213,55 @@ async fn lossy_relay_with_dropping_streams_delivers_everything_in_order() {
     assert!(client.stats().transport_errors + server.stats().transport_errors > 2);
     client.close();
     tokio::time::timeout(t, client.closed()).await.unwrap();
+}
+
+/// A write stream the relay refuses at its first message ("write stream occupied": an app
+/// reconnecting while the relay still holds its previous connection's stream, as aperture
+/// does without waiting) delivered nothing: the SYN on it is sent again on the next write
+/// stream at once, not at the 2 s handshake resend (seen through aperture as KK p99 2 s).
+#[tokio::test(start_paused = true)]
+async fn a_syn_on_a_write_stream_refused_as_occupied_is_sent_again_at_once() {
+    let relay = Arc::new(MemRelay {
+        queues: Mutex::new(HashMap::new()),
+        loss: u64::MAX,
+        recv_life: usize::MAX,
+        written: AtomicU64::new(0),
+        opens: AtomicU64::new(0),
+        refuse_writers: AtomicU64::new(1),
+    });
+    let rt = TokioRuntime::new();
+    let a = StreamId::from_bytes([3; 64]);
+    let b = StreamId::from_bytes([4; 64]);
+    let streams = |receive, send| MailboxStreams { receive, send };
+    let server = spawn_gbn(
+        &rt,
+        Arc::new(Handle(relay.clone())),
+        streams(b, a),
+        lnc_core::gbn::Side::Server,
+        lnc_core::gbn::Config::server(),
+        DriverOptions::default(),
+    )
+    .unwrap();
+    let t0 = tokio::time::Instant::now();
+    let client = spawn_gbn(
+        &rt,
+        Arc::new(Handle(relay.clone())),
+        streams(a, b),
+        lnc_core::gbn::Side::Client,
+        lnc_core::gbn::Config::client(),
+        DriverOptions::default(),
+    )
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), client.connected())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = t0.elapsed();
+    assert_eq!(relay.refuse_writers.load(Ordering::Relaxed), 0);
+    assert!(
+        took < lnc_core::gbn::Config::client().handshake_timeout,
+        "the SYN waited for the handshake resend: {took:?}"
+    );
+    client.close();
+    server.close();
 }
