@@ -9,7 +9,6 @@
 //! - the calls in flight from one IP are capped (a `SendStream` whose first message never
 //!   comes holds its buffers like any other call).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,6 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::client::{IpCount, IpCounts};
 
 /// One connection's requests in flight.
 pub(crate) struct ConnActivity {
@@ -103,48 +104,23 @@ impl Drop for RequestGuard {
 /// Calls in flight per client IP.
 #[derive(Default)]
 pub(crate) struct CallTable {
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    counts: Arc<IpCounts>,
 }
 
 impl CallTable {
     /// Counts a call of `ip`, or `None` when it already has `limit` in flight.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<CallGuard> {
-        let mut t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = t.entry(ip).or_insert(0);
-        if *n >= limit {
-            return None;
-        }
-        *n += 1;
-        Some(CallGuard {
-            ip,
-            table: self.clone(),
-        })
+    pub(crate) fn admit(&self, ip: IpAddr, limit: usize) -> Option<CallGuard> {
+        self.counts.add(ip, limit).map(|(guard, _)| guard)
     }
 
     #[cfg(test)]
     fn in_flight(&self, ip: IpAddr) -> usize {
-        let t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        t.get(&ip).copied().unwrap_or(0)
+        self.counts.get(ip)
     }
 }
 
 /// One call counted against its IP until dropped.
-pub(crate) struct CallGuard {
-    ip: IpAddr,
-    table: Arc<CallTable>,
-}
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        let mut t = self.table.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = t.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.remove(&self.ip);
-            }
-        }
-    }
-}
+pub(crate) type CallGuard = IpCount;
 
 /// A response body that keeps its request counted until it has been sent or dropped (a
 /// `RecvStream` answers at once and lives in its body).

@@ -21,13 +21,47 @@ pub struct ClientInfo {
     pub(crate) _request: Arc<crate::activity::RequestGuard>,
 }
 
-/// Counts one open connection against its IP until dropped.
-pub(crate) struct ConnGuard {
-    ip: IpAddr,
-    table: Arc<ConnTable>,
+/// Counts per client IP, each unit held by an [`IpCount`] until it drops: open
+/// connections ([`ConnTable`]) and calls in flight (`activity::CallTable`).
+#[derive(Default)]
+pub(crate) struct IpCounts {
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
-impl Drop for ConnGuard {
+impl IpCounts {
+    /// Counts one more for `ip` unless it already has `cap`; returns the guard and the
+    /// count with it.
+    pub(crate) fn add(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<(IpCount, usize)> {
+        let mut t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = t.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        let count = *n;
+        Some((
+            IpCount {
+                ip,
+                table: self.clone(),
+            },
+            count,
+        ))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn get(&self, ip: IpAddr) -> usize {
+        let t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        t.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// One unit counted against its IP until dropped.
+pub(crate) struct IpCount {
+    ip: IpAddr,
+    table: Arc<IpCounts>,
+}
+
+impl Drop for IpCount {
     fn drop(&mut self) {
         let mut t = self.table.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = t.get_mut(&self.ip) {
@@ -39,9 +73,13 @@ impl Drop for ConnGuard {
     }
 }
 
+/// Counts one open connection against its IP until dropped.
+pub(crate) type ConnGuard = IpCount;
+
+/// Open connections per client IP.
 #[derive(Default)]
 pub(crate) struct ConnTable {
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    counts: Arc<IpCounts>,
 }
 
 /// How many over-limit connections of one IP still get an explanatory error
@@ -55,22 +93,16 @@ pub(crate) enum Admission {
 }
 
 impl ConnTable {
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, limit: usize, exempt: bool) -> Admission {
-        let mut t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = t.entry(ip).or_insert(0);
-        if !exempt && *n >= limit + OVER_LIMIT_GRACE {
-            return Admission::Drop;
-        }
-        *n += 1;
-        let over = !exempt && *n > limit;
-        let guard = Arc::new(ConnGuard {
-            ip,
-            table: self.clone(),
-        });
-        if over {
-            Admission::Reject(guard)
+    pub(crate) fn admit(&self, ip: IpAddr, limit: usize, exempt: bool) -> Admission {
+        let cap = if exempt {
+            usize::MAX
         } else {
-            Admission::Ok(guard)
+            limit.saturating_add(OVER_LIMIT_GRACE)
+        };
+        match self.counts.add(ip, cap) {
+            None => Admission::Drop,
+            Some((guard, n)) if !exempt && n > limit => Admission::Reject(Arc::new(guard)),
+            Some((guard, _)) => Admission::Ok(Arc::new(guard)),
         }
     }
 }

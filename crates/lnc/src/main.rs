@@ -1,7 +1,9 @@
-//! `lnc`: Lightning Node Connect in Rust. Subcommands: `mailbox` (the relay)
-//! and `bench` (load tools); later `node`, `session`, `connect`, `call`, `demo`.
+//! `lnc`: Lightning Node Connect in Rust. The daemons `mailbox` (the relay) and `node` (beside
+//! LND, with `session` to manage it), the app side `connect`, `call`, `profiles`, `status`,
+//! `demo` (everything in one process) and `bench` (load tools).
 
 mod cmd;
+mod fd_limit;
 
 use clap::{Parser, Subcommand};
 

@@ -296,3 +296,32 @@ async fn relay_refuses_a_token_file_others_can_read() {
     assert!(err.contains(&format!("chmod 600 {path}")), "{err}");
     assert!(!err.contains("secret-token"), "{err}");
 }
+
+/// The relay raises its open-file soft limit to the hard one at start: under the usual
+/// 1,024 it refused clients ("Too many open files") with the machine idle (#18 row 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_raises_its_open_file_limit() {
+    use lnc_testkit::process::{Proc, wait_line};
+    let env = Env::new("fdlimit");
+    std::fs::create_dir_all(&env.home).unwrap();
+    let data = env.home.join("mailbox");
+    let script = format!(
+        "ulimit -Sn 256 && exec {} mailbox --insecure --listen 127.0.0.1:0 --metrics-listen off --data-dir {}",
+        env!("CARGO_BIN_EXE_lnc"),
+        data.display()
+    );
+    let p = Proc::spawn("mailbox", "bash", &["-c", &script]);
+    let mut lines = p.subscribe();
+    wait_line(&mut lines, |l| l.contains("mailbox listening")).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", p.id().unwrap())).unwrap();
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = row.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        nums[0], nums[1],
+        "soft limit not raised to the hard one: {row}"
+    );
+    assert_ne!(nums[0], "256", "{row}");
+}

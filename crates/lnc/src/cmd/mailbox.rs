@@ -335,6 +335,7 @@ fn redact_url(url: &str) -> String {
 /// Runs the relay until SIGTERM/Ctrl-C.
 pub async fn run(args: MailboxArgs) -> anyhow::Result<()> {
     let config = build_config(args)?;
+    crate::fd_limit::raise();
     let server = lnc_mailbox::Server::bind(config.clone()).await?;
     let handle = server.handle();
     let scheme = if config.tls == TlsMode::Insecure {

@@ -225,6 +225,7 @@ pub async fn start(cfg: NodeConfig) -> anyhow::Result<(Node, lnc_node::admin::Ad
 /// Runs `lnc node` until Ctrl-C (or SIGTERM).
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
+    crate::fd_limit::raise();
     let data_dir = cfg.data_dir.clone();
     let (node, admin) = start(cfg).await?;
     tracing::info!(admin = %admin.addr, data_dir = %data_dir.display(), sessions = node.live_sessions(), "lnc node running");
