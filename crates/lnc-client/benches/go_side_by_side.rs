@@ -371,7 +371,7 @@ async fn run() {
 async fn resources() {
     // Relays: aperture and ours, both plaintext h2c here (the pairs are what is measured).
     let (aperture, aperture_addr) = go_relay(false).await.unwrap();
-    let (ours, ours_addr) = child("relay", &[]).await;
+    let (ours, ours_addr) = child_relay().await;
     let go_kb = idle_pair_bytes(&aperture_addr, aperture.child.id().unwrap()).await;
     let our_kb = idle_pair_bytes(&ours_addr, ours.id().unwrap()).await;
     drop((aperture, ours));
@@ -513,8 +513,8 @@ async fn child_line(
 }
 
 /// Our relay as a child process: returns it and its plaintext address.
-async fn child(mode: &str, env: &[(&str, &str)]) -> (tokio::process::Child, String) {
-    let (c, line) = child_line(mode, env, "READY").await;
+async fn child_relay() -> (tokio::process::Child, String) {
+    let (c, line) = child_line("relay", &[], "READY").await;
     let addr = field(&line, "addr").unwrap();
     (c, addr)
 }

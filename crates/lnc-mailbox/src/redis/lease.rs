@@ -118,12 +118,7 @@ impl RedisStore {
     }
 
     pub(super) async fn release(&self, hold: &Hold) {
-        let keys = vec![
-            self.key(&hold.id, "m"),
-            self.key(&hold.id, "q"),
-            self.key(&hold.id, hold.side.suffix()),
-            self.key(&hold.id, hold.side.other().suffix()),
-        ];
+        let keys = self.hold_keys(hold);
         let args = vec![
             Value::from(hold.lease.clone()),
             Value::from(i64::try_from(self.idle_ms).unwrap_or(i64::MAX)),

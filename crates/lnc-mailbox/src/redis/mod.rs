@@ -299,6 +299,17 @@ impl RedisStore {
         format!("{}{{{}}}:{}", self.prefix, hex::encode(id), suffix)
     }
 
+    /// The keys the pop, push and release scripts take for a held side: the mailbox, its
+    /// queue, the holder's own lease and the other side's (whose holder a wake-up goes to).
+    fn hold_keys(&self, hold: &Hold) -> Vec<String> {
+        vec![
+            self.key(&hold.id, "m"),
+            self.key(&hold.id, "q"),
+            self.key(&hold.id, hold.side.suffix()),
+            self.key(&hold.id, hold.side.other().suffix()),
+        ]
+    }
+
     fn check_running(&self) -> Result<(), RelayError> {
         if self.shutting_down.load(Ordering::Relaxed) {
             Err(RelayError::ShuttingDown)
@@ -530,12 +541,7 @@ impl RedisStore {
     /// Takes up to [`POP_BATCH`] messages, or none; `Err` once the stream is
     /// gone or the read lease lost.
     async fn pop(&self, hold: &Hold) -> Result<Vec<Bytes>, RelayError> {
-        let keys = vec![
-            self.key(&hold.id, "m"),
-            self.key(&hold.id, "q"),
-            self.key(&hold.id, "r"),
-            self.key(&hold.id, "w"),
-        ];
+        let keys = self.hold_keys(hold);
         let args = vec![
             Value::from(hold.lease.clone()),
             Value::from(POP_BATCH as i64),
@@ -567,12 +573,7 @@ impl RedisStore {
 
     /// 1 = queued, 0 = full, < 0 = gone.
     async fn push(&self, hold: &Hold, msg: &Bytes) -> Result<i64, RelayError> {
-        let keys = vec![
-            self.key(&hold.id, "m"),
-            self.key(&hold.id, "q"),
-            self.key(&hold.id, "w"),
-            self.key(&hold.id, "r"),
-        ];
+        let keys = self.hold_keys(hold);
         let args = vec![
             Value::from(hold.lease.clone()),
             Value::Bytes(msg.clone()),
