@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -23,8 +23,8 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::create::NewSession;
-use crate::node::{Node, NodeError, SessionView};
-use crate::session::{SessionId, SessionType};
+use crate::node::{Node, NodeError};
+use crate::session::{Session, SessionId, SessionState, SessionType};
 
 /// File (in the data dir) holding the admin bearer token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -62,6 +62,71 @@ pub struct SessionReply {
     pub mailbox: String,
 }
 
+/// A session as the admin API shows it (no secrets).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SessionView {
+    /// Session ID (hex).
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// readonly / admin / invoice / custom.
+    #[serde(rename = "type")]
+    pub session_type: String,
+    /// created / in use / revoked / expired.
+    pub state: String,
+    /// Why it was revoked, if it was.
+    pub revoke_reason: Option<String>,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds.
+    pub expiry: u64,
+    /// Whether an app paired (its static key is stored; reconnects use KK).
+    pub paired: bool,
+    /// Unix seconds of the last connection, if any.
+    pub last_seen: Option<u64>,
+    /// Whether an app is connected now.
+    pub connected: bool,
+    /// Mailbox `host:port`.
+    pub mailbox: String,
+    /// The session's local public key (hex), its external identifier.
+    pub local_public_key: String,
+    /// Failed or stalled pairing attempts.
+    pub failed_attempts: u32,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl SessionView {
+    /// `s` as the admin API shows it; `connected` is the node's live view.
+    pub fn of(s: &Session, connected: bool) -> Self {
+        SessionView {
+            id: s.id.to_string(),
+            label: s.label.clone(),
+            session_type: s.session_type.name().to_owned(),
+            state: s.state.name().to_owned(),
+            revoke_reason: match &s.state {
+                SessionState::Revoked { reason } => Some(reason.to_string()),
+                _ => None,
+            },
+            created: unix(s.created_at),
+            expiry: unix(s.expiry),
+            paired: s.remote_public_key.is_some(),
+            last_seen: s.last_seen.map(unix),
+            connected,
+            mailbox: s.mailbox_addr.clone(),
+            local_public_key: hex::encode(s.local_public_key.to_bytes()),
+            failed_attempts: s.failed_attempts,
+        }
+    }
+}
+
+fn view(node: &Node, s: &Session) -> SessionView {
+    SessionView::of(s, node.is_connected(s.id))
+}
+
 /// An error reply.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ErrorReply {
@@ -83,7 +148,7 @@ fn node_err(e: NodeError) -> Response {
         NodeError::Session(crate::create::SessionError::Invalid(_)) | NodeError::Config(_) => {
             StatusCode::BAD_REQUEST
         }
-        NodeError::Store(StoreError::IllegalTransition { .. }) => StatusCode::CONFLICT,
+        NodeError::Store(StoreError::Transition(_)) => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     err(code, e.to_string())
@@ -173,7 +238,7 @@ async fn add(
     match st.node.create_session(params).await {
         Ok(c) => {
             let reply = SessionReply {
-                session: st.node.view(&c.session),
+                session: view(&st.node, &c.session),
                 phrase: Some(c.expose_phrase().to_phrase_string().to_string()),
                 mailbox: c.session.mailbox_addr.clone(),
             };
@@ -185,9 +250,9 @@ async fn add(
 
 async fn list(State(st): State<AdminState>, headers: HeaderMap) -> Response {
     check_auth!(st, headers);
-    match st.node.list() {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => node_err(e),
+    match st.node.store().list() {
+        Ok(v) => Json(v.iter().map(|s| view(&st.node, s)).collect::<Vec<_>>()).into_response(),
+        Err(e) => node_err(e.into()),
     }
 }
 
@@ -223,7 +288,7 @@ async fn show(
                 None
             };
             Json(SessionReply {
-                session: st.node.view(&s),
+                session: view(&st.node, &s),
                 phrase,
                 mailbox: s.mailbox_addr.clone(),
             })
@@ -243,7 +308,7 @@ async fn revoke(
         return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
     };
     match st.node.revoke(id).await {
-        Ok(s) => Json(st.node.view(&s)).into_response(),
+        Ok(s) => Json(view(&st.node, &s)).into_response(),
         Err(e) => node_err(e),
     }
 }

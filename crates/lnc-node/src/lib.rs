@@ -8,6 +8,7 @@
 //! it, and the loopback admin API ([`admin`]) that `lnc session` talks to.
 
 pub mod admin;
+pub mod clock;
 pub mod create;
 pub mod lnd;
 pub mod node;
@@ -16,12 +17,14 @@ pub mod secret;
 pub mod session;
 pub mod store;
 
+pub use admin::SessionView;
+pub use clock::Clock;
 pub use create::{
     CreatedSession, NewSession, SessionError, create_session, revoke_session, sweep_sessions,
 };
 pub use lnd::{Lnd, LndError};
-pub use node::{MailboxConfig, Node, NodeConfig, NodeError, NodeEvent, SessionView};
+pub use node::{MailboxConfig, Node, NodeConfig, NodeError, NodeEvent};
 pub use proxy::{Gate, UpstreamConfig};
 pub use secret::{NodeSecret, SecretError};
-pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType};
+pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType, TransitionError};
 pub use store::{SessionStore, StoreError};

@@ -23,6 +23,7 @@ use lnc_tunnel::{Listener, ListenerEvent, Mailbox, PairingAttemptFailure, Tunnel
 use rand_core::UnwrapErr;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::create::{CreatedSession, NewSession, SessionError, create_session};
 use crate::lnd::{Lnd, LndError};
 use crate::proxy::{Gate, Proxy, UpstreamConfig, Upstreams};
@@ -72,6 +73,8 @@ pub struct NodeConfig {
     pub max_stalled_attempts: u32,
     /// Default time an unpaired session waits for its first client.
     pub first_connection_timeout: Duration,
+    /// What the node takes the time from: expiry, deadlines, timestamps.
+    pub clock: Clock,
 }
 
 impl NodeConfig {
@@ -94,6 +97,7 @@ impl NodeConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_stalled_attempts: DEFAULT_MAX_STALLED_ATTEMPTS,
             first_connection_timeout: crate::session::DEFAULT_FIRST_CONNECTION_TIMEOUT,
+            clock: Clock::system(),
         }
     }
 }
@@ -179,44 +183,6 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// A session as the admin API shows it (no secrets).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct SessionView {
-    /// Session ID (hex).
-    pub id: String,
-    /// Label.
-    pub label: String,
-    /// readonly / admin / invoice / custom.
-    #[serde(rename = "type")]
-    pub session_type: String,
-    /// created / in use / revoked / expired.
-    pub state: String,
-    /// Why it was revoked, if it was.
-    pub revoke_reason: Option<String>,
-    /// Unix seconds.
-    pub created: u64,
-    /// Unix seconds.
-    pub expiry: u64,
-    /// Whether an app paired (its static key is stored; reconnects use KK).
-    pub paired: bool,
-    /// Unix seconds of the last connection, if any.
-    pub last_seen: Option<u64>,
-    /// Whether an app is connected now.
-    pub connected: bool,
-    /// Mailbox `host:port`.
-    pub mailbox: String,
-    /// The session's local public key (hex), its external identifier.
-    pub local_public_key: String,
-    /// Failed or stalled pairing attempts.
-    pub failed_attempts: u32,
-}
-
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// A wrapper that turns tokio's JoinHandle abort on drop into explicit intent.
 fn rng() -> UnwrapErr<SysRng> {
     UnwrapErr(SysRng)
 }
@@ -255,7 +221,7 @@ impl Node {
         };
         node.sweep().await;
         let sessions = node.inner.store.list()?;
-        let now = SystemTime::now();
+        let now = node.clock().now();
         let mut resumed = 0usize;
         for s in sessions.iter().filter(|s| s.is_active_at(now)) {
             node.serve(s)?;
@@ -289,22 +255,42 @@ impl Node {
         &self.inner.config
     }
 
-    /// Ends sessions past their expiry or first-connection deadline (store, LND root key,
-    /// listeners). Run at start; running sessions have their own timers.
+    /// Ends sessions past their expiry or first-connection deadline (store, LND root key).
+    /// Run at start, before any listener; running sessions have their own timers.
     async fn sweep(&self) {
-        match crate::create::sweep_sessions(&self.inner.lnd, &self.inner.store, SystemTime::now())
-            .await
-        {
+        match self.inner.store.sweep(self.clock().now()) {
             Ok(ended) => {
-                for (s, r) in ended {
-                    tracing::info!(session = %s.id, state = s.state.name(), "session ended at start");
-                    if let Err(e) = r {
-                        tracing::warn!(session = %s.id, error = %e, "LND did not delete the session's root key");
-                    }
+                for s in ended {
+                    self.ended(&s).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "sweeping sessions failed"),
         }
+    }
+
+    /// What follows a session's entering a terminal state in the store, in one place for
+    /// every way there (revoked through the node, expiry, first-connection deadline, a burnt
+    /// phrase, the sweep at start): LND deletes the macaroon's root key, so the macaroon is
+    /// dead even if a copy survives; the end is logged and announced.
+    async fn ended(&self, s: &Session) {
+        if let SessionState::Revoked { reason } = &s.state
+            && *reason != RevokeReason::User
+        {
+            tracing::warn!(session = %s.id, reason = %reason, "session revoked");
+        }
+        if let Err(e) = self
+            .inner
+            .lnd
+            .delete_macaroon_id(s.macaroon_root_key_id)
+            .await
+        {
+            tracing::warn!(session = %s.id, error = %e, "LND did not delete the session's root key; revoke the session again once LND is reachable");
+        }
+        tracing::info!(session = %s.id, state = s.state.name(), "session ended");
+        self.emit(NodeEvent::Ended {
+            id: s.id,
+            state: s.state.clone(),
+        });
     }
 
     /// Creates a session (macaroon baked by LND) and starts listening for its app.
@@ -323,7 +309,7 @@ impl Node {
             &self.inner.lnd,
             &self.inner.store,
             params,
-            SystemTime::now(),
+            self.clock().now(),
         )
         .await?;
         let s = &created.session;
@@ -338,46 +324,21 @@ impl Node {
         let s = self
             .inner
             .store
-            .revoke(id, RevokeReason::User, SystemTime::now())?;
+            .revoke(id, RevokeReason::User, self.clock().now())?;
         self.finish(&s).await;
         Ok(s)
     }
 
-    /// One session as the admin API shows it.
-    pub fn view(&self, s: &Session) -> SessionView {
-        let connected = self
-            .lock_live()
-            .get(&s.id)
-            .is_some_and(|l| l.gate.is_connected());
-        SessionView {
-            id: s.id.to_string(),
-            label: s.label.clone(),
-            session_type: s.session_type.name().to_owned(),
-            state: s.state.name().to_owned(),
-            revoke_reason: match &s.state {
-                SessionState::Revoked { reason } => Some(reason.to_string()),
-                _ => None,
-            },
-            created: unix(s.created_at),
-            expiry: unix(s.expiry),
-            paired: s.remote_public_key.is_some(),
-            last_seen: s.last_seen.map(unix),
-            connected,
-            mailbox: s.mailbox_addr.clone(),
-            local_public_key: hex::encode(s.local_public_key.to_bytes()),
-            failed_attempts: s.failed_attempts,
-        }
+    /// Whether an app is connected to session `id` right now.
+    pub fn is_connected(&self, id: SessionId) -> bool {
+        self.lock_live()
+            .get(&id)
+            .is_some_and(|l| l.gate.is_connected())
     }
 
-    /// Every session, as the admin API shows them.
-    pub fn list(&self) -> Result<Vec<SessionView>, NodeError> {
-        Ok(self
-            .inner
-            .store
-            .list()?
-            .iter()
-            .map(|s| self.view(s))
-            .collect())
+    /// The node's clock (the system's, unless a test moves it).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.config.clock
     }
 
     /// Number of sessions being served.
@@ -437,7 +398,7 @@ impl Node {
     /// Starts the listener and supervisor of a live session.
     fn serve(&self, s: &Session) -> Result<(), NodeError> {
         let mailbox = self.mailbox_for(s)?;
-        let gate = Arc::new(Gate::new(s.expiry));
+        let gate = Arc::new(Gate::new(s.expiry, self.clock().clone()));
         let proxy = Proxy::new(
             gate.clone(),
             self.inner.lnd.clone(),
@@ -475,7 +436,7 @@ impl Node {
     }
 
     /// After a session reached a terminal state in the store: closes its gate and
-    /// listener (ending live calls), deletes its mailboxes and its root key in LND.
+    /// listener (ending live calls; the supervisor deletes the mailboxes), then [`ended`](Self::ended).
     async fn finish(&self, s: &Session) {
         let live = self.lock_live().remove(&s.id);
         if let Some(l) = live {
@@ -483,19 +444,7 @@ impl Node {
             l.stop.send_replace(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), l.task).await;
         }
-        if let Err(e) = self
-            .inner
-            .lnd
-            .delete_macaroon_id(s.macaroon_root_key_id)
-            .await
-        {
-            tracing::warn!(session = %s.id, error = %e, "LND did not delete the session's root key; revoke again once LND is reachable");
-        }
-        tracing::info!(session = %s.id, state = s.state.name(), "session ended");
-        self.emit(NodeEvent::Ended {
-            id: s.id,
-            state: s.state.clone(),
-        });
+        self.ended(s).await;
     }
 }
 
@@ -509,14 +458,6 @@ struct Supervisor {
     first_deadline: SystemTime,
 }
 
-fn sleep_until(t: SystemTime) -> tokio::time::Sleep {
-    let d = t
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    // Timers far in the future: tokio caps them anyway; keep them in range.
-    tokio::time::sleep(d.min(Duration::from_secs(60 * 60 * 24 * 365)))
-}
-
 enum Ending {
     Stop,
     Expired,
@@ -528,10 +469,13 @@ impl Supervisor {
     async fn run(mut self, mut listener: Listener, mut stop: watch::Receiver<bool>) {
         let id = self.id;
         let mut streams: Vec<MailboxStreams> = Vec::new();
+        let clock = self.node.clock().clone();
         let ending = loop {
-            let expiry = sleep_until(self.expiry);
-            let deadline = sleep_until(self.first_deadline);
+            // Re-armed on every wake-up, so a test's clock advance counts at once.
+            let expiry = clock.sleep_until(self.expiry);
+            let deadline = clock.sleep_until(self.first_deadline);
             tokio::select! {
+                () = clock.changed() => {}
                 ev = listener.next_event() => {
                     let Some(ev) = ev else { break Ending::Stop };
                     if let Some(end) = self.on_event(ev, &mut streams) {
@@ -556,8 +500,8 @@ impl Supervisor {
         .await;
         let node = self.node.clone();
         let store = &node.inner.store;
-        let now = SystemTime::now();
-        let ended = match ending {
+        let now = clock.now();
+        let outcome = match ending {
             Ending::Stop => {
                 // Revoked through the node (it deletes the root key) or node shutdown.
                 if store.get(id).is_ok_and(|s| s.state.is_terminal()) {
@@ -565,36 +509,24 @@ impl Supervisor {
                 }
                 return;
             }
-            Ending::Expired | Ending::Deadline => match store.sweep(now.max(match ending {
-                Ending::Expired => self.expiry,
-                _ => self.first_deadline,
-            })) {
-                Ok(v) => v.into_iter().find(|s| s.id == id),
-                Err(e) => {
-                    tracing::warn!(session = %id, error = %e, "ending session failed");
-                    None
-                }
-            },
-            Ending::Burnt(PairingAttemptFailure::Rejected) => {
-                match store.record_failed_attempt(id, now) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!(session = %id, error = %e, "recording a failed attempt failed");
-                        None
-                    }
-                }
-            }
-            Ending::Burnt(PairingAttemptFailure::StalledAfterAct2) => store.get(id).ok(),
+            // A tokio timer and the wall clock may disagree by a hair: the timer's moment counts.
+            Ending::Expired => store.end_if_due(id, now.max(self.expiry)).map(|(s, _)| s),
+            Ending::Deadline => store
+                .end_if_due(id, now.max(self.first_deadline))
+                .map(|(s, _)| s),
+            Ending::Burnt(PairingAttemptFailure::Rejected) => store.record_failed_attempt(id, now),
+            Ending::Burnt(PairingAttemptFailure::StalledAfterAct2) => store.get(id),
         };
         self.gate.deactivate();
         self.delete_boxes(&streams).await;
-        let Some(s) = ended.or_else(|| store.get(id).ok()) else {
-            return;
+        let s = match outcome.or_else(|_| store.get(id)) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "ending the session in the store failed");
+                return;
+            }
         };
-        if let SessionState::Revoked { reason } = &s.state {
-            tracing::warn!(session = %id, reason = %reason, "session revoked");
-        }
-        // Deregister ourselves, then delete the root key (we are the task `finish` waits on).
+        // Deregister ourselves (we are the task `finish` would wait on), then end.
         let mine = {
             let mut live = node.lock_live();
             match live.get(&id) {
@@ -604,19 +536,7 @@ impl Supervisor {
         };
         drop(mine);
         if s.state.is_terminal() {
-            if let Err(e) = node
-                .inner
-                .lnd
-                .delete_macaroon_id(s.macaroon_root_key_id)
-                .await
-            {
-                tracing::warn!(session = %id, error = %e, "LND did not delete the session's root key");
-            }
-            tracing::info!(session = %id, state = s.state.name(), "session ended");
-            node.emit(NodeEvent::Ended {
-                id,
-                state: s.state.clone(),
-            });
+            node.ended(&s).await;
         }
     }
 
@@ -639,7 +559,7 @@ impl Supervisor {
     fn on_event(&mut self, ev: ListenerEvent, streams: &mut Vec<MailboxStreams>) -> Option<Ending> {
         let id = self.id;
         let store = &self.node.inner.store;
-        let now = SystemTime::now();
+        let now = self.node.clock().now();
         match ev {
             ListenerEvent::Listening(s) => {
                 if !streams.contains(&s) {
@@ -652,19 +572,23 @@ impl Supervisor {
                     return Some(Ending::Stop);
                 }
                 self.gate.set_connected(true);
-                let r = if session.record.remote_static_stored && !self.paired {
+                let pairing = session.record.remote_static_stored && !self.paired;
+                let r = if pairing {
                     self.paired = true;
                     tracing::info!(session = %id, version = %session.version, "app paired; later connections use KK");
-                    self.node.emit(NodeEvent::Paired(id));
                     store.record_pairing(id, &session.remote_static, now)
                 } else {
                     tracing::info!(session = %id, pattern = ?session.pattern, "app connected");
                     store.touch(id, now)
                 };
-                self.node.emit(NodeEvent::Connected(id));
                 if let Err(e) = r {
                     tracing::warn!(session = %id, error = %e, "storing the connection failed");
                 }
+                // Announced once stored: a listener of `Paired` may rely on the record.
+                if pairing {
+                    self.node.emit(NodeEvent::Paired(id));
+                }
+                self.node.emit(NodeEvent::Connected(id));
             }
             ListenerEvent::Disconnected(reason) => {
                 if self.gate.set_connected(false) {

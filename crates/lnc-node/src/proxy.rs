@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 use tower::ServiceExt as _;
 use zeroize::Zeroizing;
 
+use crate::clock::Clock;
 use crate::lnd::{Lnd, LndError};
 use crate::session::{Session, SessionId, SessionType};
 
@@ -49,21 +50,24 @@ pub struct Gate {
     active: AtomicBool,
     connected: AtomicBool,
     expiry: SystemTime,
+    clock: Clock,
 }
 
 impl Gate {
-    /// A live session that expires at `expiry`, no app connected yet.
-    pub(crate) fn new(expiry: SystemTime) -> Self {
+    /// A live session that expires at `expiry` on `clock`, no app connected yet.
+    pub(crate) fn new(expiry: SystemTime, clock: Clock) -> Self {
         Gate {
             active: AtomicBool::new(true),
             connected: AtomicBool::new(false),
             expiry,
+            clock,
         }
     }
 
-    /// Whether calls may pass now (not revoked, not expired).
+    /// Whether calls may pass now (not revoked, not expired). Checked on every call, so
+    /// a session that expired between the supervisor's timer and this call still refuses.
     pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Acquire) && SystemTime::now() < self.expiry
+        self.active.load(Ordering::Acquire) && self.clock.now() < self.expiry
     }
 
     /// Whether an app is connected right now.

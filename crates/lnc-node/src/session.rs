@@ -254,6 +254,124 @@ impl Session {
     }
 }
 
+/// The session's life as pure transitions: each takes the time it happens at, changes the
+/// record or refuses, and touches nothing else. The store runs one inside a write
+/// transaction and persists the result; the node decides what to do about it (stop the
+/// listener, delete the root key). So every rule is tested here without a database or a
+/// clock.
+impl Session {
+    /// Moves to `to` if litd's state machine allows it; entering a terminal state stamps
+    /// `revoked_at = now`. Shifting to the current state changes nothing.
+    pub fn shift(&mut self, to: SessionState, now: SystemTime) -> Result<(), TransitionError> {
+        if self.state == to {
+            return Ok(());
+        }
+        if !self.state.can_shift_to(&to) {
+            return Err(TransitionError::Illegal {
+                id: self.id,
+                from: self.state.name(),
+                to: to.name(),
+            });
+        }
+        if to.is_terminal() {
+            self.revoked_at = Some(now);
+        }
+        self.state = to;
+        Ok(())
+    }
+
+    /// The first successful handshake: the app's static key is stored and later connections
+    /// use Noise KK. Pairing again with the same key changes nothing; with another, refused.
+    pub fn pair(&mut self, remote: &PublicKey, now: SystemTime) -> Result<(), TransitionError> {
+        if self.remote_public_key.is_some_and(|k| k != *remote) {
+            return Err(TransitionError::AlreadyPaired(self.id));
+        }
+        self.shift(SessionState::InUse, now)?;
+        self.remote_public_key = Some(*remote);
+        self.last_seen = Some(now);
+        Ok(())
+    }
+
+    /// An app is (still) connected.
+    pub fn touch(&mut self, now: SystemTime) {
+        self.last_seen = Some(now);
+    }
+
+    /// Counts a failed or stalled pairing attempt. An unpaired session that reaches `limit`
+    /// (at least 1) is revoked: its phrase must be taken as known to an attacker. A paired
+    /// session only counts (its phrase no longer opens it).
+    pub fn count_failed_attempt(
+        &mut self,
+        limit: u32,
+        now: SystemTime,
+    ) -> Result<(), TransitionError> {
+        self.failed_attempts = self.failed_attempts.saturating_add(1);
+        if self.failed_attempts >= limit.max(1) && self.state == SessionState::Created {
+            self.shift(
+                SessionState::Revoked {
+                    reason: RevokeReason::FailedAttempts,
+                },
+                now,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Revokes the session. A revoked session keeps its first reason; an expired one cannot
+    /// be revoked (as in litd).
+    pub fn revoke(&mut self, reason: RevokeReason, now: SystemTime) -> Result<(), TransitionError> {
+        if matches!(self.state, SessionState::Revoked { .. }) {
+            return Ok(());
+        }
+        self.shift(SessionState::Revoked { reason }, now)
+    }
+
+    /// The terminal state a live session must enter at `now`, if any: `Expired` past its
+    /// expiry, or revoked past its first-connection deadline while still unpaired.
+    pub fn due_ending(&self, now: SystemTime) -> Option<SessionState> {
+        if self.state.is_terminal() {
+            None
+        } else if now >= self.expiry {
+            Some(SessionState::Expired)
+        } else if self.state == SessionState::Created
+            && self.remote_public_key.is_none()
+            && now >= self.first_connection_deadline
+        {
+            Some(SessionState::Revoked {
+                reason: RevokeReason::FirstConnectionDeadline,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Enters [`due_ending`](Self::due_ending)'s state if one is due; returns whether it did.
+    pub fn end_if_due(&mut self, now: SystemTime) -> Result<bool, TransitionError> {
+        match self.due_ending(now) {
+            Some(to) => self.shift(to, now).map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
+/// A change the session's rules refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// The state machine does not allow it (e.g. reviving an expired session).
+    #[error("session {id}: illegal state transition from {from} to {to}")]
+    Illegal {
+        /// The session.
+        id: SessionId,
+        /// Current state name.
+        from: &'static str,
+        /// Requested state name.
+        to: &'static str,
+    },
+    /// The session is paired with another app's key; pair a new session for a new app.
+    #[error("session {0} is already paired with a different client key")]
+    AlreadyPaired(SessionId),
+}
+
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
@@ -283,8 +401,131 @@ impl fmt::Debug for Session {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use lnc_core::keys::SecretKey;
+
+    fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    /// An unpaired custom session created at `now`, expiring an hour later.
+    pub(crate) fn sample(now: SystemTime) -> Session {
+        let local_key = SecretKey::generate(&mut rng());
+        let local_public_key = local_key.public_key();
+        let id = SessionId::from_public_key(&local_public_key);
+        Session {
+            id,
+            label: "test".into(),
+            session_type: SessionType::Custom(vec![
+                Op::new("info", "read"),
+                Op::uri("/lnrpc.Lightning/GetInfo"),
+            ]),
+            state: SessionState::Created,
+            created_at: now,
+            expiry: now + Duration::from_secs(3600),
+            revoked_at: None,
+            mailbox_addr: "mailbox.example:443".into(),
+            dev_server: false,
+            local_public_key,
+            remote_public_key: None,
+            macaroon_root_key_id: id.macaroon_root_key_id(),
+            failed_attempts: 0,
+            first_connection_deadline: now + DEFAULT_FIRST_CONNECTION_TIMEOUT,
+            last_seen: None,
+            local_key,
+            entropy: Entropy::generate(&mut rng()),
+            macaroon: Zeroizing::new(b"\x02\x01\x03lnd-secret-macaroon-bytes".to_vec()),
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    #[test]
+    fn ending_is_due_at_the_deadline_unpaired_and_at_expiry_always() {
+        let s = sample(at(0));
+        let deadline = DEFAULT_FIRST_CONNECTION_TIMEOUT.as_secs();
+        assert_eq!(s.due_ending(at(deadline - 1)), None);
+        assert_eq!(
+            s.due_ending(at(deadline)),
+            Some(SessionState::Revoked {
+                reason: RevokeReason::FirstConnectionDeadline
+            })
+        );
+        let mut paired = s.clone();
+        let app = SecretKey::generate(&mut rng()).public_key();
+        paired.pair(&app, at(1)).unwrap();
+        assert_eq!(
+            paired.due_ending(at(deadline)),
+            None,
+            "a paired session has no deadline"
+        );
+        assert_eq!(paired.due_ending(at(3600)), Some(SessionState::Expired));
+        let mut ended = paired.clone();
+        assert!(ended.end_if_due(at(3600)).unwrap());
+        assert_eq!(ended.revoked_at, Some(at(3600)));
+        assert_eq!(
+            ended.due_ending(at(9999)),
+            None,
+            "terminal states end nothing more"
+        );
+        assert!(!ended.end_if_due(at(9999)).unwrap());
+    }
+
+    #[test]
+    fn attempts_burn_an_unpaired_phrase_at_the_limit_only() {
+        let mut s = sample(at(0));
+        s.count_failed_attempt(3, at(1)).unwrap();
+        s.count_failed_attempt(3, at(2)).unwrap();
+        assert_eq!((s.failed_attempts, &s.state), (2, &SessionState::Created));
+        s.count_failed_attempt(3, at(3)).unwrap();
+        assert!(matches!(
+            s.state,
+            SessionState::Revoked {
+                reason: RevokeReason::FailedAttempts
+            }
+        ));
+        let mut paired = sample(at(0));
+        paired
+            .pair(&SecretKey::generate(&mut rng()).public_key(), at(1))
+            .unwrap();
+        paired.count_failed_attempt(1, at(2)).unwrap();
+        assert_eq!(
+            paired.state,
+            SessionState::InUse,
+            "a paired session only counts"
+        );
+    }
+
+    #[test]
+    fn pairing_twice_needs_the_same_key_and_revoking_keeps_the_first_reason() {
+        let mut s = sample(at(0));
+        let app = SecretKey::generate(&mut rng()).public_key();
+        s.pair(&app, at(1)).unwrap();
+        s.pair(&app, at(2)).unwrap();
+        let other = SecretKey::generate(&mut rng()).public_key();
+        assert_eq!(
+            s.pair(&other, at(3)),
+            Err(TransitionError::AlreadyPaired(s.id))
+        );
+        s.revoke(RevokeReason::User, at(4)).unwrap();
+        s.revoke(RevokeReason::FailedAttempts, at(5)).unwrap();
+        assert_eq!(
+            s.state,
+            SessionState::Revoked {
+                reason: RevokeReason::User
+            }
+        );
+        assert_eq!(s.revoked_at, Some(at(4)));
+        let mut expired = sample(at(0));
+        expired.end_if_due(at(3600)).unwrap();
+        assert!(matches!(
+            expired.revoke(RevokeReason::User, at(3601)),
+            Err(TransitionError::Illegal { .. })
+        ));
+    }
 
     #[test]
     fn transitions() {

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::secret::{NodeSecret, SecretError};
 use crate::session::{
     MAX_FAILED_ATTEMPTS, RevokeReason, Session, SessionId, SessionState, SessionType,
+    TransitionError,
 };
 
 /// File name of the store inside the data directory.
@@ -68,19 +69,9 @@ pub enum StoreError {
     /// A session with that ID exists already.
     #[error("session {0} already exists")]
     Exists(SessionId),
-    /// The requested state change is not allowed.
-    #[error("session {id}: illegal state transition from {from} to {to}")]
-    IllegalTransition {
-        /// The session.
-        id: SessionId,
-        /// Current state name.
-        from: &'static str,
-        /// Requested state name.
-        to: &'static str,
-    },
-    /// The session was already paired with another client key.
-    #[error("session {0} is already paired with a different client key")]
-    AlreadyPaired(SessionId),
+    /// The session's rules refuse the change.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
 }
 
 fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -233,42 +224,40 @@ impl SessionStore {
         Ok((session, out))
     }
 
-    /// Moves a session to `to`, enforcing the state machine; entering a terminal state stamps
-    /// `revoked_at = now`. Shifting to the current state is a no-op.
+    /// Runs one of [`Session`]'s transitions on the stored session and persists the result,
+    /// in one write transaction.
+    pub fn apply<T>(
+        &self,
+        id: SessionId,
+        transition: impl FnOnce(&mut Session) -> Result<T, TransitionError>,
+    ) -> Result<(Session, T), StoreError> {
+        self.update(id, |s| transition(s).map_err(StoreError::from))
+    }
+
+    /// [`Session::shift`], persisted.
     pub fn update_state(
         &self,
         id: SessionId,
         to: SessionState,
         now: SystemTime,
     ) -> Result<Session, StoreError> {
-        self.update(id, |s| shift(s, to, now)).map(|(s, ())| s)
+        self.apply(id, |s| s.shift(to, now)).map(|(s, ())| s)
     }
 
-    /// Records the client's static key after the first successful handshake: the session
-    /// becomes `InUse` and later connections use Noise KK. Idempotent for the same key.
+    /// [`Session::pair`], persisted.
     pub fn record_pairing(
         &self,
         id: SessionId,
         remote: &PublicKey,
         now: SystemTime,
     ) -> Result<Session, StoreError> {
-        self.update(id, |s| {
-            match &s.remote_public_key {
-                Some(k) if k != remote => return Err(StoreError::AlreadyPaired(id)),
-                _ => {}
-            }
-            shift(s, SessionState::InUse, now)?;
-            s.remote_public_key = Some(*remote);
-            s.last_seen = Some(now);
-            Ok(())
-        })
-        .map(|(s, ())| s)
+        self.apply(id, |s| s.pair(remote, now)).map(|(s, ())| s)
     }
 
-    /// Notes that a client is (still) connected.
+    /// [`Session::touch`], persisted.
     pub fn touch(&self, id: SessionId, now: SystemTime) -> Result<Session, StoreError> {
-        self.update(id, |s| {
-            s.last_seen = Some(now);
+        self.apply(id, |s| {
+            s.touch(now);
             Ok(())
         })
         .map(|(s, ())| s)
@@ -281,20 +270,8 @@ impl SessionStore {
         id: SessionId,
         now: SystemTime,
     ) -> Result<Session, StoreError> {
-        self.update(id, |s| {
-            s.failed_attempts = s.failed_attempts.saturating_add(1);
-            if s.failed_attempts >= MAX_FAILED_ATTEMPTS && s.state == SessionState::Created {
-                shift(
-                    s,
-                    SessionState::Revoked {
-                        reason: RevokeReason::FailedAttempts,
-                    },
-                    now,
-                )?;
-            }
-            Ok(())
-        })
-        .map(|(s, ())| s)
+        self.apply(id, |s| s.count_failed_attempt(MAX_FAILED_ATTEMPTS, now))
+            .map(|(s, ())| s)
     }
 
     /// Counts a pairing handshake that stopped after act 2 (no act 3 in time). Unlike a
@@ -306,37 +283,27 @@ impl SessionStore {
         limit: u32,
         now: SystemTime,
     ) -> Result<Session, StoreError> {
-        self.update(id, |s| {
-            s.failed_attempts = s.failed_attempts.saturating_add(1);
-            if s.failed_attempts >= limit.max(1) && s.state == SessionState::Created {
-                shift(
-                    s,
-                    SessionState::Revoked {
-                        reason: RevokeReason::FailedAttempts,
-                    },
-                    now,
-                )?;
-            }
-            Ok(())
-        })
-        .map(|(s, ())| s)
+        self.apply(id, |s| s.count_failed_attempt(limit, now))
+            .map(|(s, ())| s)
     }
 
-    /// Revokes a session. Revoking a revoked session keeps the first reason (idempotent);
-    /// revoking an expired one is an error, as in litd.
+    /// [`Session::revoke`], persisted.
     pub fn revoke(
         &self,
         id: SessionId,
         reason: RevokeReason,
         now: SystemTime,
     ) -> Result<Session, StoreError> {
-        self.update(id, |s| {
-            if matches!(s.state, SessionState::Revoked { .. }) {
-                return Ok(());
-            }
-            shift(s, SessionState::Revoked { reason }, now)
-        })
-        .map(|(s, ())| s)
+        self.apply(id, |s| s.revoke(reason, now)).map(|(s, ())| s)
+    }
+
+    /// [`Session::end_if_due`], persisted: the session and whether it ended now.
+    pub fn end_if_due(
+        &self,
+        id: SessionId,
+        now: SystemTime,
+    ) -> Result<(Session, bool), StoreError> {
+        self.apply(id, |s| s.end_if_due(now))
     }
 
     /// Ends every live session that is past its expiry (→ `Expired`) or, still unpaired,
@@ -345,15 +312,12 @@ impl SessionStore {
     pub fn sweep(&self, now: SystemTime) -> Result<Vec<Session>, StoreError> {
         let mut changed = Vec::new();
         for s in self.list()? {
-            if sweep_target(&s, now).is_none() {
+            if s.due_ending(now).is_none() {
                 continue;
             }
             // Decide again inside the write transaction: the session may have changed
             // (revoked, paired) since the listing.
-            let (s, ended) = self.update(s.id, |s| match sweep_target(s, now) {
-                Some(to) => shift(s, to, now).map(|()| true),
-                None => Ok(false),
-            })?;
+            let (s, ended) = self.end_if_due(s.id, now)?;
             if ended {
                 changed.push(s);
             }
@@ -454,42 +418,6 @@ impl SessionStore {
             macaroon: Zeroizing::new(macaroon.to_vec()),
         })
     }
-}
-
-/// The terminal state a live session must enter at `now`, if any.
-fn sweep_target(s: &Session, now: SystemTime) -> Option<SessionState> {
-    if s.state.is_terminal() {
-        None
-    } else if now >= s.expiry {
-        Some(SessionState::Expired)
-    } else if s.state == SessionState::Created
-        && s.remote_public_key.is_none()
-        && now >= s.first_connection_deadline
-    {
-        Some(SessionState::Revoked {
-            reason: RevokeReason::FirstConnectionDeadline,
-        })
-    } else {
-        None
-    }
-}
-
-fn shift(s: &mut Session, to: SessionState, now: SystemTime) -> Result<(), StoreError> {
-    if s.state == to {
-        return Ok(());
-    }
-    if !s.state.can_shift_to(&to) {
-        return Err(StoreError::IllegalTransition {
-            id: s.id,
-            from: s.state.name(),
-            to: to.name(),
-        });
-    }
-    if to.is_terminal() {
-        s.revoked_at = Some(now);
-    }
-    s.state = to;
-    Ok(())
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -640,32 +568,7 @@ mod tests {
     }
 
     fn sample(now: SystemTime) -> Session {
-        let local_key = SecretKey::generate(&mut rng());
-        let local_public_key = local_key.public_key();
-        let id = SessionId::from_public_key(&local_public_key);
-        Session {
-            id,
-            label: "test".into(),
-            session_type: SessionType::Custom(vec![
-                Op::new("info", "read"),
-                Op::uri("/lnrpc.Lightning/GetInfo"),
-            ]),
-            state: SessionState::Created,
-            created_at: now,
-            expiry: now + Duration::from_secs(3600),
-            revoked_at: None,
-            mailbox_addr: "mailbox.example:443".into(),
-            dev_server: false,
-            local_public_key,
-            remote_public_key: None,
-            macaroon_root_key_id: id.macaroon_root_key_id(),
-            failed_attempts: 0,
-            first_connection_deadline: now + DEFAULT_FIRST_CONNECTION_TIMEOUT,
-            last_seen: None,
-            local_key,
-            entropy: Entropy::generate(&mut rng()),
-            macaroon: Zeroizing::new(b"\x02\x01\x03lnd-secret-macaroon-bytes".to_vec()),
-        }
+        crate::session::tests::sample(now)
     }
 
     fn assert_same(a: &Session, b: &Session) {
@@ -834,11 +737,11 @@ mod tests {
         ));
         assert!(matches!(
             store.update_state(a.id, SessionState::InUse, t(1_030)),
-            Err(StoreError::IllegalTransition { .. })
+            Err(StoreError::Transition(TransitionError::Illegal { .. }))
         ));
         assert!(matches!(
             store.update_state(a.id, SessionState::Expired, t(1_030)),
-            Err(StoreError::IllegalTransition { .. })
+            Err(StoreError::Transition(TransitionError::Illegal { .. }))
         ));
         let b = sample(t(1_000));
         store.insert(&b).unwrap();
@@ -865,7 +768,7 @@ mod tests {
         store.record_pairing(a.id, &k1, t(1_002)).unwrap();
         assert!(matches!(
             store.record_pairing(a.id, &k2, t(1_003)),
-            Err(StoreError::AlreadyPaired(_))
+            Err(StoreError::Transition(TransitionError::AlreadyPaired(_)))
         ));
         let s = store.touch(a.id, t(1_500)).unwrap();
         assert_eq!(s.last_seen, Some(t(1_500)));

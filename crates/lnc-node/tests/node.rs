@@ -1,6 +1,7 @@
 //! The node in-process against a real relay (lnc-mailbox) and lnd-sim on 127.0.0.1:0:
 //! upstream routing by service prefix (uri-op admission, macaroon swap), pairing handshakes
-//! that stall after act 2 counted up to the limit, and the admin API's token.
+//! that stall after act 2 counted up to the limit, expiry and the first-connection deadline
+//! on the node's clock (moved forward by the test), and the admin API's token.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -260,6 +261,99 @@ async fn stalled_pairings_count_up_to_the_limit() {
         gbn.close();
     }
     assert_eq!(w.node.store().get(id).unwrap().failed_attempts, 3);
+    w.node.shutdown().await;
+}
+
+/// The next `Ended` event, skipping the connection events before it.
+async fn ended(
+    rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+) -> (lnc_node::SessionId, SessionState) {
+    loop {
+        if let NodeEvent::Ended { id, state } = next_event(rx).await {
+            return (id, state);
+        }
+    }
+}
+
+/// Waits until the node has stored session `id`'s pairing (the app may be told first).
+async fn paired(rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>, id: lnc_node::SessionId) {
+    while next_event(rx).await != NodeEvent::Paired(id) {}
+}
+
+/// A paired session ends the moment the node's clock passes its expiry (no sweep, no
+/// restart): `Expired` in the store, its listener gone, and the app's calls refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_expires_when_the_clock_passes_its_expiry() {
+    let w = world(Duration::from_secs(30)).await;
+    let mut events = w.node.subscribe();
+    let (id, phrase) = w.add(SessionType::Admin).await;
+    let app = w.pair(&phrase).await;
+    LightningClient::new(app.clone())
+        .get_info(lnrpc::GetInfoRequest {})
+        .await
+        .unwrap();
+    paired(&mut events, id).await;
+    let s = w.node.store().get(id).unwrap();
+    assert_eq!(s.state, SessionState::InUse);
+
+    let to_expiry = s.expiry.duration_since(w.node.clock().now()).unwrap();
+    w.node.clock().advance(to_expiry + Duration::from_secs(1));
+    assert_eq!(ended(&mut events).await, (id, SessionState::Expired));
+    assert_eq!(w.node.store().get(id).unwrap().state, SessionState::Expired);
+    assert_eq!(w.node.live_sessions(), 0);
+    let e = tokio::time::timeout(
+        T,
+        LightningClient::new(app.clone()).get_info(lnrpc::GetInfoRequest {}),
+    )
+    .await
+    .unwrap();
+    assert!(e.is_err(), "an expired session still answered: {e:?}");
+    app.close();
+    w.node.shutdown().await;
+}
+
+/// An unpaired session is revoked at its first-connection deadline (the phrase is likely
+/// lost or leaked); a paired one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaired_session_is_revoked_at_its_first_connection_deadline() {
+    let w = world(Duration::from_secs(30)).await;
+    let mut events = w.node.subscribe();
+    let (paired_id, phrase) = w.add(SessionType::ReadOnly).await;
+    let app = w.pair(&phrase).await;
+    paired(&mut events, paired_id).await;
+    let (unpaired, _) = w.add(SessionType::ReadOnly).await;
+
+    let deadline = w
+        .node
+        .store()
+        .get(unpaired)
+        .unwrap()
+        .first_connection_deadline;
+    let to_deadline = deadline.duration_since(w.node.clock().now()).unwrap();
+    w.node.clock().advance(to_deadline + Duration::from_secs(1));
+    let (id, state) = ended(&mut events).await;
+    assert_eq!(id, unpaired);
+    assert_eq!(
+        state,
+        SessionState::Revoked {
+            reason: lnc_node::RevokeReason::FirstConnectionDeadline
+        }
+    );
+    let s = w.node.store().get(unpaired).unwrap();
+    assert!(
+        s.expose_pairing_phrase().is_none(),
+        "a revoked phrase is never shown again"
+    );
+    assert_eq!(
+        w.node.store().get(paired_id).unwrap().state,
+        SessionState::InUse
+    );
+    assert_eq!(
+        w.node.live_sessions(),
+        1,
+        "the paired session is still served"
+    );
+    app.close();
     w.node.shutdown().await;
 }
 
