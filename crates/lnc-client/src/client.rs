@@ -8,7 +8,7 @@
 //! credentials, and calls.
 
 use crate::credentials::{Credentials, MailboxInfo};
-use crate::error::Error;
+use crate::error::{CallShape, Error};
 use core::time::Duration;
 use futures_channel::{mpsc, oneshot};
 use futures_util::{Stream, StreamExt as _};
@@ -507,22 +507,29 @@ impl Client {
         Error,
     > {
         let m = registry.method(method).map_err(request_err)?;
-        if m.is_client_streaming() {
-            return Err(Error::Request(format!(
-                "{} is client-streaming, which JSON calls do not support",
-                m.full_name()
-            )));
-        }
-        if m.is_server_streaming() != streaming {
-            return Err(Error::Request(if streaming {
-                format!("{} is a unary method: use call", m.full_name())
+        let shape = if m.is_client_streaming() {
+            Some(CallShape::ClientStreaming)
+        } else if m.is_server_streaming() != streaming {
+            Some(if streaming {
+                CallShape::Unary
             } else {
-                format!("{} is server-streaming: use subscribe", m.full_name())
-            }));
+                CallShape::ServerStreaming
+            })
+        } else {
+            None
+        };
+        if let Some(shape) = shape {
+            return Err(Error::CallShape {
+                method: m.full_name().to_owned(),
+                shape,
+            });
         }
         let req = m.request_from_json(json).map_err(request_err)?;
-        let path = http::uri::PathAndQuery::try_from(m.path())
-            .map_err(|e| Error::Request(format!("bad method path {}: {e}", m.path())))?;
+        let path =
+            http::uri::PathAndQuery::try_from(m.path()).map_err(|source| Error::MethodPath {
+                path: m.path().to_owned(),
+                source,
+            })?;
         let mut grpc = tonic::client::Grpc::new(self.inner.clone());
         grpc.ready().await.map_err(ready_err)?;
         Ok((grpc, m, req, path))

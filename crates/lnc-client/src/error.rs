@@ -80,18 +80,71 @@ pub enum Error {
     /// protobuf message (the registry's typed error, its text is the message).
     #[error("lnc: {0}")]
     Method(lnd_api::dynamic::DynamicError),
-    /// The call cannot be made as asked (wrong call shape for the method, a bad profile
-    /// name).
-    #[error("lnc: {0}")]
-    Request(String),
+    /// The method exists, but not as this call: a unary method through `subscribe`, a
+    /// streaming one through `call`, or a client-streaming one (JSON calls send one message).
+    #[error("lnc: {method} {shape}")]
+    CallShape {
+        /// The method's full name.
+        method: String,
+        /// What the method is, and what to use instead.
+        shape: CallShape,
+    },
+    /// The registry gave a method path HTTP/2 cannot carry (a broken descriptor set).
+    #[error("lnc: method path {path} is not a valid request path: {source}")]
+    MethodPath {
+        /// The path.
+        path: String,
+        /// Why http refused it.
+        source: http::uri::InvalidUri,
+    },
+    /// A profile name that cannot be a file name in the profile store.
+    #[error(
+        "lnc: invalid profile name {name:?}: use letters, digits, '-', '_' or '.' (at most 64, not starting with '.')"
+    )]
+    ProfileName {
+        /// The name given.
+        name: String,
+    },
+    /// No profile of that name in the store.
+    #[error("lnc: no profile {name:?} in {dir}; pair with `lnc connect` (or `lnc.pair`) first")]
+    NoProfile {
+        /// The name asked for.
+        name: String,
+        /// The profile store's directory.
+        dir: String,
+    },
     /// Reading or writing the profile store failed.
-    #[error("lnc: profile store {path}: {message}")]
+    #[error("lnc: profile store {path}: {source}")]
     Store {
         /// The file or directory.
         path: String,
         /// What failed.
-        message: String,
+        source: std::io::Error,
     },
+    /// No data directory for the profile store: neither `LNC_HOME` nor `HOME` is set.
+    #[error("lnc: HOME is not set; set LNC_HOME to choose lnc's data directory")]
+    NoHome,
+}
+
+/// What a method is, when a call used it as something else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallShape {
+    /// Client-streaming or bidirectional: JSON calls send one message.
+    ClientStreaming,
+    /// Unary, called as a subscription.
+    Unary,
+    /// Server-streaming, called as a unary call.
+    ServerStreaming,
+}
+
+impl core::fmt::Display for CallShape {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            CallShape::ClientStreaming => "is client-streaming, which JSON calls do not support",
+            CallShape::Unary => "is a unary method: use call",
+            CallShape::ServerStreaming => "is server-streaming: use subscribe",
+        })
+    }
 }
 
 impl Error {

@@ -20,6 +20,6 @@ pub use credentials::{
     Credentials, CredentialsError, EncryptedCredentials, MailboxInfo, PublicInfo, TlsMode,
     Transport,
 };
-pub use error::Error;
+pub use error::{CallShape, Error};
 pub use lnc_tunnel::Status;
 pub use lnd_api::dynamic::Registry;

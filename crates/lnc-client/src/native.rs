@@ -92,10 +92,10 @@ pub struct ProfileStore {
 /// The environment variable naming lnc's data directory (default `~/.lnc`).
 pub const LNC_HOME: &str = "LNC_HOME";
 
-fn store_err(path: &Path, e: impl std::fmt::Display) -> Error {
+fn store_err(path: &Path, source: std::io::Error) -> Error {
     Error::Store {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -112,10 +112,7 @@ impl ProfileStore {
         }
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| Error::Store {
-                path: "~".into(),
-                message: "HOME is not set; set LNC_HOME to choose a data directory".into(),
-            })?;
+            .ok_or(Error::NoHome)?;
         Ok(PathBuf::from(home).join(".lnc").join("profiles"))
     }
 
@@ -137,9 +134,9 @@ impl ProfileStore {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
             && !name.starts_with('.');
         if !ok {
-            return Err(Error::Request(format!(
-                "invalid profile name {name:?}: use letters, digits, '-', '_' or '.' (at most 64)"
-            )));
+            return Err(Error::ProfileName {
+                name: name.to_owned(),
+            });
         }
         Ok(self.dir.join(format!("{name}.json")))
     }
@@ -188,7 +185,10 @@ impl ProfileStore {
         let path = self.path(name)?;
         let data = std::fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                store_err(&path, "no such profile; run `lnc connect` first")
+                Error::NoProfile {
+                    name: name.to_owned(),
+                    dir: self.dir.display().to_string(),
+                }
             } else {
                 store_err(&path, e)
             }

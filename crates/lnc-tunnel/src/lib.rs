@@ -35,7 +35,7 @@ pub use failover::FailoverMailbox;
 pub use h2::{TunnelChannel, macaroon_from_auth_data, serve_http2};
 pub use listener::{Listener, ListenerEvent, PairingAttemptFailure, attempt_failure, listen};
 pub use mailbox::{Mailbox, MailboxError, Status};
-pub use reconnect::{Client, ClientError, ClientEvent};
+pub use reconnect::{Client, ClientError, ClientEvent, ReconnectError};
 pub use rt::Runtime;
 pub use stream::NoiseStream;
 pub use tls::TlsMode;

@@ -32,9 +32,20 @@ pub enum ClientEvent {
     /// The tunnel died; a reconnect is under way.
     Disconnected(CloseReason),
     /// A reconnect attempt failed; the next one follows after the backoff.
-    ReconnectFailed(String),
+    ReconnectFailed(Arc<ReconnectError>),
     /// [`Client::close`] was called; nothing more happens.
     Closed,
+}
+
+/// Why one reconnect attempt failed (the client tries again after its backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconnectError {
+    /// The GBN connection or the KK handshake failed.
+    #[error(transparent)]
+    Tunnel(#[from] TunnelError),
+    /// The tunnel came up but HTTP/2 over it did not.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
 }
 
 /// Why a call through a [`Client`] failed before reaching the node.
@@ -162,14 +173,14 @@ impl Client {
                                 }
                                 Err(e) => {
                                     let _ = events.unbounded_send(ClientEvent::ReconnectFailed(
-                                        e.to_string(),
+                                        Arc::new(e.into()),
                                     ));
                                 }
                             }
                         }
                         Err(e) => {
-                            let _ =
-                                events.unbounded_send(ClientEvent::ReconnectFailed(e.to_string()));
+                            let _ = events
+                                .unbounded_send(ClientEvent::ReconnectFailed(Arc::new(e.into())));
                         }
                     }
                     rt.sleep(delay).await;
