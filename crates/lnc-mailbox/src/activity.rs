@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::client::{IpCount, IpCounts};
+use crate::ip_counts::{IpCount, IpCounts};
 
 /// One connection's requests in flight.
 pub(crate) struct ConnActivity {

@@ -1,11 +1,12 @@
 //! Who is calling: the client IP every per-IP limit counts against (the socket's, or the
 //! forwarded one behind a trusted proxy) and the table of open connections per IP. Shared
-//! by the listener (`net`) and the front ends (`grpc`, `ws`), which read [`ClientInfo`]
+//! by the listener (`conn`) and the front ends (`grpc`, `ws`), which read [`ClientInfo`]
 //! from each request.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::ip_counts::{IpCount, IpCounts};
 
 /// Who sent a request: the client IP used for per-IP limits. Carried as a
 /// request extension; it also keeps the connection counted while an upgraded
@@ -19,58 +20,6 @@ pub struct ClientInfo {
     /// Keeps the request counted as in flight on its connection while an upgraded
     /// WebSocket lives (its HTTP response is long over).
     pub(crate) _request: Arc<crate::activity::RequestGuard>,
-}
-
-/// Counts per client IP, each unit held by an [`IpCount`] until it drops: open
-/// connections ([`ConnTable`]) and calls in flight (`activity::CallTable`).
-#[derive(Default)]
-pub(crate) struct IpCounts {
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl IpCounts {
-    /// Counts one more for `ip` unless it already has `cap`; returns the guard and the
-    /// count with it.
-    pub(crate) fn add(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<(IpCount, usize)> {
-        let mut t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = t.entry(ip).or_insert(0);
-        if *n >= cap {
-            return None;
-        }
-        *n += 1;
-        let count = *n;
-        Some((
-            IpCount {
-                ip,
-                table: self.clone(),
-            },
-            count,
-        ))
-    }
-
-    #[cfg(test)]
-    pub(crate) fn get(&self, ip: IpAddr) -> usize {
-        let t = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        t.get(&ip).copied().unwrap_or(0)
-    }
-}
-
-/// One unit counted against its IP until dropped.
-pub(crate) struct IpCount {
-    ip: IpAddr,
-    table: Arc<IpCounts>,
-}
-
-impl Drop for IpCount {
-    fn drop(&mut self) {
-        let mut t = self.table.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = t.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Counts one open connection against its IP until dropped.

@@ -26,18 +26,39 @@ pub struct App {
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
-fn status_body(e: &RelayError) -> String {
-    json::status_json(e.code() as i32, &e.to_string())
-}
-
 /// An HTTP error answer (a REST call, or a WebSocket upgrade refused before it happens):
 /// the relay error's HTTP status and grpc-gateway's JSON body, counted as a rejection.
 pub(crate) fn error_response(app: &App, e: RelayError) -> Response {
     app.metrics.reject(e.reason());
+    http_error(&e)
+}
+
+/// A request refused before it reaches the router (per-IP connection or call limit),
+/// answered in the client's protocol: a gRPC status for gRPC, else what
+/// [`error_response`] answers. Counted as a rejection.
+pub(crate) fn refusal<B>(metrics: &Metrics, req: &http::Request<B>, e: RelayError) -> Response {
+    metrics.reject(e.reason());
+    let is_grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if is_grpc {
+        let status = tonic::Status::new(e.code(), e.to_string());
+        let (parts, ()) = status.into_http::<()>().into_parts();
+        Response::from_parts(parts, Body::empty())
+    } else {
+        http_error(&e)
+    }
+}
+
+/// The one encoding of a relay error as an HTTP answer (the WebSocket error *frame*, sent
+/// inside an open socket, is `ws`'s).
+fn http_error(e: &RelayError) -> Response {
     (
         e.http_status(),
         [(header::CONTENT_TYPE, "application/json")],
-        status_body(&e),
+        json::status_json(e.code() as i32, &e.to_string()),
     )
         .into_response()
 }
