@@ -85,7 +85,7 @@ pub struct MemoryStore {
     metrics: Arc<Metrics>,
     /// Bumped on lifecycle events (create/delete/attach/detach/back-pressure),
     /// so tests can wait for an event instead of sleeping.
-    events: tokio::sync::watch::Sender<u64>,
+    events: crate::stream::Events,
 }
 
 impl MemoryStore {
@@ -100,17 +100,13 @@ impl MemoryStore {
             limits,
             timers,
             metrics,
-            events: tokio::sync::watch::channel(0).0,
+            events: crate::stream::Events::default(),
         })
     }
 
-    fn bump(&self) {
-        self.events.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    /// Receives a notification on each lifecycle event.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.events.subscribe()
+    /// The lifecycle events (see [`crate::store::Store::subscribe`]).
+    pub(crate) fn events(&self) -> &crate::stream::Events {
+        &self.events
     }
 
     /// The limits in force.
@@ -164,7 +160,7 @@ impl MemoryStore {
         inner.per_ip.insert(owner, n + 1);
         self.metrics.mailboxes.set(inner.boxes.len() as i64);
         drop(inner);
-        self.bump();
+        self.events.bump();
         Ok(())
     }
 
@@ -193,7 +189,7 @@ impl MemoryStore {
             let mut st = lock(&mb.state);
             mb.close(&mut st, RelayError::StreamClosed);
         }
-        self.bump();
+        self.events.bump();
         Ok(())
     }
 
@@ -246,7 +242,7 @@ impl MemoryStore {
             .attached
             .get_or_create(&vec![("transport", transport.label()), ("side", "read")])
             .inc();
-        self.bump();
+        self.events.bump();
         Ok(MemReadHalf {
             mb,
             store: self.clone(),
@@ -266,7 +262,7 @@ impl MemoryStore {
             .attached
             .get_or_create(&vec![("transport", transport.label()), ("side", "write")])
             .inc();
-        self.bump();
+        self.events.bump();
         Ok(MemWriteHalf {
             mb,
             store: self.clone(),
@@ -297,7 +293,7 @@ impl MemoryStore {
         }
         drop(inner);
         if !stale.is_empty() {
-            self.bump();
+            self.events.bump();
         }
         stale.len()
     }
@@ -315,7 +311,7 @@ impl MemoryStore {
         inner.per_ip.clear();
         self.metrics.mailboxes.set(0);
         drop(inner);
-        self.bump();
+        self.events.bump();
     }
 
     /// Current counts (walks all mailboxes: for scrapes and tests).
@@ -378,7 +374,7 @@ fn release(store: &MemoryStore, mb: &Mailbox, read: bool, transport: Transport) 
         .attached
         .get_or_create(&vec![("transport", transport.label()), ("side", side)])
         .dec();
-    store.bump();
+    store.events.bump();
 }
 
 /// The attached reader of one mailbox; dropping it frees the read side.
@@ -474,7 +470,7 @@ impl MemWriteHalf {
                 if !counted {
                     counted = true;
                     self.store.metrics.backpressure.inc();
-                    self.store.bump();
+                    self.store.events.bump();
                 }
                 Poll::Pending
             }

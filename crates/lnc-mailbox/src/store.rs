@@ -58,8 +58,8 @@ impl Store {
     /// an event instead of sleeping.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         match &self.backend {
-            Backend::Memory(s) => s.subscribe(),
-            Backend::Redis(s) => s.subscribe(),
+            Backend::Memory(s) => s.events().subscribe(),
+            Backend::Redis(s) => s.events().subscribe(),
         }
     }
 

@@ -51,3 +51,26 @@ pub struct StoreStats {
     /// Readers that got a message in the last 10 s.
     pub active: usize,
 }
+
+/// Lifecycle events of a store (create, delete, attach, detach, back-pressure, health
+/// change) as a counter that waiters watch, so tests and `ServerHandle::wait_for` wait
+/// for an event instead of polling.
+pub(crate) struct Events(tokio::sync::watch::Sender<u64>);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events(tokio::sync::watch::channel(0).0)
+    }
+}
+
+impl Events {
+    /// Records one event, waking every subscriber.
+    pub(crate) fn bump(&self) {
+        self.0.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that is notified on each later event.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}

@@ -93,6 +93,27 @@ async fn next_data(rx: &mut Rx, seen: &mut Instant) -> Incoming {
     }
 }
 
+/// The first frame of a socket as text (a `what` frame), or `None` once the socket is
+/// over: the client left, or it was answered with the error frame (a bad frame, none
+/// before `deadline`, or the relay shutting down).
+async fn first_text(
+    app: &App,
+    tx: &mut Tx,
+    rx: &mut Rx,
+    seen: &mut Instant,
+    deadline: Option<Duration>,
+    what: &str,
+) -> Option<String> {
+    let e = match first_frame(app, tx, rx, seen, deadline).await {
+        Ok(Incoming::Text(t)) => return Some(t),
+        Ok(Incoming::Gone) => return None,
+        Ok(Incoming::Bad(e)) | Err(Some(e)) => e,
+        Err(None) => RelayError::Malformed(format!("no {what} frame in time")),
+    };
+    send_error(app, tx, e).await;
+    None
+}
+
 /// Waits for the first data frame while keeping the socket alive with pings.
 /// `Err(None)` = deadline passed; `Err(Some(e))` = end with `e`.
 async fn first_frame(
@@ -157,49 +178,17 @@ pub async fn receive(
     Extension(client): Extension<ClientInfo>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return error_response(
-            &app,
-            RelayError::Malformed("receive needs a WebSocket upgrade".into()),
-        );
-    };
-    app.metrics
-        .connections
-        .get_or_create(&vec![("transport", "ws_receive")])
-        .inc();
-    let limits = app.limits.clone();
-    configure(ws, &limits).on_upgrade(move |socket| run_receive(app, socket, client))
+    upgrade(app, client, ws, "receive", run_receive)
 }
 
 async fn run_receive(app: App, socket: WebSocket, client: ClientInfo) {
     let (mut tx, mut rx) = socket.split();
     let mut seen = Instant::now();
     // The receive socket's desc frame comes right after the upgrade.
-    let first = match first_frame(
-        &app,
-        &mut tx,
-        &mut rx,
-        &mut seen,
-        Some(app.timers.handshake_timeout),
-    )
-    .await
-    {
-        Ok(f) => Ok(f),
-        Err(Some(e)) => return send_error(&app, &mut tx, e).await,
-        Err(None) => Err(()),
-    };
-    let text = match first {
-        Err(_) => {
-            return send_error(
-                &app,
-                &mut tx,
-                RelayError::Malformed("no CipherBoxDesc frame in time".into()),
-            )
-            .await;
-        }
-        Ok(Incoming::Gone) => return,
-        Ok(Incoming::Bad(e)) => return send_error(&app, &mut tx, e).await,
-        Ok(Incoming::Text(t)) => t,
+    let deadline = Some(app.timers.handshake_timeout);
+    let Some(text) = first_text(&app, &mut tx, &mut rx, &mut seen, deadline, "CipherBoxDesc").await
+    else {
+        return;
     };
     let id = match json::parse_desc(&text)
         .map_err(|e| RelayError::Malformed(e.to_string()))
@@ -247,18 +236,39 @@ pub async fn send(
     Extension(client): Extension<ClientInfo>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    upgrade(app, client, ws, "send", run_send)
+}
+
+/// Accepts the upgrade of one WebSocket endpoint (`which`: `receive` or `send`), counted
+/// by transport, and runs `run` on the socket; a plain HTTP request gets the error JSON.
+fn upgrade<F, Fut>(
+    app: App,
+    client: ClientInfo,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    which: &'static str,
+    run: F,
+) -> Response
+where
+    F: FnOnce(App, WebSocket, ClientInfo) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let Ok(ws) = ws else {
         return error_response(
             &app,
-            RelayError::Malformed("send needs a WebSocket upgrade".into()),
+            RelayError::Malformed(format!("{which} needs a WebSocket upgrade")),
         );
+    };
+    let transport = if which == "receive" {
+        "ws_receive"
+    } else {
+        "ws_send"
     };
     app.metrics
         .connections
-        .get_or_create(&vec![("transport", "ws_send")])
+        .get_or_create(&vec![("transport", transport)])
         .inc();
     let limits = app.limits.clone();
-    configure(ws, &limits).on_upgrade(move |socket| run_send(app, socket, client))
+    configure(ws, &limits).on_upgrade(move |socket| run(app, socket, client))
 }
 
 fn parse_box(text: &str) -> Result<pb::CipherBox, RelayError> {
@@ -272,23 +282,8 @@ async fn run_send(app: App, socket: WebSocket, client: ClientInfo) {
     let mut seen = Instant::now();
     // A send socket may be opened before the client has a packet to send:
     // no deadline for its first frame, only ping liveness.
-    let first = match first_frame(&app, &mut tx, &mut rx, &mut seen, None).await {
-        Ok(f) => Ok(f),
-        Err(Some(e)) => return send_error(&app, &mut tx, e).await,
-        Err(None) => Err(()),
-    };
-    let text = match first {
-        Err(_) => {
-            return send_error(
-                &app,
-                &mut tx,
-                RelayError::Malformed("no CipherBox frame in time".into()),
-            )
-            .await;
-        }
-        Ok(Incoming::Gone) => return,
-        Ok(Incoming::Bad(e)) => return send_error(&app, &mut tx, e).await,
-        Ok(Incoming::Text(t)) => t,
+    let Some(text) = first_text(&app, &mut tx, &mut rx, &mut seen, None, "CipherBox").await else {
+        return;
     };
     let first = match parse_box(&text).and_then(|b| {
         let desc = b.desc.as_ref().ok_or(RelayError::MissingDesc)?;

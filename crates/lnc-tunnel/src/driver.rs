@@ -356,14 +356,9 @@ impl GbnHandle {
 
     /// Waits until the connection is over and the driver task has ended.
     pub async fn closed(&self) -> CloseReason {
-        futures_util::future::poll_fn(|cx| {
-            let mut sh = lock(&self.shared);
-            if sh.done {
-                Poll::Ready(sh.closed.clone().unwrap_or(CloseReason::Local))
-            } else {
-                sh.add_waiter(cx.waker());
-                Poll::Pending
-            }
+        self.wait_for(|sh| {
+            sh.done
+                .then(|| sh.closed.clone().unwrap_or(CloseReason::Local))
         })
         .await
     }
@@ -375,13 +370,20 @@ impl GbnHandle {
 
     /// Waits until the status differs from `seen`, and returns the new status.
     pub async fn status_changed(&self, seen: Status) -> Status {
+        self.wait_for(|sh| (sh.status != seen || sh.done).then_some(sh.status))
+            .await
+    }
+
+    /// Waits until `ready` yields a value, re-checking whenever the driver wakes waiters.
+    async fn wait_for<T>(&self, ready: impl Fn(&Shared) -> Option<T>) -> T {
         futures_util::future::poll_fn(|cx| {
             let mut sh = lock(&self.shared);
-            if sh.status != seen || sh.done {
-                Poll::Ready(sh.status)
-            } else {
-                sh.add_waiter(cx.waker());
-                Poll::Pending
+            match ready(&sh) {
+                Some(v) => Poll::Ready(v),
+                None => {
+                    sh.add_waiter(cx.waker());
+                    Poll::Pending
+                }
             }
         })
         .await

@@ -125,21 +125,41 @@ impl tower::Service<Request<tonic::body::Body>> for TunnelChannel {
     }
 }
 
-/// Serves HTTP/2 on `stream` with `service` until the connection ends (the app closed
-/// it or the tunnel dropped).
-pub async fn serve_http2<R, S, B>(
-    rt: &R,
-    stream: NoiseStream,
-    service: S,
-) -> Result<(), hyper::Error>
+/// What a node serves through a tunnel: an HTTP service that hyper can drive on the
+/// tunnel's runtime. Named once so that everything that hands a service down to
+/// [`serve_http2`] says one bound instead of six.
+pub trait TunnelService:
+    tower::Service<
+        Request<Incoming>,
+        Response = Response<Self::ResBody>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The response body.
+    type ResBody: hyper::body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> TunnelService for S
 where
-    R: Runtime,
     S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    type ResBody = B;
+}
+
+/// Serves HTTP/2 on `stream` with `service` until the connection ends (the app closed
+/// it or the tunnel dropped).
+pub async fn serve_http2<R: Runtime, S: TunnelService>(
+    rt: &R,
+    stream: NoiseStream,
+    service: S,
+) -> Result<(), hyper::Error> {
     let mut builder = hyper::server::conn::http2::Builder::new(HyperExecutor(rt.clone()));
     builder
         .initial_connection_window_size(CONNECTION_WINDOW)

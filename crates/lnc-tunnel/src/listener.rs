@@ -15,11 +15,8 @@ use crate::mailbox::Mailbox;
 use crate::rt::{BoxFuture, Runtime};
 use crate::stream::{HandshakeFailure, NoiseStream, respond_tracked};
 use crate::tunnel::{SessionInfo, TunnelError, TunnelOptions};
-use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::future::{Either, select};
-use http::{Request, Response};
-use hyper::body::Incoming;
 use lnc_core::gbn::{self, CloseReason, Side};
 use lnc_core::noise::{Established, Pattern};
 use lnc_core::pairing::{ConnectionState, HandshakeInputs, HandshakeOutcome, MailboxStreams};
@@ -136,7 +133,7 @@ fn lock(shared: &Mutex<ListenerShared>) -> std::sync::MutexGuard<'_, ListenerSha
 /// to the app holding this session, one connection at a time. Both mailboxes are created
 /// eagerly; after pairing the stream IDs are recomputed and the next connection is
 /// awaited on the new ones (the pairing boxes are deleted).
-pub fn listen<R, S, B, G>(
+pub fn listen<R, S, G>(
     rt: &R,
     mailbox: Arc<dyn Mailbox>,
     state: ConnectionState,
@@ -146,11 +143,7 @@ pub fn listen<R, S, B, G>(
 ) -> Listener
 where
     R: Runtime,
-    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<crate::h2::BoxError>,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<crate::h2::BoxError>,
+    S: crate::h2::TunnelService,
     G: CryptoRng + Send + 'static,
 {
     let shared = Arc::new(Mutex::new(ListenerShared {
@@ -197,14 +190,10 @@ struct Accept<R, S, G> {
     auth: Zeroizing<Vec<u8>>,
 }
 
-impl<R, S, B, G> Accept<R, S, G>
+impl<R, S, G> Accept<R, S, G>
 where
     R: Runtime,
-    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<crate::h2::BoxError>,
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<crate::h2::BoxError>,
+    S: crate::h2::TunnelService,
     G: CryptoRng + Send + 'static,
 {
     async fn run(mut self) {

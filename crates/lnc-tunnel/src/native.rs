@@ -70,7 +70,7 @@ pub fn tls_config(
         }
         TlsMode::SkipVerify => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify))
+            .with_custom_certificate_verifier(Arc::new(PeerCert::new(None)))
             .with_no_client_auth(),
         TlsMode::Pinned(pem) => {
             use rustls::pki_types::pem::PemObject;
@@ -84,7 +84,7 @@ pub fn tls_config(
             }
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Pinned { certs }))
+                .with_custom_certificate_verifier(Arc::new(PeerCert::new(Some(certs))))
                 .with_no_client_auth()
         }
     };
@@ -571,51 +571,24 @@ impl<S: futures_util::Sink<Vec<u8>, Error = MailboxError> + Unpin> futures_util:
     }
 }
 
+/// The certificate check of [`TlsMode::SkipVerify`] (any certificate) and
+/// [`TlsMode::Pinned`] (exactly the pinned ones). Either way the handshake signatures are
+/// verified as usual, so the peer holds the key of the certificate it showed.
 #[derive(Debug)]
-struct NoVerify;
+struct PeerCert {
+    /// `None`: any certificate.
+    pinned: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
 
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
+impl PeerCert {
+    fn new(pinned: Option<Vec<rustls::pki_types::CertificateDer<'static>>>) -> Self {
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        PeerCert { pinned, algorithms }
     }
 }
 
-/// Accepts exactly the pinned certificates; the handshake signatures are verified as usual
-/// (so the peer holds the pinned certificate's key).
-#[derive(Debug)]
-struct Pinned {
-    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
-}
-
-impl rustls::client::danger::ServerCertVerifier for Pinned {
+impl rustls::client::danger::ServerCertVerifier for PeerCert {
     fn verify_server_cert(
         &self,
         end_entity: &rustls::pki_types::CertificateDer<'_>,
@@ -624,12 +597,13 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         _: &[u8],
         _: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
+        match &self.pinned {
+            Some(certs) if !certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+            _ => Ok(rustls::client::danger::ServerCertVerified::assertion()),
         }
     }
     fn verify_tls12_signature(
@@ -638,12 +612,7 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -651,17 +620,10 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 

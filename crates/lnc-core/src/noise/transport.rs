@@ -142,6 +142,38 @@ impl core::fmt::Debug for CipherState {
     }
 }
 
+/// What both directions of a transport expose alike: the nonce counter, and for tests
+/// and fuzzing the key material and a constructor from it. Reusing a key with two senders
+/// reuses nonces; production code gets both halves from a handshake only.
+macro_rules! direction_accessors {
+    ($ty:ident) => {
+        impl $ty {
+            /// Nonce counter of this direction (resets to 0 at every key rotation).
+            pub fn nonce(&self) -> u64 {
+                self.cs.n
+            }
+
+            /// Test-only: the current key.
+            #[cfg(any(test, feature = "testing"))]
+            pub fn key_for_tests(&self) -> [u8; 32] {
+                self.cs.key
+            }
+
+            /// Test-only: the current rotation salt.
+            #[cfg(any(test, feature = "testing"))]
+            pub fn salt_for_tests(&self) -> [u8; 32] {
+                self.cs.salt
+            }
+
+            /// Test/fuzz-only: this direction from raw key material.
+            #[cfg(any(test, feature = "testing"))]
+            pub fn from_raw_for_tests(key: [u8; 32], salt: [u8; 32]) -> Self {
+                Self::new(key, salt)
+            }
+        }
+    };
+}
+
 /// The sending half of a transport: turns plaintext into records.
 #[derive(Debug)]
 pub struct TransportSender {
@@ -213,31 +245,9 @@ impl TransportSender {
         body_tag.copy_from_slice(&self.cs.seal(body_pt));
         Ok(())
     }
-
-    /// Nonce counter of this direction (resets to 0 at every key rotation).
-    pub fn nonce(&self) -> u64 {
-        self.cs.n
-    }
-
-    /// Test-only: the current key.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn key_for_tests(&self) -> [u8; 32] {
-        self.cs.key
-    }
-
-    /// Test-only: the current rotation salt.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn salt_for_tests(&self) -> [u8; 32] {
-        self.cs.salt
-    }
-
-    /// Test/fuzz-only: a sender from raw key material. Reusing a key with two senders
-    /// reuses nonces; production code gets senders from a handshake only.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn from_raw_for_tests(key: [u8; 32], salt: [u8; 32]) -> Self {
-        Self::new(key, salt)
-    }
 }
+
+direction_accessors!(TransportSender);
 
 /// The receiving half of a transport: opens records (see also [`RecordDecoder`]).
 #[derive(Debug)]
@@ -336,30 +346,9 @@ impl TransportReceiver {
         }
         self.open_body(body)
     }
-
-    /// Nonce counter of this direction (resets to 0 at every key rotation).
-    pub fn nonce(&self) -> u64 {
-        self.cs.n
-    }
-
-    /// Test-only: the current key.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn key_for_tests(&self) -> [u8; 32] {
-        self.cs.key
-    }
-
-    /// Test-only: the current rotation salt.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn salt_for_tests(&self) -> [u8; 32] {
-        self.cs.salt
-    }
-
-    /// Test/fuzz-only: a receiver from raw key material.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn from_raw_for_tests(key: [u8; 32], salt: [u8; 32]) -> Self {
-        Self::new(key, salt)
-    }
 }
+
+direction_accessors!(TransportReceiver);
 
 /// The transport state a finished handshake yields: one cipher per direction.
 #[derive(Debug)]

@@ -91,7 +91,7 @@ impl RedisWriteHalf {
                     if !counted {
                         counted = true;
                         store.metrics.backpressure.inc();
-                        store.bump();
+                        store.events.bump();
                     }
                     let _ = tokio::time::timeout(POLL_FALLBACK, self.hold.wake.notified()).await;
                 }

@@ -110,7 +110,7 @@ impl RedisStore {
                 ("side", hold.side.label()),
             ])
             .dec();
-        self.bump();
+        self.events.bump();
         let (store, hold) = (self.clone(), hold.clone());
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             h.spawn(async move { store.release(&hold).await });

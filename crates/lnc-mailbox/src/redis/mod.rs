@@ -95,7 +95,7 @@ pub struct RedisStore {
     limits: Limits,
     timers: Timers,
     metrics: Arc<Metrics>,
-    events: tokio::sync::watch::Sender<u64>,
+    events: crate::stream::Events,
     healthy: AtomicBool,
     shutting_down: AtomicBool,
     total: AtomicUsize,
@@ -128,6 +128,27 @@ fn int(v: &Value) -> Option<i64> {
         Value::Integer(i) => Some(*i),
         other => other.as_i64(),
     }
+}
+
+/// Runs `job` on the store every `period` until the store is dropped.
+fn every<F, Fut>(
+    store: std::sync::Weak<RedisStore>,
+    period: Duration,
+    job: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Arc<RedisStore>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(s) = store.upgrade() else { return };
+            job(s).await;
+        }
+    })
 }
 
 impl RedisStore {
@@ -188,7 +209,7 @@ impl RedisStore {
             limits,
             timers,
             metrics,
-            events: tokio::sync::watch::channel(0).0,
+            events: crate::stream::Events::default(),
             healthy: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             total: AtomicUsize::new(0),
@@ -203,43 +224,24 @@ impl RedisStore {
         drop(store.sub.connect());
         let mut tasks = wake::spawn_subscription(&store, weak.clone(), reconnects, messages);
         // Lease renewal.
-        tasks.push(tokio::spawn({
-            let weak = weak.clone();
-            let every = Duration::from_millis(lease_ms / 3);
-            async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(s) = weak.upgrade() else { return };
-                    s.renew_all().await;
-                }
-            }
-        }));
+        tasks.push(every(
+            weak.clone(),
+            Duration::from_millis(lease_ms / 3),
+            |s| async move { s.renew_all().await },
+        ));
         // Health (readiness) and the shared mailbox count.
-        tasks.push(tokio::spawn({
-            let every = Duration::from_millis((lease_ms / 3).min(500));
-            async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(s) = weak.upgrade() else { return };
-                    s.check_health().await;
-                }
-            }
-        }));
+        tasks.push(every(
+            weak,
+            Duration::from_millis((lease_ms / 3).min(500)),
+            |s| async move { s.check_health().await },
+        ));
         *lock(&store.tasks) = tasks;
         Ok(store)
     }
 
-    fn bump(&self) {
-        self.events.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    /// See [`crate::store::Store::subscribe`].
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.events.subscribe()
+    /// The lifecycle events (see [`crate::store::Store::subscribe`]).
+    pub(crate) fn events(&self) -> &crate::stream::Events {
+        &self.events
     }
 
     /// The limits in force.
@@ -261,7 +263,7 @@ impl RedisStore {
             } else {
                 tracing::warn!("redis unreachable: mailbox not ready");
             }
-            self.bump();
+            self.events.bump();
         }
     }
 
@@ -350,7 +352,7 @@ impl RedisStore {
             )),
         };
         if r.is_ok() {
-            self.bump();
+            self.events.bump();
         }
         r
     }
@@ -382,7 +384,7 @@ impl RedisStore {
                     h.close(RelayError::StreamClosed);
                 }
             }
-            self.bump();
+            self.events.bump();
         }
         r
     }
@@ -463,7 +465,7 @@ impl RedisStore {
                 ("side", side.label()),
             ])
             .inc();
-        self.bump();
+        self.events.bump();
         Ok(hold)
     }
 
@@ -511,7 +513,7 @@ impl RedisStore {
             futures_util::future::join_all(releases),
         )
         .await;
-        self.bump();
+        self.events.bump();
     }
 
     /// This instance's counts (see [`StoreStats`]).

@@ -151,6 +151,60 @@ async fn create(c: &mut HashMailClient<Channel>, id: &[u8]) -> anyhow::Result<()
     }
 }
 
+/// Creates `pairs` stream pairs (two mailboxes each) and attaches a gRPC reader to every
+/// mailbox, spread over `clients`; the readers hold the mailboxes open until dropped.
+async fn hold_idle_pairs(
+    clients: &[HashMailClient<Channel>],
+    run: u64,
+    pairs: usize,
+) -> anyhow::Result<Vec<tonic::Streaming<pb::CipherBox>>> {
+    let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(pairs * 2)));
+    futures_util::stream::iter(0..pairs)
+        .map(|i| {
+            let mut c = clients[i % clients.len()].clone();
+            let readers = readers.clone();
+            async move {
+                for side in 0..2u8 {
+                    let id = stream_id(run, i, side);
+                    create(&mut c, &id).await?;
+                    let s = c
+                        .recv_stream(pb::CipherBoxDesc {
+                            stream_id: id.into(),
+                        })
+                        .await
+                        .map_err(|s| anyhow::anyhow!("RecvStream: {s}"))?
+                        .into_inner();
+                    readers.lock().await.push(s);
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let readers = std::mem::take(&mut *readers.lock().await);
+    Ok(readers)
+}
+
+/// Relay round trips against raw WebSocket echo round trips (sorted), and what the relay
+/// adds at p50 and p99.
+fn latency_line(size: usize, relay: &[Duration], echo: &[Duration]) -> String {
+    let (r50, r99, e50, e99) = (
+        pct(relay, 0.5),
+        pct(relay, 0.99),
+        pct(echo, 0.5),
+        pct(echo, 0.99),
+    );
+    format!(
+        "latency ({size} B, {} sequential round trips): relay p50 {r50:?} p99 {r99:?}; raw ws echo p50 {e50:?} p99 {e99:?}; added p50 {:?} p99 {:?}",
+        relay.len(),
+        r50.saturating_sub(e50),
+        r99.saturating_sub(e99),
+    )
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -326,34 +380,7 @@ async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
     // 1. Idle pairs: memory.
     let rss0 = rss_kib(b.server_pid);
     let t = Instant::now();
-    let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(
-        b.idle_pairs * 2,
-    )));
-    futures_util::stream::iter(0..b.idle_pairs)
-        .map(|i| {
-            let mut c = clients[i % clients.len()].clone();
-            let readers = readers.clone();
-            async move {
-                for side in 0..2u8 {
-                    let id = stream_id(run, i, side);
-                    create(&mut c, &id).await?;
-                    let s = c
-                        .recv_stream(pb::CipherBoxDesc {
-                            stream_id: id.into(),
-                        })
-                        .await
-                        .map_err(|s| anyhow::anyhow!("RecvStream: {s}"))?
-                        .into_inner();
-                    readers.lock().await.push(s);
-                }
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(256)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<()>>>()?;
+    let readers = hold_idle_pairs(&clients, run, b.idle_pairs).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = rss_kib(b.server_pid);
     println!(
@@ -387,17 +414,7 @@ async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
         b.size,
     )
     .await?;
-    println!(
-        "latency ({} B, {} samples): relay p50 {:?} p99 {:?}; raw ws echo p50 {:?} p99 {:?}; added p50 {:?} p99 {:?}",
-        b.size,
-        b.latency_samples,
-        pct(&relay_lat, 0.5),
-        pct(&relay_lat, 0.99),
-        pct(&echo_lat, 0.5),
-        pct(&echo_lat, 0.99),
-        pct(&relay_lat, 0.5).saturating_sub(pct(&echo_lat, 0.5)),
-        pct(&relay_lat, 0.99).saturating_sub(pct(&echo_lat, 0.99)),
-    );
+    println!("{}", latency_line(b.size, &relay_lat, &echo_lat));
 
     // 3. Throughput for each pair count.
     for &n in &b.active_pairs {
@@ -494,35 +511,7 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
             Some(r) => Some(redis_used_memory(r).await?),
             None => None,
         };
-        let readers = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(
-            b.idle_pairs * 2,
-        )));
-        let nc = clients.len();
-        futures_util::stream::iter(0..b.idle_pairs)
-            .map(|i| {
-                let mut c = clients[i % nc].clone();
-                let readers = readers.clone();
-                async move {
-                    for side in 0..2u8 {
-                        let id = stream_id(run, i, side);
-                        create(&mut c, &id).await?;
-                        let s = c
-                            .recv_stream(pb::CipherBoxDesc {
-                                stream_id: id.into(),
-                            })
-                            .await
-                            .map_err(|s| anyhow::anyhow!("RecvStream: {s}"))?
-                            .into_inner();
-                        readers.lock().await.push(s);
-                    }
-                    anyhow::Ok(())
-                }
-            })
-            .buffer_unordered(256)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<Vec<()>>>()?;
+        let readers = hold_idle_pairs(&clients, run, b.idle_pairs).await?;
         if let (Some(r), Some(m0)) = (&redis, mem0) {
             let m1 = redis_used_memory(r).await?;
             let per = m1.saturating_sub(m0) as f64 / b.idle_pairs as f64;
@@ -570,17 +559,7 @@ async fn scaleout(b: ScaleoutBench) -> anyhow::Result<()> {
         b.size,
     )
     .await?;
-    println!(
-        "[{label}] latency ({} B, {} sequential round trips): relay p50 {:?} p99 {:?}; raw ws echo p50 {:?} p99 {:?}; added p50 {:?} p99 {:?}",
-        b.size,
-        b.latency_samples,
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        pct(&echo_lat, 0.5),
-        pct(&echo_lat, 0.99),
-        pct(&lat, 0.5).saturating_sub(pct(&echo_lat, 0.5)),
-        pct(&lat, 0.99).saturating_sub(pct(&echo_lat, 0.99)),
-    );
+    println!("[{label}] {}", latency_line(b.size, &lat, &echo_lat));
 
     // Rate: active pairs spread over the instances.
     let p = b.active_pairs.max(1);
