@@ -53,6 +53,12 @@ pub struct Limits {
     pub stream_rate_per_sec: f64,
     /// Token bucket size: messages a stream may send in a burst.
     pub stream_burst: u32,
+    /// Bytes queued relay-wide (in every mailbox, waiting for readers) before writers are
+    /// held back. `None`: a quarter of the machine's memory.
+    pub queue_budget_bytes: Option<usize>,
+    /// Bytes one writing IP may have queued before its writers are held back (its share of
+    /// the budget). `None`: 1/16 of the budget.
+    pub queue_budget_per_ip_bytes: Option<usize>,
 }
 
 impl Default for Limits {
@@ -66,6 +72,8 @@ impl Default for Limits {
             max_connections_per_ip: 256,
             stream_rate_per_sec: 1_000.0,
             stream_burst: 2_000,
+            queue_budget_bytes: None,
+            queue_budget_per_ip_bytes: None,
         }
     }
 }
@@ -76,6 +84,17 @@ impl Limits {
     /// `max_streams_per_ip`, whoever created the mailboxes it reads and writes.
     pub fn max_calls_per_ip(&self) -> usize {
         self.max_streams_per_ip.saturating_mul(2).saturating_add(64)
+    }
+
+    /// The relay-wide queue budget in force (see [`Limits::queue_budget_bytes`]).
+    pub fn queue_budget(&self) -> usize {
+        self.queue_budget_bytes
+            .unwrap_or_else(crate::budget::default_queue_budget)
+    }
+
+    /// One IP's share in force (see [`Limits::queue_budget_per_ip_bytes`]).
+    pub fn queue_budget_per_ip(&self, budget: usize) -> usize {
+        self.queue_budget_per_ip_bytes.unwrap_or(budget / 16)
     }
 }
 

@@ -109,6 +109,7 @@ impl HashMail for HashMailService {
         &self,
         request: Request<Streaming<pb::CipherBox>>,
     ) -> Result<Response<pb::CipherBoxDesc>, Status> {
+        let writer = client_ip(&request);
         let mut stream = request.into_inner();
         // Validate the first message before touching anything (the Go relay
         // dereferences a missing desc and crashes).
@@ -122,7 +123,7 @@ impl HashMail for HashMailService {
         let id = stream_id(&desc.stream_id).map_err(|e| self.reject(e))?;
         let half = self
             .store
-            .open_writer(&id, Transport::Grpc)
+            .open_writer(&id, Transport::Grpc, writer)
             .await
             .map_err(|e| self.reject(e))?;
         half.send(first.msg).await.map_err(|e| self.reject(e))?;

@@ -16,6 +16,7 @@
 
 mod activity;
 pub mod auth;
+mod budget;
 pub mod client;
 pub mod config;
 mod conn;

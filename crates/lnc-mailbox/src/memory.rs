@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::budget::{Over, QueueBudget};
 use crate::config::{Limits, Timers};
 use crate::error::RelayError;
 use crate::metrics::Metrics;
@@ -31,7 +32,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 struct State {
-    queue: VecDeque<Bytes>,
+    /// Messages in order, each with the IP charged for it in the queue budget (its writer's).
+    queue: VecDeque<(Bytes, IpAddr)>,
     queued_bytes: usize,
     reader: bool,
     writer: bool,
@@ -55,11 +57,13 @@ struct Mailbox {
 }
 
 impl Mailbox {
-    fn close(&self, st: &mut State, why: RelayError) {
+    fn close(&self, st: &mut State, why: RelayError, budget: &QueueBudget) {
         if st.closed.is_none() {
             st.closed = Some(why);
         }
-        st.queue.clear();
+        for (msg, ip) in st.queue.drain(..) {
+            budget.refund(ip, msg.len());
+        }
         st.queued_bytes = 0;
         if let Some(w) = st.reader_waker.take() {
             w.wake();
@@ -83,6 +87,8 @@ pub struct MemoryStore {
     limits: Limits,
     timers: Timers,
     metrics: Arc<Metrics>,
+    /// Queued bytes relay-wide and per writing IP.
+    budget: QueueBudget,
     /// Bumped on lifecycle events (create/delete/attach/detach/back-pressure),
     /// so tests can wait for an event instead of sleeping.
     events: crate::stream::Events,
@@ -91,7 +97,14 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// An empty store.
     pub fn new(limits: Limits, timers: Timers, metrics: Arc<Metrics>) -> Arc<Self> {
+        let total = limits.queue_budget();
+        let budget = QueueBudget::new(total, limits.queue_budget_per_ip(total));
+        metrics.queue_budget_bytes.set(budget.total_cap() as i64);
+        metrics
+            .queue_budget_per_ip_bytes
+            .set(budget.per_ip_cap() as i64);
         Arc::new(MemoryStore {
+            budget,
             inner: Mutex::new(Inner {
                 boxes: HashMap::new(),
                 per_ip: HashMap::new(),
@@ -187,7 +200,7 @@ impl MemoryStore {
         if let Some(mb) = self.remove_locked(&mut inner, id) {
             drop(inner);
             let mut st = lock(&mb.state);
-            mb.close(&mut st, RelayError::StreamClosed);
+            mb.close(&mut st, RelayError::StreamClosed, &self.budget);
         }
         self.events.bump();
         Ok(())
@@ -255,6 +268,7 @@ impl MemoryStore {
         self: &Arc<Self>,
         id: &StreamId,
         transport: Transport,
+        writer: IpAddr,
     ) -> Result<MemWriteHalf, RelayError> {
         let mb = self.get(id)?;
         self.acquire(&mb, false).await?;
@@ -267,6 +281,7 @@ impl MemoryStore {
             mb,
             store: self.clone(),
             transport,
+            ip: writer.to_canonical(),
         })
     }
 
@@ -284,7 +299,7 @@ impl MemoryStore {
                 && now.saturating_duration_since(since) >= timeout
             {
                 // Closed under the mailbox lock: a racing attach sees it.
-                mb.close(&mut st, RelayError::NotFound);
+                mb.close(&mut st, RelayError::NotFound, &self.budget);
                 stale.push(*id);
             }
         }
@@ -305,7 +320,7 @@ impl MemoryStore {
         inner.shutting_down = true;
         for mb in inner.boxes.values() {
             let mut st = lock(&mb.state);
-            mb.close(&mut st, RelayError::ShuttingDown);
+            mb.close(&mut st, RelayError::ShuttingDown, &self.budget);
         }
         inner.boxes.clear();
         inner.per_ip.clear();
@@ -327,6 +342,7 @@ impl MemoryStore {
             s.readers += usize::from(st.reader);
             s.writers += usize::from(st.writer);
             s.queued += st.queue.len();
+            s.queued_bytes += st.queued_bytes;
             if st.reader
                 && st
                     .last_msg
@@ -388,8 +404,9 @@ impl MemReadHalf {
     /// Next message in order, or why the stream ended.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, RelayError>> {
         let mut st = lock(&self.mb.state);
-        if let Some(msg) = st.queue.pop_front() {
+        if let Some((msg, ip)) = st.queue.pop_front() {
             st.queued_bytes -= msg.len();
+            self.store.budget.refund(ip, msg.len());
             st.last_msg = Some(Instant::now());
             if let Some(w) = st.writer_waker.take() {
                 w.wake();
@@ -426,6 +443,8 @@ pub struct MemWriteHalf {
     mb: Arc<Mailbox>,
     store: Arc<MemoryStore>,
     transport: Transport,
+    /// The writing client, charged for what it queues.
+    ip: IpAddr,
 }
 
 impl MemWriteHalf {
@@ -446,36 +465,75 @@ impl MemWriteHalf {
             tokio::time::sleep(d).await;
         }
         let mut msg = Some(msg);
-        let mut counted = false;
-        poll_fn(|cx| {
-            let mut st = lock(&self.mb.state);
-            if let Some(e) = &st.closed {
-                return Poll::Ready(Err(e.clone()));
+        let (mut counted, mut budget_counted) = (false, false);
+        loop {
+            // Armed before the check, so a refund in between is not missed.
+            let freed = self.store.budget.freed();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let over = poll_fn(|cx| self.poll_push(cx, &mut msg, &mut counted)).await?;
+            let Some(over) = over else {
+                return Ok(());
+            };
+            if !budget_counted {
+                budget_counted = true;
+                self.store.metrics.backpressure.inc();
+                let cap = match over {
+                    Over::IpShare => "ip_share",
+                    Over::Relay => "relay",
+                };
+                self.store
+                    .metrics
+                    .budget_held
+                    .get_or_create(&vec![("cap", cap)])
+                    .inc();
+                self.store.events.bump();
             }
-            let len = msg.as_ref().map_or(0, Bytes::len);
-            let fits = st.queue.len() < limits.max_queue_messages
-                && (st.queued_bytes + len <= limits.max_queue_bytes || st.queue.is_empty());
-            if fits {
-                if let Some(m) = msg.take() {
-                    st.queued_bytes += m.len();
-                    st.queue.push_back(m);
-                }
-                if let Some(w) = st.reader_waker.take() {
-                    w.wake();
-                }
-                Poll::Ready(Ok(()))
-            } else {
-                st.writer_waker = Some(cx.waker().clone());
-                drop(st);
-                if !counted {
-                    counted = true;
-                    self.store.metrics.backpressure.inc();
-                    self.store.events.bump();
-                }
-                Poll::Pending
+            tokio::select! {
+                () = freed => {}
+                e = self.closed() => return Err(e),
             }
-        })
-        .await
+        }
+    }
+
+    /// Queues `msg` if its mailbox has room (else waits for the reader) and the budget
+    /// takes it: `Ready(Ok(None))` once queued, `Ready(Ok(Some(over)))` when the budget
+    /// holds it back.
+    fn poll_push(
+        &self,
+        cx: &mut Context<'_>,
+        msg: &mut Option<Bytes>,
+        counted: &mut bool,
+    ) -> Poll<Result<Option<Over>, RelayError>> {
+        let limits = &self.store.limits;
+        let mut st = lock(&self.mb.state);
+        if let Some(e) = &st.closed {
+            return Poll::Ready(Err(e.clone()));
+        }
+        let len = msg.as_ref().map_or(0, Bytes::len);
+        let fits = st.queue.len() < limits.max_queue_messages
+            && (st.queued_bytes + len <= limits.max_queue_bytes || st.queue.is_empty());
+        if !fits {
+            st.writer_waker = Some(cx.waker().clone());
+            drop(st);
+            if !*counted {
+                *counted = true;
+                self.store.metrics.backpressure.inc();
+                self.store.events.bump();
+            }
+            return Poll::Pending;
+        }
+        if let Err(over) = self.store.budget.charge(self.ip, len) {
+            return Poll::Ready(Ok(Some(over)));
+        }
+        if let Some(m) = msg.take() {
+            st.queued_bytes += m.len();
+            st.queue.push_back((m, self.ip));
+        }
+        if let Some(w) = st.reader_waker.take() {
+            w.wake();
+        }
+        Poll::Ready(Ok(None))
     }
 
     /// Resolves when the mailbox is closed (deleted, collected, shutdown),
@@ -523,7 +581,10 @@ mod tests {
         });
         let id = [1u8; 64];
         s.create(id, IP, None).unwrap();
-        let w = s.open_writer(&id, Transport::Grpc).await.unwrap();
+        let w = s
+            .open_writer(&id, Transport::Grpc, IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
         w.send(Bytes::from_static(b"a")).await.unwrap();
         w.send(Bytes::from_static(b"b")).await.unwrap();
         // Third message is held back until the reader takes one.
@@ -553,9 +614,14 @@ mod tests {
         );
         drop(r);
         let _r2 = s.open_reader(&id, Transport::Ws).await.unwrap();
-        let _w = s.open_writer(&id, Transport::Ws).await.unwrap();
+        let _w = s
+            .open_writer(&id, Transport::Ws, IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
         assert_eq!(
-            s.open_writer(&id, Transport::Ws).await.err(),
+            s.open_writer(&id, Transport::Ws, IpAddr::from([127, 0, 0, 1]))
+                .await
+                .err(),
             Some(RelayError::WriteOccupied)
         );
     }
@@ -617,7 +683,10 @@ mod tests {
             ..Limits::default()
         });
         s.create([1; 64], IP, None).unwrap();
-        let w = s.open_writer(&[1; 64], Transport::Grpc).await.unwrap();
+        let w = s
+            .open_writer(&[1; 64], Transport::Grpc, IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
         let t0 = Instant::now();
         for _ in 0..3 {
             w.send(Bytes::from_static(b"x")).await.unwrap();
@@ -637,7 +706,10 @@ mod tests {
         });
         s.create([1; 64], IP, None).unwrap();
         let r = s.open_reader(&[1; 64], Transport::Grpc).await.unwrap();
-        let w = s.open_writer(&[1; 64], Transport::Grpc).await.unwrap();
+        let w = s
+            .open_writer(&[1; 64], Transport::Grpc, IpAddr::from([127, 0, 0, 1]))
+            .await
+            .unwrap();
         s.delete(&[1; 64], None).unwrap();
         assert_eq!(r.recv().await, Err(RelayError::StreamClosed));
         assert_eq!(

@@ -32,6 +32,14 @@ pub struct Metrics {
     pub backpressure: Counter,
     /// Messages delayed by the per-stream rate limit.
     pub rate_limited: Counter,
+    /// Bytes queued relay-wide (memory backend), against `queue_budget_bytes`.
+    pub queued_bytes: Gauge,
+    /// The relay-wide queue budget.
+    pub queue_budget_bytes: Gauge,
+    /// One IP's share of it.
+    pub queue_budget_per_ip_bytes: Gauge,
+    /// Times a writer was held back by the queue budget (its IP's share or the relay's).
+    pub budget_held: Family<Labels, Counter>,
     /// Redis backend: round-trip time of each command/script, seconds.
     pub redis_latency: Histogram,
     /// Redis backend: commands that failed (unreachable, timeout, error reply).
@@ -54,6 +62,10 @@ impl Default for Metrics {
             attached: Family::default(),
             backpressure: Counter::default(),
             rate_limited: Counter::default(),
+            queued_bytes: Gauge::default(),
+            queue_budget_bytes: Gauge::default(),
+            queue_budget_per_ip_bytes: Gauge::default(),
+            budget_held: Family::default(),
             // 50 µs .. ~1.6 s.
             redis_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             redis_errors: Counter::default(),
@@ -99,6 +111,26 @@ impl Default for Metrics {
             "rate_limited",
             "Messages delayed by the per-stream rate limit",
             m.rate_limited.clone(),
+        );
+        registry.register(
+            "queued_bytes",
+            "Message bytes waiting for readers, relay-wide (memory backend)",
+            m.queued_bytes.clone(),
+        );
+        registry.register(
+            "queue_budget_bytes",
+            "The relay-wide budget of queued bytes",
+            m.queue_budget_bytes.clone(),
+        );
+        registry.register(
+            "queue_budget_per_ip_bytes",
+            "One writing IP's share of the queue budget",
+            m.queue_budget_per_ip_bytes.clone(),
+        );
+        registry.register(
+            "budget_held",
+            "Times a writer was held back by the queue budget, by which cap (ip_share, relay)",
+            m.budget_held.clone(),
         );
         registry.register(
             "redis_roundtrip_seconds",

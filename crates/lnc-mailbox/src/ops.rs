@@ -64,5 +64,6 @@ pub(crate) fn render_metrics(store: &Store, metrics: &Metrics) -> String {
         .sessions
         .get_or_create(&vec![("state", "idle")])
         .set((s.readers - s.active) as i64);
+    metrics.queued_bytes.set(s.queued_bytes as i64);
     metrics.encode()
 }

@@ -125,14 +125,20 @@ impl Store {
         }
     }
 
-    /// SendStream: attaches as the single writer of `id`.
+    /// SendStream: attaches as the single writer of `id`. What it queues is charged to
+    /// `writer` (the client IP) in the queue budget (memory backend; Redis holds the queues
+    /// of the Redis backend).
     pub async fn open_writer(
         &self,
         id: &StreamId,
         transport: Transport,
+        writer: IpAddr,
     ) -> Result<WriteHalf, RelayError> {
         match &self.backend {
-            Backend::Memory(s) => s.open_writer(id, transport).await.map(WriteHalf::Memory),
+            Backend::Memory(s) => s
+                .open_writer(id, transport, writer)
+                .await
+                .map(WriteHalf::Memory),
             Backend::Redis(s) => s.open_writer(id, transport).await.map(WriteHalf::Redis),
         }
     }

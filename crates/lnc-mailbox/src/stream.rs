@@ -48,6 +48,8 @@ pub struct StoreStats {
     pub writers: usize,
     /// Messages queued over all mailboxes.
     pub queued: usize,
+    /// Bytes queued over all mailboxes (memory backend: what the queue budget counts).
+    pub queued_bytes: usize,
     /// Readers that got a message in the last 10 s.
     pub active: usize,
 }

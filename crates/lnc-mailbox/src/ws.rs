@@ -292,7 +292,11 @@ async fn run_send(app: App, socket: WebSocket, client: ClientInfo) {
         Ok(x) => x,
         Err(e) => return send_error(&app, &mut tx, e).await,
     };
-    let half = match app.store.open_writer(&first.0, Transport::Ws).await {
+    let half = match app
+        .store
+        .open_writer(&first.0, Transport::Ws, client.ip)
+        .await
+    {
         Ok(h) => h,
         Err(e) => return send_error(&app, &mut tx, e).await,
     };

@@ -1085,3 +1085,93 @@ async fn calls_in_flight_are_capped_per_ip() {
     .await
     .unwrap();
 }
+
+/// One IP cannot pin the relay's memory with messages nobody reads (#18 row 2: 1,000
+/// mailboxes × 16 × 131 KB from one IP took 2 GB). What it queues is charged to it; at its
+/// share of the queue budget its writers are held back (nothing dropped, no error), while
+/// another IP's messages still go through, and what it queued is given back when its
+/// mailboxes go.
+#[tokio::test]
+async fn one_ip_cannot_queue_more_than_its_share() {
+    const SHARE: usize = 1 << 20;
+    const MSG: usize = 100_000;
+    let mut cfg = config(false);
+    cfg.limits.queue_budget_bytes = Some(8 * SHARE);
+    cfg.limits.queue_budget_per_ip_bytes = Some(SHARE);
+    let relay = Relay::start(cfg).await;
+    let handle = relay.handle.clone();
+    let attacker_ip: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut attacker = relay.client().from_ip(attacker_ip).grpc().await;
+
+    // 20 mailboxes, 16 messages of 100 KB each, no reader: 32 MB without the budget.
+    // (All created first: once writers are held, HTTP/2 flow control stalls their
+    // connection, as it would for any writer the relay holds back.)
+    let ids: Vec<_> = (0..20).map(|_| sid(110)).collect();
+    for id in &ids {
+        create(&mut attacker, id).await;
+    }
+    let mut writers = Vec::new();
+    for id in &ids {
+        let id = id.clone();
+        let (tx, task) = writer(&attacker);
+        let feed = tokio::spawn({
+            let id = id.clone();
+            async move {
+                for _ in 0..16 {
+                    if tx.send(cbox(&id, &[7; MSG])).await.is_err() {
+                        return;
+                    }
+                }
+                // Keep the call open (a writer that stays).
+                std::future::pending::<()>().await;
+            }
+        });
+        writers.push((feed, task));
+    }
+    let held = |h: &lnc_mailbox::ServerHandle| {
+        h.metrics_text()
+            .contains("budget_held_total{cap=\"ip_share\"}")
+    };
+    timeout(T, handle.wait_for(|_| held(&handle)))
+        .await
+        .expect("the attacker's writers are held back at its share");
+    let queued = handle.stats().queued_bytes;
+    assert!(
+        queued <= SHARE + MSG,
+        "one IP queued {queued} bytes, over its share of {SHARE}"
+    );
+
+    // Another client still gets through, both ways.
+    let mut victim = relay.grpc().await;
+    let id = sid(111);
+    create(&mut victim, &id).await;
+    let mut r = victim.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let (tx, _task) = writer(&victim);
+    for i in 0..8u8 {
+        timeout(T, tx.send(cbox(&id, &[i; MSG])))
+            .await
+            .unwrap()
+            .unwrap();
+        let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+        assert_eq!(m.msg[0], i);
+    }
+
+    // The attacker's mailboxes go: their bytes come back to the budget (asked on a new
+    // connection, the old one being stalled by its held writers).
+    let mut attacker = relay.client().from_ip(attacker_ip).grpc().await;
+    for id in &ids {
+        timeout(T, attacker.del_cipher_box(auth_req(id)))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    timeout(T, handle.wait_for(|s| s.queued_bytes == 0))
+        .await
+        .expect("deleting the mailboxes refunds their queued bytes");
+    let text = handle.metrics_text();
+    assert!(text.contains("queued_bytes 0"), "{text}");
+    for (feed, task) in writers {
+        feed.abort();
+        let _ = timeout(T, task).await;
+    }
+}

@@ -25,6 +25,8 @@ pub type BoxIo = Box<dyn Io>;
 pub struct RelayClient {
     addr: String,
     tls: TlsMode,
+    /// The local address connections come from (another loopback IP plays another client).
+    source: Option<std::net::IpAddr>,
 }
 
 /// How to trust a relay: [`TlsMode`] as our mailboxes take it.
@@ -41,7 +43,37 @@ impl RelayClient {
         RelayClient {
             addr: addr.to_string(),
             tls,
+            source: None,
         }
+    }
+
+    /// The same client connecting from `ip` (e.g. `127.0.0.2`: the relay then counts it as
+    /// another client IP).
+    pub fn from_ip(mut self, ip: std::net::IpAddr) -> RelayClient {
+        self.source = Some(ip);
+        self
+    }
+
+    /// A TCP connection to the relay, from the source IP if one is set.
+    async fn tcp(&self) -> std::io::Result<TcpStream> {
+        let tcp = match self.source {
+            None => TcpStream::connect(&self.addr).await?,
+            Some(ip) => {
+                let to = tokio::net::lookup_host(&self.addr)
+                    .await?
+                    .find(|a| a.is_ipv4() == ip.is_ipv4())
+                    .ok_or_else(|| std::io::Error::other("no address of the family"))?;
+                let socket = if ip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.bind(std::net::SocketAddr::new(ip, 0))?;
+                socket.connect(to).await?
+            }
+        };
+        tcp.set_nodelay(true)?;
+        Ok(tcp)
     }
 
     /// Whether it speaks TLS.
@@ -57,8 +89,7 @@ impl RelayClient {
         let cfg = tls_config(&self.tls, alpn)
             .map_err(std::io::Error::other)?
             .expect("tls_connect on a plain-TCP relay");
-        let tcp = TcpStream::connect(&self.addr).await?;
-        tcp.set_nodelay(true)?;
+        let tcp = self.tcp().await?;
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)
@@ -70,9 +101,7 @@ impl RelayClient {
         if self.is_tls() {
             Box::new(self.tls_connect(alpn).await.unwrap())
         } else {
-            let tcp = TcpStream::connect(&self.addr).await.unwrap();
-            tcp.set_nodelay(true).unwrap();
-            Box::new(tcp)
+            Box::new(self.tcp().await.unwrap())
         }
     }
 
@@ -92,9 +121,7 @@ impl RelayClient {
                     let io: BoxIo = if me.is_tls() {
                         Box::new(me.tls_connect(&[b"h2"]).await?)
                     } else {
-                        let tcp = TcpStream::connect(&me.addr).await?;
-                        tcp.set_nodelay(true)?;
-                        Box::new(tcp)
+                        Box::new(me.tcp().await?)
                     };
                     Ok::<_, std::io::Error>(TokioIo::new(io))
                 }

@@ -94,6 +94,13 @@ pub struct MailboxArgs {
     /// Burst of messages per stream above the rate [default: 2000].
     #[arg(long, env = "LNC_MAILBOX_STREAM_BURST")]
     stream_burst: Option<u32>,
+    /// Bytes queued relay-wide (messages waiting for readers) before writers are held
+    /// back [default: a quarter of the machine's memory].
+    #[arg(long, env = "LNC_MAILBOX_QUEUE_BUDGET_BYTES")]
+    queue_budget_bytes: Option<usize>,
+    /// Bytes one writing client IP may have queued [default: 1/16 of the budget].
+    #[arg(long, env = "LNC_MAILBOX_QUEUE_BUDGET_PER_IP_BYTES")]
+    queue_budget_per_ip_bytes: Option<usize>,
     /// Delete mailboxes with no reader and no writer for this many seconds;
     /// 0 disables [default: 3600].
     #[arg(long, env = "LNC_MAILBOX_IDLE_TIMEOUT_SECS")]
@@ -144,6 +151,8 @@ struct FileConfig {
     max_connections_per_ip: Option<usize>,
     stream_rate: Option<f64>,
     stream_burst: Option<u32>,
+    queue_budget_bytes: Option<usize>,
+    queue_budget_per_ip_bytes: Option<usize>,
     idle_timeout_secs: Option<u64>,
     gc_interval_secs: Option<u64>,
     occupied_wait_ms: Option<u64>,
@@ -284,6 +293,8 @@ fn build_config(a: MailboxArgs) -> anyhow::Result<Config> {
                 .or(f.stream_rate)
                 .unwrap_or(dl.stream_rate_per_sec),
             stream_burst: a.stream_burst.or(f.stream_burst).unwrap_or(dl.stream_burst),
+            queue_budget_bytes: a.queue_budget_bytes.or(f.queue_budget_bytes),
+            queue_budget_per_ip_bytes: a.queue_budget_per_ip_bytes.or(f.queue_budget_per_ip_bytes),
         },
         timers: Timers {
             occupied_wait: a
