@@ -57,7 +57,8 @@ pub struct Limits {
     /// held back. `None`: a quarter of the machine's memory.
     pub queue_budget_bytes: Option<usize>,
     /// Bytes one writing IP may have queued before its writers are held back (its share of
-    /// the budget). `None`: 1/16 of the budget.
+    /// the budget). `None`: 64 MiB (at most the budget): 32 full mailboxes, while a node's
+    /// hundreds of sessions queue a few KB each.
     pub queue_budget_per_ip_bytes: Option<usize>,
 }
 
@@ -94,7 +95,9 @@ impl Limits {
 
     /// One IP's share in force (see [`Limits::queue_budget_per_ip_bytes`]).
     pub fn queue_budget_per_ip(&self, budget: usize) -> usize {
-        self.queue_budget_per_ip_bytes.unwrap_or(budget / 16)
+        self.queue_budget_per_ip_bytes
+            .unwrap_or(64 << 20)
+            .min(budget)
     }
 }
 

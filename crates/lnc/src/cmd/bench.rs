@@ -96,6 +96,10 @@ pub struct MailboxBench {
     /// Sequential round trips for the latency measurement.
     #[arg(long, default_value_t = 2_000)]
     latency_samples: usize,
+    /// Last, flood from this one IP: this many mailboxes, each written 16 × 131,000 B
+    /// that no one reads (#18 row 2), then deleted; reports the server's RSS at each step.
+    #[arg(long, default_value_t = 0)]
+    flood_boxes: usize,
 }
 
 /// Runs a benchmark.
@@ -442,6 +446,9 @@ async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
         );
         let _ = total;
     }
+    if b.flood_boxes > 0 {
+        flood(&b, run).await?;
+    }
     if let Some(r) = rss_kib(b.server_pid) {
         println!("server RSS at the end: {:.1} MiB", r as f64 / 1024.0);
     }
@@ -450,6 +457,65 @@ async fn mailbox(b: MailboxBench) -> anyhow::Result<()> {
 }
 
 /// Total CPU time (user + system) of a process, from /proc (Linux).
+/// Writes 16 × 131,000 B into each of `flood_boxes` mailboxes that no one reads, from one
+/// IP over `connections` connections (the writers stay open), then deletes the mailboxes
+/// from fresh connections (held writers stall theirs by HTTP/2 flow control).
+async fn flood(b: &MailboxBench, run: u64) -> anyhow::Result<()> {
+    const MSGS: usize = 16;
+    const SIZE: usize = 131_000;
+    let mib = |k: Option<u64>| k.map_or(f64::NAN, |k| k as f64 / 1024.0);
+    let clients = grpc_clients(b.addr, b.connections).await?;
+    let ids: Vec<Vec<u8>> = (0..b.flood_boxes)
+        .map(|i| stream_id(run ^ 0xF100D, i, 3))
+        .collect();
+    let rss0 = rss_kib(b.server_pid);
+    for (i, id) in ids.iter().enumerate() {
+        create(&mut clients[i % clients.len()].clone(), id).await?;
+    }
+    let writers: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut c = clients[i % clients.len()].clone();
+            let boxes: Vec<_> = (0..MSGS)
+                .map(|_| pb::CipherBox {
+                    desc: Some(pb::CipherBoxDesc {
+                        stream_id: id.clone().into(),
+                    }),
+                    msg: vec![7; SIZE].into(),
+                })
+                .collect();
+            let body = futures_util::stream::iter(boxes).chain(futures_util::stream::pending());
+            tokio::spawn(async move { c.send_stream(body).await })
+        })
+        .collect();
+    // Settle: the writers push until the relay holds them back.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rss1 = rss_kib(b.server_pid);
+    let fresh = grpc_clients(b.addr, 4).await?;
+    for (i, id) in ids.iter().enumerate() {
+        let mut c = fresh[i % fresh.len()].clone();
+        c.del_cipher_box(auth(id))
+            .await
+            .map_err(|s| anyhow::anyhow!("DelCipherBox: {s}"))?;
+    }
+    for w in &writers {
+        w.abort();
+    }
+    drop(clients);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss2 = rss_kib(b.server_pid);
+    println!(
+        "flood: {} unread mailboxes x {MSGS} x {SIZE} B ({:.0} MiB written) from one IP: server RSS {:.1} MiB before, {:.1} MiB flooded, {:.1} MiB 5 s after deleting them",
+        ids.len(),
+        (ids.len() * MSGS * SIZE) as f64 / (1 << 20) as f64,
+        mib(rss0),
+        mib(rss1),
+        mib(rss2),
+    );
+    Ok(())
+}
+
 fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     let text = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
     // Fields after the ")" of the command name: state is field 3; utime 14, stime 15.

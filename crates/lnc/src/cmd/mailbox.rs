@@ -98,7 +98,7 @@ pub struct MailboxArgs {
     /// back [default: a quarter of the machine's memory].
     #[arg(long, env = "LNC_MAILBOX_QUEUE_BUDGET_BYTES")]
     queue_budget_bytes: Option<usize>,
-    /// Bytes one writing client IP may have queued [default: 1/16 of the budget].
+    /// Bytes one writing client IP may have queued [default: 67108864, at most the budget].
     #[arg(long, env = "LNC_MAILBOX_QUEUE_BUDGET_PER_IP_BYTES")]
     queue_budget_per_ip_bytes: Option<usize>,
     /// Delete mailboxes with no reader and no writer for this many seconds;
