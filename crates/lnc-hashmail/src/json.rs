@@ -131,6 +131,27 @@ pub enum FrameError {
     /// Not JSON of the expected shape (or bad base64 inside).
     #[error("hashmail JSON frame: {0}")]
     Json(#[from] serde_json::Error),
+    /// A REST query parameter that is not base64.
+    #[error("desc.stream_id: {0}")]
+    Base64(#[from] base64::DecodeError),
+}
+
+/// Parses the body of REST create (`POST`): a `CipherBoxAuth` JSON.
+pub fn parse_create_body(body: &[u8]) -> Result<CipherBoxAuth, FrameError> {
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// The `desc.stream_id` query parameter of REST delete (base64), form-decoded as
+/// grpc-gateway does; `None` when absent. A standard-base64 `+` arrives as a space when
+/// the client did not escape it: undone.
+pub fn parse_delete_query(query: &str) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut sid = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "desc.stream_id" {
+            sid = Some(b64_decode(&v.replace(' ', "+"))?);
+        }
+    }
+    Ok(sid)
 }
 
 /// Parses a send-socket frame (`CipherBox` JSON).
@@ -390,6 +411,17 @@ mod tests {
             let _ = parse_cipher_box(&s);
             let _ = parse_desc(&s);
             let _ = parse_recv_frame(&s);
+            let _ = parse_create_body(s.as_bytes());
+            let _ = parse_delete_query(&s);
+        }
+
+        #[test]
+        fn delete_query_round_trips(id in proptest::collection::vec(any::<u8>(), 0..80)) {
+            // Escaped, as a browser sends it, and with '+' left raw (read back as a space).
+            let b64 = b64_encode(&id);
+            let escaped: String = form_urlencoded::byte_serialize(b64.as_bytes()).collect();
+            prop_assert_eq!(parse_delete_query(&format!("a=1&desc.stream_id={escaped}")).unwrap(), Some(id.clone()));
+            prop_assert_eq!(parse_delete_query(&format!("desc.stream_id={b64}")).unwrap(), Some(id));
         }
     }
 }

@@ -26,7 +26,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req: pb::CipherBoxAuth = match serde_json::from_slice::<json::CipherBoxAuth>(&body) {
+    let req: pb::CipherBoxAuth = match json::parse_create_body(&body) {
         Ok(r) => pb::CipherBoxAuth {
             desc: r.desc.map(Into::into),
             auth: r
@@ -57,9 +57,9 @@ pub async fn delete(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let sid = match stream_id_param(query.as_deref().unwrap_or("")) {
+    let sid = match json::parse_delete_query(query.as_deref().unwrap_or("")) {
         Ok(sid) => sid,
-        Err(e) => return error_response(&app, e),
+        Err(e) => return error_response(&app, RelayError::Malformed(e.to_string())),
     };
     let req = pb::CipherBoxAuth {
         desc: sid.map(|s| pb::CipherBoxDesc {
@@ -84,22 +84,6 @@ pub async fn delete(
     }
 }
 
-/// The `desc.stream_id` query parameter (base64), form-decoded as grpc-gateway does. A
-/// standard-base64 `+` arrives as a space when the client did not escape it: undone.
-fn stream_id_param(query: &str) -> Result<Option<Vec<u8>>, RelayError> {
-    let mut sid = None;
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if k == "desc.stream_id" {
-            let v = v.replace(' ', "+");
-            sid = Some(
-                json::b64_decode(&v)
-                    .map_err(|e| RelayError::Malformed(format!("desc.stream_id: {e}")))?,
-            );
-        }
-    }
-    Ok(sid)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -109,17 +93,17 @@ mod tests {
     fn stream_id_query_parameter() {
         // Escaped and unescaped '+', '=' padding, other parameters ignored.
         assert_eq!(
-            stream_id_param("x=1&desc.stream_id=AQ%2BB%2Fw%3D%3D").unwrap(),
+            json::parse_delete_query("x=1&desc.stream_id=AQ%2BB%2Fw%3D%3D").unwrap(),
             json::b64_decode("AQ+B/w==").ok()
         );
         assert_eq!(
-            stream_id_param("desc.stream_id=AQ+B/w==").unwrap(),
+            json::parse_delete_query("desc.stream_id=AQ+B/w==").unwrap(),
             json::b64_decode("AQ+B/w==").ok()
         );
-        assert_eq!(stream_id_param("").unwrap(), None);
+        assert_eq!(json::parse_delete_query("").unwrap(), None);
         assert!(matches!(
-            stream_id_param("desc.stream_id=%%%"),
-            Err(RelayError::Malformed(_))
+            json::parse_delete_query("desc.stream_id=%%%"),
+            Err(json::FrameError::Base64(_))
         ));
     }
 }
