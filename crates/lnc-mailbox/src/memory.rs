@@ -477,7 +477,6 @@ impl MemWriteHalf {
             };
             if !budget_counted {
                 budget_counted = true;
-                self.store.metrics.backpressure.inc();
                 let cap = match over {
                     Over::IpShare => "ip_share",
                     Over::Relay => "relay",

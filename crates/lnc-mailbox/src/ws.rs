@@ -178,7 +178,7 @@ pub async fn receive(
     Extension(client): Extension<ClientInfo>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade(app, client, ws, "receive", run_receive)
+    upgrade(app, client, ws, ("receive", "ws_receive"), run_receive)
 }
 
 async fn run_receive(app: App, socket: WebSocket, client: ClientInfo) {
@@ -236,16 +236,16 @@ pub async fn send(
     Extension(client): Extension<ClientInfo>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    upgrade(app, client, ws, "send", run_send)
+    upgrade(app, client, ws, ("send", "ws_send"), run_send)
 }
 
-/// Accepts the upgrade of one WebSocket endpoint (`which`: `receive` or `send`), counted
-/// by transport, and runs `run` on the socket; a plain HTTP request gets the error JSON.
+/// Accepts the upgrade of one WebSocket endpoint (`which`, and its `transport` metrics
+/// label), and runs `run` on the socket; a plain HTTP request gets the error JSON.
 fn upgrade<F, Fut>(
     app: App,
     client: ClientInfo,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-    which: &'static str,
+    (which, transport): (&'static str, &'static str),
     run: F,
 ) -> Response
 where
@@ -257,11 +257,6 @@ where
             &app,
             RelayError::Malformed(format!("{which} needs a WebSocket upgrade")),
         );
-    };
-    let transport = if which == "receive" {
-        "ws_receive"
-    } else {
-        "ws_send"
     };
     app.metrics
         .connections
