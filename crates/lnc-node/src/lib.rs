@@ -8,10 +8,13 @@
 //! it, and the loopback admin API ([`admin`]) that `lnc session` talks to.
 
 pub mod admin;
+mod call_metrics;
 pub mod clock;
 pub mod create;
 pub mod lnd;
+pub mod metrics;
 pub mod node;
+pub mod ops;
 pub mod proxy;
 pub mod secret;
 pub mod session;
@@ -23,7 +26,9 @@ pub use create::{
     CreatedSession, NewSession, SessionError, create_session, revoke_session, sweep_sessions,
 };
 pub use lnd::{Lnd, LndError};
+pub use metrics::NodeMetrics;
 pub use node::{MailboxConfig, Node, NodeConfig, NodeError, NodeEvent};
+pub use ops::{OpsServer, serve_ops};
 pub use proxy::{Gate, UpstreamConfig};
 pub use secret::{NodeSecret, SecretError};
 pub use session::{RevokeReason, Session, SessionId, SessionState, SessionType, TransitionError};

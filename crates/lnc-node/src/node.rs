@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::create::{CreatedSession, NewSession, SessionError, create_session};
 use crate::lnd::{Lnd, LndError};
+use crate::metrics::NodeMetrics;
 use crate::proxy::{Gate, Proxy, UpstreamConfig, Upstreams};
 use crate::session::{RevokeReason, Session, SessionId, SessionState};
 use crate::store::{SessionStore, StoreError};
@@ -67,6 +68,8 @@ pub struct NodeConfig {
     pub upstreams: Vec<UpstreamConfig>,
     /// Admin API address; must be loopback (it is never served through a tunnel).
     pub admin_listen: SocketAddr,
+    /// Where [`crate::ops`] serves `/metrics` and `/healthz`; `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
     /// Longest handshake once the app's GBN connection is up.
     pub handshake_timeout: Duration,
     /// Pairing handshakes that may stall after act 2 before the phrase is burnt.
@@ -94,6 +97,7 @@ impl NodeConfig {
             mailbox,
             upstreams: Vec::new(),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_stalled_attempts: DEFAULT_MAX_STALLED_ATTEMPTS,
             first_connection_timeout: crate::session::DEFAULT_FIRST_CONNECTION_TIMEOUT,
@@ -167,6 +171,7 @@ struct Inner {
     mailboxes: Mutex<HashMap<String, MailboxPool>>,
     rt: TokioRuntime,
     events: tokio::sync::broadcast::Sender<NodeEvent>,
+    metrics: Arc<NodeMetrics>,
 }
 
 /// A running node. Cheap to clone.
@@ -217,6 +222,7 @@ impl Node {
                 mailboxes: Mutex::new(HashMap::new()),
                 rt: TokioRuntime::new(),
                 events: tokio::sync::broadcast::channel(1024).0,
+                metrics: Arc::new(NodeMetrics::default()),
             }),
         };
         node.sweep().await;
@@ -346,6 +352,19 @@ impl Node {
         self.lock_live().len()
     }
 
+    /// Number of sessions with an app connected now.
+    pub fn connected_apps(&self) -> usize {
+        self.lock_live()
+            .values()
+            .filter(|l| l.gate.is_connected())
+            .count()
+    }
+
+    /// The node's metrics (served by [`crate::ops`]).
+    pub fn metrics(&self) -> &Arc<NodeMetrics> {
+        &self.inner.metrics
+    }
+
     /// Stops every listener (FIN to connected apps) and waits for the supervisors.
     pub async fn shutdown(&self) {
         let live: Vec<Live> = self.lock_live().drain().map(|(_, l)| l).collect();
@@ -404,6 +423,7 @@ impl Node {
             self.inner.lnd.clone(),
             self.inner.upstreams.clone(),
             s,
+            self.inner.metrics.clone(),
         );
         let options = TunnelOptions {
             handshake_timeout: Some(self.inner.config.handshake_timeout),
@@ -599,6 +619,10 @@ impl Supervisor {
             }
             ListenerEvent::PairingAttemptFailed(kind) => {
                 tracing::warn!(session = %id, kind = ?kind, "pairing attempt failed");
+                self.node.metrics().pairing_failed(match kind {
+                    PairingAttemptFailure::Rejected => "rejected",
+                    PairingAttemptFailure::StalledAfterAct2 => "stalled",
+                });
                 match kind {
                     PairingAttemptFailure::Rejected => return Some(Ending::Burnt(kind)),
                     PairingAttemptFailure::StalledAfterAct2 => {
@@ -622,6 +646,7 @@ impl Supervisor {
             }
             ListenerEvent::HandshakeFailed(e) => {
                 tracing::info!(session = %id, error = %e, "handshake failed");
+                self.node.metrics().handshake_failed(e.kind());
             }
             ListenerEvent::Stopped => return Some(Ending::Stop),
         }

@@ -26,8 +26,10 @@ use tonic::transport::Channel;
 use tower::ServiceExt as _;
 use zeroize::Zeroizing;
 
+use crate::call_metrics::CallRecord;
 use crate::clock::Clock;
 use crate::lnd::{Lnd, LndError};
+use crate::metrics::NodeMetrics;
 use crate::session::{Session, SessionId, SessionType};
 
 /// Another daemon (Loop, Pool, …) reached by gRPC service-name prefix.
@@ -143,6 +145,7 @@ struct Ctx {
     upstreams: Upstreams,
     admin: bool,
     macaroon: Zeroizing<Vec<u8>>,
+    metrics: Arc<NodeMetrics>,
 }
 
 /// The tower service behind one session's tunnel.
@@ -170,8 +173,15 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 impl Proxy {
-    /// The proxy of session `s`, checking `gate` on every call.
-    pub fn new(gate: Arc<Gate>, lnd: Lnd, upstreams: Upstreams, s: &Session) -> Self {
+    /// The proxy of session `s`, checking `gate` on every call and counting each in
+    /// `metrics`.
+    pub fn new(
+        gate: Arc<Gate>,
+        lnd: Lnd,
+        upstreams: Upstreams,
+        s: &Session,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
         Proxy(Arc::new(Ctx {
             id: s.id,
             gate,
@@ -179,6 +189,7 @@ impl Proxy {
             upstreams,
             admin: s.session_type == SessionType::Admin,
             macaroon: Zeroizing::new(s.macaroon_bytes().to_vec()),
+            metrics,
         }))
     }
 
@@ -217,8 +228,14 @@ impl Proxy {
         };
         tracing::debug!(session = %ctx.id, method = %path, "proxying call");
         let req = Request::from_parts(parts, tonic::body::Body::new(body));
+        let started = std::time::Instant::now();
         match channel.oneshot(req).await {
-            Ok(resp) => resp,
+            Ok(resp) => {
+                ctx.metrics
+                    .proxy_latency
+                    .observe(started.elapsed().as_secs_f64());
+                resp
+            }
             Err(e) => refuse(tonic::Status::unavailable(format!(
                 "lnc node: the backend for {service} is unreachable: {e}"
             ))),
@@ -266,6 +283,7 @@ impl tower::Service<Request<Incoming>> for Proxy {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let ctx = self.0.clone();
-        Box::pin(async move { Ok(Self::handle(ctx, req).await) })
+        let record = CallRecord::start(ctx.metrics.clone(), req.uri().path());
+        Box::pin(async move { Ok(record.observe(Self::handle(ctx, req).await)) })
     }
 }

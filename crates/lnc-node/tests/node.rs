@@ -261,7 +261,79 @@ async fn stalled_pairings_count_up_to_the_limit() {
         gbn.close();
     }
     assert_eq!(w.node.store().get(id).unwrap().failed_attempts, 3);
+    let text = lnc_node::ops::render(&w.node);
+    assert!(
+        text.contains(r#"lnc_node_pairing_failures_total{kind="stalled"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"lnc_node_sessions{state="revoked"} 1"#),
+        "{text}"
+    );
     w.node.shutdown().await;
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(T, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+/// The metrics listener: sessions by state, the connected app, a proxied call by method
+/// and status with its latency; `/healthz` is 200 while LND answers and 503 (saying so)
+/// once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_on_the_ops_listener() {
+    let w = world(Duration::from_secs(30)).await;
+    let ops = lnc_node::serve_ops(w.node.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let health = http_get(ops.addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+    let mut events = w.node.subscribe();
+    let (id, phrase) = w.add(SessionType::Admin).await;
+    let app = w.pair(&phrase).await;
+    loop {
+        if next_event(&mut events).await == NodeEvent::Connected(id) {
+            break;
+        }
+    }
+    LightningClient::new(app.clone())
+        .get_info(lnrpc::GetInfoRequest {})
+        .await
+        .unwrap();
+    let text = http_get(ops.addr, "/metrics").await;
+    for line in [
+        r#"lnc_node_calls_total{method="/lnrpc.Lightning/GetInfo",status="OK"} 1"#,
+        r#"lnc_node_sessions{state="in_use"} 1"#,
+        "lnc_node_live_sessions 1",
+        "lnc_node_connected_apps 1",
+        "lnc_node_calls_in_flight 0",
+        "lnc_node_proxy_latency_seconds_count 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(
+        !text.contains(&id.to_string()),
+        "no session ID in the metrics"
+    );
+
+    app.close();
+    let World { sim, node, .. } = w;
+    sim.shutdown().await;
+    let health = http_get(ops.addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains("LND"), "{health}");
+    ops.stop();
+    node.shutdown().await;
 }
 
 /// The next `Ended` event, skipping the connection events before it.

@@ -53,6 +53,8 @@ pub struct Stack {
     pub lnd: LndTarget,
     _mailbox: Proc,
     _lnd_sim: Option<Proc>,
+    /// The running node's metrics listener (`host:port`), once [`Stack::node`] started it.
+    node_metrics: std::sync::Mutex<Option<String>>,
 }
 
 impl Stack {
@@ -104,6 +106,7 @@ impl Stack {
             dir,
             _mailbox: mailbox,
             _lnd_sim: Some(sim),
+            node_metrics: Default::default(),
         }
     }
 
@@ -120,6 +123,7 @@ impl Stack {
             dir,
             _mailbox: mailbox,
             _lnd_sim: None,
+            node_metrics: Default::default(),
         }
     }
 
@@ -154,12 +158,43 @@ impl Stack {
             "127.0.0.1:0",
             "--handshake-timeout-secs",
             "3",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
         let p = Proc::spawn("node", self.lnc, &args);
         let mut rx = p.subscribe();
+        let l = wait_line(&mut rx, |l| l.starts_with("lnc node metrics:")).await;
+        let addr = l
+            .trim()
+            .trim_start_matches("lnc node metrics: http://")
+            .trim_end_matches("/metrics");
+        *self.node_metrics.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr.to_owned());
         wait_line(&mut rx, |l| l.starts_with("lnc node ready")).await;
         p
+    }
+
+    /// GETs `path` (e.g. `/metrics`, `/healthz`) from the running node's metrics listener:
+    /// the status line and the body.
+    pub async fn node_ops(&self, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self
+            .node_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .expect("a node started with Stack::node");
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("the node's metrics listener accepts");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("request sent");
+        let mut out = String::new();
+        tokio::time::timeout(T, s.read_to_string(&mut out))
+            .await
+            .expect("the metrics listener answers")
+            .expect("an answer");
+        out
     }
 
     /// Runs `lnc session <args> --json` and parses the output; `Err` is its stderr.

@@ -50,6 +50,21 @@ pub enum TunnelError {
     State(#[from] StateError),
 }
 
+impl TunnelError {
+    /// A short, stable name for why the tunnel failed, for metrics labels: operators
+    /// alert on a rise in one kind (wrong phrases, timeouts) without parsing messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TunnelError::Config(_) => "config",
+            TunnelError::Gbn(_) | TunnelError::Handshake(HandshakeFailure::Gbn(_)) => "connection",
+            TunnelError::Handshake(HandshakeFailure::MsgData(_)) => "malformed",
+            TunnelError::Handshake(HandshakeFailure::Noise(_)) => "noise",
+            TunnelError::HandshakeTimeout(_) => "timeout",
+            TunnelError::State(_) => "unexpected_key",
+        }
+    }
+}
+
 /// What a finished handshake established about the session.
 #[derive(Clone)]
 pub struct SessionInfo {

@@ -258,6 +258,25 @@ async fn session_types_and_revocation_on_real_lnd() {
         .into_inner();
     assert!(chans.channels.iter().any(|c| c.chan_id == net.chan_id));
 
+    // The node's metrics count the calls above with LND's own statuses; /healthz asks LND.
+    let metrics = env.node_ops("/metrics").await;
+    let calls = |method: &str, ok: bool| {
+        metrics.lines().any(|l| {
+            l.starts_with(&format!(
+                "lnc_node_calls_total{{method=\"/lnrpc.Lightning/{method}\",status=\""
+            )) && l.contains("status=\"OK\"") == ok
+        })
+    };
+    assert!(calls("GetInfo", true), "{metrics}");
+    assert!(
+        calls("AddInvoice", false),
+        "LND's refusal counted: {metrics}"
+    );
+    assert!(calls("ListChannels", true), "{metrics}");
+    assert!(metrics.contains("lnc_node_connected_apps 4"), "{metrics}");
+    let health = env.node_ops("/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
     // The session macaroon was baked by LND under the session's root key ID.
     let root_key_id = (0xFFEE_DDCCu64 << 32) | u64::from(u32::from_str_radix(&ad_id, 16).unwrap());
     let admin = env.direct_admin().await;

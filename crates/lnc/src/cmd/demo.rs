@@ -95,7 +95,7 @@ async fn demo(dir: &std::path::Path) -> anyhow::Result<()> {
             creation_token: None,
         },
     );
-    let (node, admin) = crate::cmd::node::start(cfg).await?;
+    let crate::cmd::node::Running { node, admin, .. } = crate::cmd::node::start(cfg).await?;
     t.say(format_args!("node running, admin API on {}", admin.addr));
 
     // 4. A session.

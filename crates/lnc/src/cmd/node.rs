@@ -67,6 +67,10 @@ pub struct NodeArgs {
     /// Admin API address, loopback only [default: 127.0.0.1:8287].
     #[arg(long, env = "LNC_NODE_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+    /// Prometheus `/metrics` and `/healthz` address (loopback recommended: metrics show
+    /// which methods apps call) [default: none, not served].
+    #[arg(long, env = "LNC_NODE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Seconds a handshake may take once the app's connection is up [default: 30].
     #[arg(long, env = "LNC_NODE_HANDSHAKE_TIMEOUT_SECS")]
     handshake_timeout_secs: Option<u64>,
@@ -101,6 +105,7 @@ struct FileConfig {
     #[serde(default)]
     upstream: Vec<FileUpstream>,
     admin_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
     handshake_timeout_secs: Option<u64>,
     max_stalled_attempts: Option<u32>,
     first_connection_timeout_secs: Option<u64>,
@@ -199,6 +204,7 @@ impl NodeArgs {
             .admin_listen
             .or(file.admin_listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8287)));
+        cfg.metrics_listen = self.metrics_listen.or(file.metrics_listen);
         if let Some(s) = self.handshake_timeout_secs.or(file.handshake_timeout_secs) {
             cfg.handshake_timeout = Duration::from_secs(s.max(1));
         }
@@ -215,11 +221,26 @@ impl NodeArgs {
     }
 }
 
-/// Starts a node and its admin API; returns both (the demo runs them in-process).
-pub async fn start(cfg: NodeConfig) -> anyhow::Result<(Node, lnc_node::admin::AdminServer)> {
+/// A running node with its admin API and, when configured, its metrics listener.
+pub struct Running {
+    /// The node.
+    pub node: Node,
+    /// The admin API.
+    pub admin: lnc_node::admin::AdminServer,
+    /// `/metrics` and `/healthz`, if `metrics_listen` was set.
+    pub ops: Option<lnc_node::OpsServer>,
+}
+
+/// Starts a node, its admin API and its metrics listener (the demo runs them in-process).
+pub async fn start(cfg: NodeConfig) -> anyhow::Result<Running> {
+    let metrics_listen = cfg.metrics_listen;
     let node = Node::start(cfg).await?;
     let admin = lnc_node::admin::serve_admin(node.clone()).await?;
-    Ok((node, admin))
+    let ops = match metrics_listen {
+        Some(addr) => Some(lnc_node::serve_ops(node.clone(), addr).await?),
+        None => None,
+    };
+    Ok(Running { node, admin, ops })
 }
 
 /// Runs `lnc node` until Ctrl-C (or SIGTERM).
@@ -227,13 +248,19 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
     crate::fd_limit::raise();
     let data_dir = cfg.data_dir.clone();
-    let (node, admin) = start(cfg).await?;
+    let Running { node, admin, ops } = start(cfg).await?;
     tracing::info!(admin = %admin.addr, data_dir = %data_dir.display(), sessions = node.live_sessions(), "lnc node running");
+    if let Some(ops) = &ops {
+        println!("lnc node metrics: http://{}/metrics", ops.addr);
+    }
     // The readiness line scripts and tests wait for.
     println!("lnc node ready: admin API on {}", admin.addr);
     shutdown_signal().await;
     tracing::info!("shutting down");
     admin.stop();
+    if let Some(ops) = ops {
+        ops.stop();
+    }
     node.shutdown().await;
     Ok(())
 }
