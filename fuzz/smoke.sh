@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# A short fuzzing run of every target, for CI: `bash fuzz/smoke.sh build` compiles them all,
-# `bash fuzz/smoke.sh run SECONDS` fuzzes each for SECONDS (corpus in fuzz/corpus/<target>,
-# crashes in fuzz/artifacts/<target>/). Long runs use cargo-fuzz (README).
+# Fuzzing for CI and for long local runs:
+#   `bash fuzz/smoke.sh build`            compiles every target;
+#   `bash fuzz/smoke.sh run SECONDS`      replays each target's committed seeds (fuzz/seeds/<t>)
+#                                         and fuzzes it for SECONDS (new inputs in the ignored
+#                                         fuzz/corpus/<t>, crashes in fuzz/artifacts/<t>/);
+#   `bash fuzz/smoke.sh long SECONDS T…`  fuzzes targets T… for SECONDS each, then minimizes
+#                                         what they found together with the seeds into
+#                                         fuzz/seeds/<t> (commit it: CI then starts there).
 #
 # Why not `cargo fuzz`: it only adds compiler flags and runs the binaries, and installing it
 # costs CI minutes on a fresh machine. The flags below are what cargo-fuzz 0.13 passes for
@@ -32,10 +37,29 @@ case "${1:-}" in
     for t in $(targets); do
       echo "-- fuzz $t"
       mkdir -p "corpus/$t" "artifacts/$t"
+      mkdir -p "seeds/$t"
+      # The first directory gets new inputs; the seeds are only read.
       "$TARGET_DIR/$TRIPLE/debug/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$secs" \
-        -rss_limit_mb=2048 "corpus/$t" 2>&1 | tail -n 3
+        -rss_limit_mb=2048 "corpus/$t" "seeds/$t" 2>&1 | tail -n 3
       [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $t found a crash (see fuzz/artifacts/$t)" >&2; exit 1; }
     done
     ;;
-  *) echo "usage: bash fuzz/smoke.sh build | run SECONDS" >&2; exit 2 ;;
+  long)
+    secs="${2:?seconds}"
+    shift 2
+    for t in "$@"; do
+      bin="$TARGET_DIR/$TRIPLE/debug/$t"
+      mkdir -p "corpus/$t" "artifacts/$t" "seeds/$t"
+      echo "-- fuzz $t for ${secs}s ($(date -u +%H:%M))"
+      "$bin" -artifact_prefix="artifacts/$t/" -max_total_time="$secs" -rss_limit_mb=2048 \
+        -print_final_stats=1 "corpus/$t" "seeds/$t" 2>&1 | tail -n 12
+      [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $t found a crash (see fuzz/artifacts/$t)" >&2; exit 1; }
+      # Keep only inputs that add coverage, seeds first.
+      rm -rf "seeds/$t.new" && mkdir -p "seeds/$t.new"
+      "$bin" -merge=1 "seeds/$t.new" "seeds/$t" "corpus/$t" 2>&1 | tail -n 1
+      rm -rf "seeds/$t" && mv "seeds/$t.new" "seeds/$t"
+      echo "-- $t: $(ls "seeds/$t" | wc -l) seeds, $(du -sh "seeds/$t" | cut -f1)"
+    done
+    ;;
+  *) echo "usage: bash fuzz/smoke.sh build | run SECONDS | long SECONDS TARGET…" >&2; exit 2 ;;
 esac

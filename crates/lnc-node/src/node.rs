@@ -36,6 +36,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default number of pairing handshakes that may stall after act 2 before the phrase is
 /// burnt (a flaky network should not burn a session at once; a guesser gets few tries).
 pub const DEFAULT_MAX_STALLED_ATTEMPTS: u32 = 3;
+/// Longest wait, when creating a session, for its mailboxes to exist on the relay before
+/// the phrase is handed out; past it the phrase is handed out anyway and the listener
+/// creates the boxes once it reaches the relay.
+const MAILBOX_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sessions sharing one HTTP/2 connection to a mailbox (each listener holds a receive
 /// stream open; relays limit concurrent streams per connection).
 const SESSIONS_PER_MAILBOX_CONNECTION: usize = 64;
@@ -230,7 +234,7 @@ impl Node {
         let now = node.clock().now();
         let mut resumed = 0usize;
         for s in sessions.iter().filter(|s| s.is_active_at(now)) {
-            node.serve(s)?;
+            let _listening = node.serve(s)?;
             resumed += 1;
         }
         tracing::info!(sessions = resumed, "lnc node: serving live sessions");
@@ -320,7 +324,14 @@ impl Node {
         .await?;
         let s = &created.session;
         tracing::info!(session = %s.id, label = %s.label, kind = s.session_type.name(), "session created");
-        self.serve(s)?;
+        let mut listening = self.serve(s)?;
+        // An app that dials before the boxes exist is refused ("stream not found") and
+        // waits for its GBN resend (2 s; through aperture's WebSocket gateway every time),
+        // so the phrase is handed out once the node listens on them.
+        let ready = tokio::time::timeout(MAILBOX_READY_TIMEOUT, listening.wait_for(|l| *l)).await;
+        if !matches!(ready, Ok(Ok(_))) {
+            tracing::warn!(session = %s.id, mailbox = %s.mailbox_addr, "the session's mailboxes could not be created yet (is the relay reachable?); the app can pair once the node reaches the relay");
+        }
         Ok(created)
     }
 
@@ -414,8 +425,9 @@ impl Node {
         Ok(mb)
     }
 
-    /// Starts the listener and supervisor of a live session.
-    fn serve(&self, s: &Session) -> Result<(), NodeError> {
+    /// Starts the listener and supervisor of a live session; the receiver turns true once
+    /// the listener waits for the app on the session's mailboxes.
+    fn serve(&self, s: &Session) -> Result<watch::Receiver<bool>, NodeError> {
         let mailbox = self.mailbox_for(s)?;
         let gate = Arc::new(Gate::new(s.expiry, self.clock().clone()));
         let proxy = Proxy::new(
@@ -438,7 +450,9 @@ impl Node {
             rng(),
         );
         let (stop, stop_rx) = watch::channel(false);
+        let (listening, listening_rx) = watch::channel(false);
         let sup = Supervisor {
+            listening,
             node: self.clone(),
             id: s.id,
             gate: gate.clone(),
@@ -452,7 +466,7 @@ impl Node {
         if let Some(old) = old {
             old.stop.send_replace(true);
         }
-        Ok(())
+        Ok(listening_rx)
     }
 
     /// After a session reached a terminal state in the store: closes its gate and
@@ -469,6 +483,8 @@ impl Node {
 }
 
 struct Supervisor {
+    /// Set once the listener waits on the session's mailboxes (they exist).
+    listening: watch::Sender<bool>,
     node: Node,
     id: SessionId,
     gate: Arc<Gate>,
@@ -585,6 +601,7 @@ impl Supervisor {
                 if !streams.contains(&s) {
                     streams.push(s);
                 }
+                self.listening.send_replace(true);
                 tracing::debug!(session = %id, "waiting for the app");
             }
             ListenerEvent::Connected { session, .. } => {
