@@ -50,6 +50,30 @@ pub struct AddSessionRequest {
     pub first_connection_timeout_secs: Option<u64>,
 }
 
+impl AddSessionRequest {
+    /// The session this request asks for, or why the admin API answers 400: the type and
+    /// permissions parse, and a blank label becomes `<type> session`. An empty mailbox and a
+    /// missing first-connection timeout stay so; the node fills in its own
+    /// ([`Node::create_session`]), and [`NewSession::check`] judges the durations.
+    pub fn to_new_session(&self) -> Result<NewSession, String> {
+        let session_type = parse_session_type(&self.session_type, &self.permissions)?;
+        let label = if self.label.trim().is_empty() {
+            format!("{} session", session_type.name())
+        } else {
+            self.label.clone()
+        };
+        let mut params = NewSession::new(
+            label,
+            session_type,
+            self.mailbox.clone().unwrap_or_default(),
+        );
+        params.expiry = self.expiry_secs.map(Duration::from_secs);
+        params.first_connection_timeout =
+            self.first_connection_timeout_secs.map(Duration::from_secs);
+        Ok(params)
+    }
+}
+
 /// The answer to `add` and `show`: the session and, only while it is unpaired and only
 /// when asked, its pairing phrase.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -184,9 +208,13 @@ pub fn parse_session_type(kind: &str, permissions: &[String]) -> Result<SessionT
     }
 }
 
-fn parse_id(s: &str) -> Option<SessionId> {
-    let b = hex::decode(s).ok()?;
-    Some(SessionId(b.try_into().ok()?))
+/// Whether the query string of `GET /v1/sessions/{id}` asks for the pairing phrase
+/// (`phrase=true`), read as the handler's `Query` extractor reads it; the error is the
+/// extractor's 400 text.
+pub fn wants_phrase(uri: &http::Uri) -> Result<bool, String> {
+    Query::<ShowQuery>::try_from_uri(uri)
+        .map(|Query(q)| q.phrase)
+        .map_err(|e| e.body_text())
 }
 
 #[derive(Clone)]
@@ -223,18 +251,10 @@ async fn add(
     Json(req): Json<AddSessionRequest>,
 ) -> Response {
     check_auth!(st, headers);
-    let session_type = match parse_session_type(&req.session_type, &req.permissions) {
-        Ok(t) => t,
+    let params = match req.to_new_session() {
+        Ok(p) => p,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let label = if req.label.trim().is_empty() {
-        format!("{} session", session_type.name())
-    } else {
-        req.label
-    };
-    let mut params = NewSession::new(label, session_type, req.mailbox.unwrap_or_default());
-    params.expiry = req.expiry_secs.map(Duration::from_secs);
-    params.first_connection_timeout = req.first_connection_timeout_secs.map(Duration::from_secs);
     match st.node.create_session(params).await {
         Ok(c) => {
             let reply = SessionReply {
@@ -269,7 +289,7 @@ async fn show(
     Query(q): Query<ShowQuery>,
 ) -> Response {
     check_auth!(st, headers);
-    let Some(id) = parse_id(&id) else {
+    let Ok(id) = id.parse::<SessionId>() else {
         return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
     };
     match st.node.store().get(id) {
@@ -304,7 +324,7 @@ async fn revoke(
     UrlPath(id): UrlPath<String>,
 ) -> Response {
     check_auth!(st, headers);
-    let Some(id) = parse_id(&id) else {
+    let Ok(id) = id.parse::<SessionId>() else {
         return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
     };
     match st.node.revoke(id).await {
@@ -408,4 +428,124 @@ pub async fn serve_admin(node: Node) -> Result<AdminServer, NodeError> {
         addr_file,
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn req(kind: &str, permissions: &[&str]) -> AddSessionRequest {
+        AddSessionRequest {
+            session_type: kind.into(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            ..AddSessionRequest::default()
+        }
+    }
+
+    #[test]
+    fn to_new_session_fills_label_and_durations() {
+        let mut r = req("invoices", &[]);
+        r.expiry_secs = Some(60);
+        r.first_connection_timeout_secs = Some(5);
+        let p = r.to_new_session().unwrap();
+        assert_eq!(p.session_type, SessionType::InvoiceOnly);
+        assert_eq!(p.label, "invoice session");
+        assert_eq!(p.mailbox_addr, "");
+        assert_eq!(p.expiry, Some(Duration::from_secs(60)));
+        assert_eq!(p.first_connection_timeout, Some(Duration::from_secs(5)));
+        assert!(!p.dev_server);
+
+        let mut r = req("custom", &["uri:/looprpc.SwapClient/LoopOut", "info:read"]);
+        r.label = "pos".into();
+        r.mailbox = Some("mb:443".into());
+        let p = r.to_new_session().unwrap();
+        assert_eq!(p.label, "pos");
+        assert_eq!(p.mailbox_addr, "mb:443");
+        assert_eq!(
+            p.session_type,
+            SessionType::Custom(vec![
+                Op::uri("/looprpc.SwapClient/LoopOut"),
+                Op::new("info", "read")
+            ])
+        );
+        assert_eq!((p.expiry, p.first_connection_timeout), (None, None));
+    }
+
+    #[test]
+    fn to_new_session_errors_are_the_handlers() {
+        let e = |r: AddSessionRequest| r.to_new_session().unwrap_err();
+        assert_eq!(
+            e(req("root", &[])),
+            r#"unknown session type "root"; use readonly, admin, invoice or custom"#
+        );
+        assert_eq!(
+            e(req("custom", &[])),
+            "a custom session needs --permission entity:action (repeatable)"
+        );
+        assert_eq!(
+            e(req("custom", &["info"])),
+            r#"permission "info" is not `entity:action` or `uri:/pkg.Service/Method`"#
+        );
+        assert_eq!(
+            e(req("custom", &["info:"])),
+            r#"permission "info:" has an empty part"#
+        );
+    }
+
+    #[test]
+    fn phrase_query() {
+        let q = |s: &str| wants_phrase(&s.parse().unwrap());
+        assert_eq!(q("/v1/sessions/0a0b0c0d"), Ok(false));
+        assert_eq!(q("/v1/sessions/0a0b0c0d?phrase=true"), Ok(true));
+        assert_eq!(q("/v1/sessions/0a0b0c0d?phrase=false&x=1"), Ok(false));
+        assert!(q("/v1/sessions/0a0b0c0d?phrase=yes").is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// A request that converts names its type (or an alias) and, for a custom session,
+        /// exactly its permissions in order: the type's name and ops parse back to it.
+        #[test]
+        fn to_new_session_round_trips(
+            kind in prop_oneof![
+                Just("readonly"), Just("read-only"), Just("admin"), Just("invoice"),
+                Just("custom"), Just("other"),
+            ],
+            permissions in proptest::collection::vec("[a-z:/.]{0,12}", 0..4),
+            label in "[ a-z]{0,6}",
+        ) {
+            let r = AddSessionRequest { label: label.clone(), ..req(kind, &[]) };
+            let r = AddSessionRequest { permissions: permissions.clone(), ..r };
+            match r.to_new_session() {
+                Ok(p) => {
+                    let t = &p.session_type;
+                    let again: Vec<String> = match t {
+                        SessionType::Custom(ops) => {
+                            ops.iter().map(|o| format!("{}:{}", o.entity, o.action)).collect()
+                        }
+                        _ => vec![],
+                    };
+                    if kind == "custom" {
+                        prop_assert_eq!(&again, &permissions);
+                    }
+                    prop_assert_eq!(&parse_session_type(t.name(), &again).unwrap(), t);
+                    prop_assert!(!p.label.trim().is_empty());
+                    if !label.trim().is_empty() {
+                        prop_assert_eq!(p.label, label);
+                    }
+                }
+                Err(_) => {
+                    let bad = |p: &String| {
+                        p.split_once(':')
+                            .is_none_or(|(e, a)| e.is_empty() || a.is_empty())
+                    };
+                    let refusable = kind == "other"
+                        || (kind == "custom"
+                            && (permissions.is_empty() || permissions.iter().any(bad)));
+                    prop_assert!(refusable);
+                }
+            }
+        }
+    }
 }

@@ -57,6 +57,66 @@ impl NewSession {
     }
 }
 
+/// When a session asked for at some instant starts, expires and must first be paired by,
+/// and the `time-before` caveat of its expiry: see [`NewSession::check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionTimes {
+    /// The instant, in whole seconds (the store keeps whole seconds, as litd's RPC does).
+    pub created: SystemTime,
+    /// `created` plus the lifetime.
+    pub expiry: SystemTime,
+    /// `created` plus the first-connection timeout.
+    pub first_connection_deadline: SystemTime,
+    /// The macaroon caveat for `expiry`, the same instant to the second.
+    pub time_before_caveat: String,
+}
+
+impl NewSession {
+    /// Everything [`create_session`] checks before it draws a key or asks LND for anything,
+    /// for a session created at `now`. The durations come from the admin API's JSON, so one
+    /// past what a `SystemTime` or the macaroon's RFC 3339 date can hold is refused, not
+    /// added (which panics).
+    pub fn check(&self, now: SystemTime) -> Result<SessionTimes, SessionError> {
+        let created = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(
+                now.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            );
+        let out_of_range = || SessionError::Invalid("expiry out of range".into());
+        let expiry = created
+            .checked_add(self.expiry.unwrap_or(DEFAULT_EXPIRY))
+            .ok_or_else(out_of_range)?;
+        if expiry <= created {
+            return Err(SessionError::Invalid("expiry must be in the future".into()));
+        }
+        if self.label.trim().is_empty() {
+            return Err(SessionError::Invalid("a label is required".into()));
+        }
+        if self.session_type.permissions().is_empty() {
+            return Err(SessionError::Invalid(
+                "a custom session needs at least one permission".into(),
+            ));
+        }
+        let first_connection_deadline = created
+            .checked_add(
+                self.first_connection_timeout
+                    .unwrap_or(DEFAULT_FIRST_CONNECTION_TIMEOUT),
+            )
+            .ok_or_else(|| SessionError::Invalid("first-connection timeout out of range".into()))?;
+        let unix = expiry
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|_| SessionError::Invalid("expiry before 1970".into()))?;
+        let time_before_caveat = time_before_caveat(UnixTime::from_duration_since_epoch(unix))
+            .ok_or_else(out_of_range)?;
+        Ok(SessionTimes {
+            created,
+            expiry,
+            first_connection_deadline,
+            time_before_caveat,
+        })
+    }
+}
+
 /// The result of [`create_session`]: the stored session, and the two secrets the operator
 /// or the tunnel need. Debug is redacted.
 pub struct CreatedSession {
@@ -124,26 +184,15 @@ pub async fn create_session(
     params: NewSession,
     now: SystemTime,
 ) -> Result<CreatedSession, SessionError> {
-    // The store keeps whole seconds (as litd's RPC does); use the same instant for the
-    // macaroon's time-before so the two agree exactly.
-    let now = SystemTime::UNIX_EPOCH
-        + Duration::from_secs(
-            now.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        );
-    let expiry = now + params.expiry.unwrap_or(DEFAULT_EXPIRY);
-    if expiry <= now {
-        return Err(SessionError::Invalid("expiry must be in the future".into()));
-    }
-    if params.label.trim().is_empty() {
-        return Err(SessionError::Invalid("a label is required".into()));
-    }
+    // Every check comes before LND bakes anything: a request refused later would leave a
+    // root key in LND for a session that was never stored.
+    let SessionTimes {
+        created: now,
+        expiry,
+        first_connection_deadline,
+        time_before_caveat: caveat,
+    } = params.check(now)?;
     let ops = params.session_type.permissions();
-    if ops.is_empty() {
-        return Err(SessionError::Invalid(
-            "a custom session needs at least one permission".into(),
-        ));
-    }
     let mut rng = UnwrapErr(SysRng);
     let mut local_key = None;
     for _ in 0..MAX_ID_ATTEMPTS {
@@ -170,11 +219,6 @@ pub async fn create_session(
         .await?;
     let mut mac =
         Macaroon::decode_lenient(&baked).map_err(|e| LndError::BadMacaroon(e.to_string()))?;
-    let unix = expiry
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_err(|_| SessionError::Invalid("expiry before 1970".into()))?;
-    let caveat = time_before_caveat(UnixTime::from_duration_since_epoch(unix))
-        .ok_or_else(|| SessionError::Invalid("expiry out of range".into()))?;
     mac.add_first_party_caveat(caveat.as_bytes())
         .map_err(|e| LndError::BadMacaroon(e.to_string()))?;
     let macaroon = Zeroizing::new(mac.to_v2_bytes());
@@ -193,10 +237,7 @@ pub async fn create_session(
         remote_public_key: None,
         macaroon_root_key_id: root_key_id,
         failed_attempts: 0,
-        first_connection_deadline: now
-            + params
-                .first_connection_timeout
-                .unwrap_or(DEFAULT_FIRST_CONNECTION_TIMEOUT),
+        first_connection_deadline,
         last_seen: None,
         local_key,
         entropy,
@@ -249,4 +290,55 @@ pub async fn sweep_sessions(
         out.push((s, r));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn check_rounds_now_and_applies_defaults() {
+        let p = NewSession::new("l", SessionType::ReadOnly, "m:443");
+        let now = at(1_700_000_000) + Duration::from_millis(900);
+        let t = p.check(now).unwrap();
+        assert_eq!(t.created, at(1_700_000_000));
+        assert_eq!(t.expiry, t.created + DEFAULT_EXPIRY);
+        assert_eq!(
+            t.first_connection_deadline,
+            t.created + DEFAULT_FIRST_CONNECTION_TIMEOUT
+        );
+        assert_eq!(t.time_before_caveat, "time-before 2024-02-12T22:13:20Z");
+    }
+
+    #[test]
+    fn check_refuses_what_cannot_make_a_session() {
+        let now = at(1_700_000_000);
+        let refused = |p: NewSession| match p.check(now) {
+            Err(SessionError::Invalid(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        let base = NewSession::new("l", SessionType::Admin, "");
+        let mut p = base.clone();
+        p.expiry = Some(Duration::ZERO);
+        assert_eq!(refused(p), "expiry must be in the future");
+        // Lifetimes from the admin API's JSON: past what a SystemTime (then a year-9999
+        // RFC 3339 date) holds, they are refused instead of overflowing.
+        for secs in [u64::MAX, i64::MAX as u64, 300_000_000_000] {
+            let mut p = base.clone();
+            p.expiry = Some(Duration::from_secs(secs));
+            assert_eq!(refused(p), "expiry out of range", "{secs}");
+        }
+        let mut p = base.clone();
+        p.first_connection_timeout = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(refused(p), "first-connection timeout out of range");
+        let mut p = base.clone();
+        p.label = " ".into();
+        assert_eq!(refused(p), "a label is required");
+        let p = NewSession::new("l", SessionType::Custom(vec![]), "");
+        assert_eq!(refused(p), "a custom session needs at least one permission");
+    }
 }

@@ -8,6 +8,7 @@
 //! it, and the loopback admin API ([`admin`]) that `lnc session` talks to.
 
 pub mod admin;
+mod backend_body;
 mod call_metrics;
 pub mod clock;
 pub mod create;

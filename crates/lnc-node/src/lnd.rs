@@ -135,6 +135,16 @@ impl Lnd {
         })
     }
 
+    /// LND on a channel already made, sending `macaroon` (bytes) with every call. The fuzz
+    /// targets pass a channel to nowhere; [`connect`](Self::connect) is the real constructor.
+    #[doc(hidden)]
+    pub fn with_channel(channel: Channel, macaroon: &[u8]) -> Self {
+        Lnd {
+            channel,
+            macaroon_hex: Arc::new(Zeroizing::new(hex::encode(macaroon))),
+        }
+    }
+
     /// Wraps `msg` in a request carrying the node's macaroon.
     pub fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);

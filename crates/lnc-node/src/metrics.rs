@@ -101,16 +101,17 @@ impl Default for NodeMetrics {
 }
 
 impl NodeMetrics {
-    /// The label for `path`: itself while fewer than [`MAX_METHOD_LABELS`] distinct paths
-    /// were seen, else [`OTHER_METHOD`].
+    /// The label for `path`: itself (escaped) while fewer than [`MAX_METHOD_LABELS`]
+    /// distinct paths were seen, else [`OTHER_METHOD`].
     pub fn method_label(&self, path: &str) -> String {
+        let label = escape_label_value(path);
         let mut seen = self.methods.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(path) {
-            return path.to_owned();
+        if seen.contains(&label) {
+            return label;
         }
         if seen.len() < MAX_METHOD_LABELS {
-            seen.insert(path.to_owned());
-            return path.to_owned();
+            seen.insert(label.clone());
+            return label;
         }
         OTHER_METHOD.to_owned()
     }
@@ -146,6 +147,22 @@ impl NodeMetrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// `s` escaped as an OpenMetrics label value (`\\`, `\"`, `\n`). prometheus-client writes
+/// label values as they are, and a call's path is the app's choice: HTTP/2 paths may hold
+/// `"` and `\`, and one such call would otherwise make every later scrape unparseable.
+fn escape_label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// gRPC's canonical code names (as grpc-go and the gRPC docs spell them), stable labels.
@@ -188,6 +205,18 @@ mod tests {
             m.method_label("/a.B/M0"),
             "/a.B/M0",
             "known paths keep their label"
+        );
+    }
+
+    #[test]
+    fn method_labels_are_escaped() {
+        let m = NodeMetrics::default();
+        let label = m.method_label("/a\"b\\c/d\n");
+        assert_eq!(label, r#"/a\"b\\c/d\n"#);
+        m.call_finished(label, tonic::Code::Ok);
+        assert!(
+            m.encode()
+                .contains(r#"lnc_node_calls_total{method="/a\"b\\c/d\n",status="OK"} 1"#)
         );
     }
 

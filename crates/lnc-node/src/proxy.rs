@@ -10,6 +10,7 @@
 //! then swaps in that daemon's own macaroon. The admin API is a separate loopback server:
 //! nothing here can reach it.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use tonic::transport::Channel;
 use tower::ServiceExt as _;
 use zeroize::Zeroizing;
 
+use crate::backend_body::BackendBody;
 use crate::call_metrics::CallRecord;
 use crate::clock::Clock;
 use crate::lnd::{Lnd, LndError};
@@ -120,12 +122,25 @@ impl Upstreams {
                     path: c.macaroon.clone(),
                     source,
                 })?);
-            let mut macaroon = HeaderValue::from_str(&hex::encode(&*mac))
+            v.push((c.prefix.clone(), conn.channel(), mac));
+        }
+        Self::with_channels(v)
+    }
+
+    /// Upstreams on channels already made, `(prefix, channel, macaroon bytes)`: what
+    /// [`connect`](Self::connect) ends with. The fuzz targets pass channels to nowhere.
+    #[doc(hidden)]
+    pub fn with_channels<M: AsRef<[u8]>>(
+        upstreams: impl IntoIterator<Item = (String, Channel, M)>,
+    ) -> Result<Self, LndError> {
+        let mut v = Vec::new();
+        for (prefix, channel, mac) in upstreams {
+            let mut macaroon = HeaderValue::from_str(&hex::encode(mac.as_ref()))
                 .map_err(|e| LndError::BadMacaroon(e.to_string()))?;
             macaroon.set_sensitive(true);
             v.push(Upstream {
-                prefix: c.prefix.clone(),
-                channel: conn.channel(),
+                prefix,
+                channel,
                 macaroon,
             });
         }
@@ -156,6 +171,12 @@ impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Proxy({})", self.0.id)
     }
+}
+
+/// The gRPC service a request path `/<service>/<method>` names, which the proxy routes on
+/// (by prefix); `None` if the path has no such shape, and the call is refused.
+pub fn service_of(path: &str) -> Option<&str> {
+    path.strip_prefix('/')?.split_once('/').map(|(svc, _)| svc)
 }
 
 fn refuse(status: tonic::Status) -> Response<ProxyBody> {
@@ -193,6 +214,29 @@ impl Proxy {
         }))
     }
 
+    /// A proxy of no stored session, for fuzzing without a node: `admin` lets upstream calls
+    /// skip LND's `uri` check, which otherwise sends `macaroon`; the gate closes at `expiry`
+    /// on the system clock.
+    #[doc(hidden)]
+    pub fn detached(
+        lnd: Lnd,
+        upstreams: Upstreams,
+        admin: bool,
+        macaroon: &[u8],
+        expiry: SystemTime,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
+        Proxy(Arc::new(Ctx {
+            id: SessionId([0; 4]),
+            gate: Arc::new(Gate::new(expiry, Clock::system())),
+            lnd,
+            upstreams,
+            admin,
+            macaroon: Zeroizing::new(macaroon.to_vec()),
+            metrics,
+        }))
+    }
+
     async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody> {
         if !ctx.gate.is_active() {
             return refuse(tonic::Status::permission_denied(
@@ -200,11 +244,7 @@ impl Proxy {
             ));
         }
         let path = req.uri().path().to_owned();
-        let service = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .map(|(svc, _)| svc.to_owned());
-        let Some(service) = service else {
+        let Some(service) = service_of(&path) else {
             return refuse(tonic::Status::unimplemented(format!(
                 "lnc node: {path} is not a gRPC method path"
             )));
@@ -213,8 +253,8 @@ impl Proxy {
         for h in HOP_BY_HOP {
             parts.headers.remove(*h);
         }
-        let channel = match ctx.upstreams.route(&service) {
-            None => ctx.lnd.channel(),
+        let (channel, backend) = match ctx.upstreams.route(service) {
+            None => (ctx.lnd.channel(), Cow::Borrowed("LND")),
             Some(up) => {
                 if !ctx.admin
                     && let Err(status) = Self::check_uri(&ctx, &path).await
@@ -223,7 +263,10 @@ impl Proxy {
                     return refuse(status);
                 }
                 parts.headers.insert("macaroon", up.macaroon.clone());
-                up.channel.clone()
+                (
+                    up.channel.clone(),
+                    Cow::Owned(format!("the {} daemon", up.prefix)),
+                )
             }
         };
         tracing::debug!(session = %ctx.id, method = %path, "proxying call");
@@ -234,7 +277,7 @@ impl Proxy {
                 ctx.metrics
                     .proxy_latency
                     .observe(started.elapsed().as_secs_f64());
-                resp
+                resp.map(|b| ProxyBody::new(BackendBody::new(b, backend)))
             }
             Err(e) => refuse(tonic::Status::unavailable(format!(
                 "lnc node: the backend for {service} is unreachable: {e}"
@@ -285,5 +328,27 @@ impl tower::Service<Request<Incoming>> for Proxy {
         let ctx = self.0.clone();
         let record = CallRecord::start(ctx.metrics.clone(), req.uri().path());
         Box::pin(async move { Ok(record.observe(Self::handle(ctx, req).await)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_of_paths() {
+        assert_eq!(
+            service_of("/lnrpc.Lightning/GetInfo"),
+            Some("lnrpc.Lightning")
+        );
+        assert_eq!(
+            service_of("/looprpc.SwapClient/"),
+            Some("looprpc.SwapClient")
+        );
+        assert_eq!(service_of("/a/b/c"), Some("a"));
+        assert_eq!(service_of("//x"), Some(""));
+        assert_eq!(service_of("/lnrpc.Lightning"), None);
+        assert_eq!(service_of("lnrpc.Lightning/GetInfo"), None);
+        assert_eq!(service_of("*"), None);
     }
 }

@@ -53,6 +53,21 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A session ID as the admin API and the CLI take it: exactly 8 hex digits (either case).
+impl std::str::FromStr for SessionId {
+    type Err = InvalidSessionId;
+
+    fn from_str(s: &str) -> Result<Self, InvalidSessionId> {
+        let b = hex::decode(s).map_err(|_| InvalidSessionId)?;
+        Ok(SessionId(b.try_into().map_err(|_| InvalidSessionId)?))
+    }
+}
+
+/// A string that is not a session ID (8 hex digits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a session ID is 8 hex digits")]
+pub struct InvalidSessionId;
+
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SessionId({self})")
@@ -550,6 +565,23 @@ pub(crate) mod tests {
         assert!(ops.contains(&Op::new("info", "read")));
         assert!(!ops.contains(&Op::new("offchain", "write")));
         assert!(!SessionType::ReadOnly.allow_external_permissions());
+    }
+
+    #[test]
+    fn session_id_from_str() {
+        let id: SessionId = "0a0B0c0D".parse().unwrap();
+        assert_eq!(id, SessionId([0x0a, 0x0b, 0x0c, 0x0d]));
+        assert_eq!(id.to_string(), "0a0b0c0d");
+        for bad in [
+            "",
+            "0a0b0c0",
+            "0a0b0c0d0e",
+            "0a0b0c0g",
+            " 0a0b0c0d",
+            "+a0b0c0d",
+        ] {
+            assert_eq!(bad.parse::<SessionId>(), Err(InvalidSessionId), "{bad:?}");
+        }
     }
 
     #[test]

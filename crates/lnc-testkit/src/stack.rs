@@ -24,6 +24,7 @@ use crate::T;
 use crate::dirs::temp_dir;
 use crate::lnd::LndRpc;
 use crate::process::{Proc, wait_line, word_after};
+use crate::redis::RedisServer;
 
 /// The randomness apps use for their keys.
 pub fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
@@ -51,34 +52,56 @@ pub struct Stack {
     pub relay: String,
     /// The LND behind the node.
     pub lnd: LndTarget,
-    _mailbox: Proc,
-    _lnd_sim: Option<Proc>,
+    mailbox: Proc,
+    lnd_sim: Option<Proc>,
+    /// The relay's Redis, for stacks on the Redis backend.
+    redis: Option<RedisServer>,
     /// The running node's metrics listener (`host:port`), once [`Stack::node`] started it.
     node_metrics: std::sync::Mutex<Option<String>>,
 }
 
 impl Stack {
     fn mailbox(lnc: &'static str, dir: &std::path::Path) -> Proc {
-        Proc::spawn(
+        Self::mailbox_on(lnc, dir, "127.0.0.1:0", None)
+    }
+
+    fn mailbox_on(
+        lnc: &'static str,
+        dir: &std::path::Path,
+        listen: &str,
+        redis: Option<&RedisServer>,
+    ) -> Proc {
+        let data_dir = dir.join("mailbox");
+        let mut args = vec![
             "mailbox",
-            lnc,
-            &[
-                "mailbox",
-                "--insecure",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "off",
-                "--data-dir",
-                dir.join("mailbox").to_str().expect("utf-8 path"),
-            ],
-        )
+            "--insecure",
+            "--listen",
+            listen,
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+        ];
+        let url = redis.map(RedisServer::url);
+        if let Some(url) = &url {
+            args.extend(["--redis", url]);
+        }
+        Proc::spawn("mailbox", lnc, &args)
     }
 
     /// A relay and `lnc lnd-sim`.
     pub async fn with_lnd_sim(lnc: &'static str, tag: &str) -> Stack {
+        Self::with_lnd_sim_and(lnc, tag, None).await
+    }
+
+    /// A relay on the Redis backend (its own redis-server) and `lnc lnd-sim`.
+    pub async fn with_lnd_sim_on_redis(lnc: &'static str, tag: &str) -> Stack {
+        Self::with_lnd_sim_and(lnc, tag, Some(RedisServer::start().await)).await
+    }
+
+    async fn with_lnd_sim_and(lnc: &'static str, tag: &str, redis: Option<RedisServer>) -> Stack {
         let dir = temp_dir(tag);
-        let mailbox = Self::mailbox(lnc, &dir);
+        let mailbox = Self::mailbox_on(lnc, &dir, "127.0.0.1:0", redis.as_ref());
         let mut rx = mailbox.subscribe();
         let lnd_dir = dir.join("lnd");
         let sim = Proc::spawn(
@@ -104,8 +127,9 @@ impl Stack {
                 admin_macaroon: lnd_dir.join("admin.macaroon"),
             },
             dir,
-            _mailbox: mailbox,
-            _lnd_sim: Some(sim),
+            mailbox,
+            lnd_sim: Some(sim),
+            redis,
             node_metrics: Default::default(),
         }
     }
@@ -121,10 +145,64 @@ impl Stack {
             relay: word_after(&l, "addr=").to_owned(),
             lnd,
             dir,
-            _mailbox: mailbox,
-            _lnd_sim: None,
+            mailbox,
+            lnd_sim: None,
+            redis: None,
             node_metrics: Default::default(),
         }
+    }
+
+    /// `kill -9` of the relay (a crash: nothing is flushed, no stream is closed).
+    pub async fn kill_relay(&mut self) {
+        self.mailbox.kill().await;
+    }
+
+    /// Starts the relay again on its address and data dir (after [`Stack::kill_relay`]);
+    /// returns once it listens.
+    pub async fn restart_relay(&mut self) {
+        self.mailbox = Self::mailbox_on(self.lnc, &self.dir, &self.relay, self.redis.as_ref());
+        let mut rx = self.mailbox.subscribe();
+        wait_line(&mut rx, |l| l.contains("mailbox listening")).await;
+    }
+
+    /// `kill -9` of the relay's redis-server and a new one on its port, empty (it keeps
+    /// nothing on disk), as after a crash (stacks made by
+    /// [`Stack::with_lnd_sim_on_redis`]).
+    pub async fn restart_redis(&mut self) {
+        self.redis
+            .as_mut()
+            .expect("a stack on Redis")
+            .restart()
+            .await;
+    }
+
+    /// `kill -9` of lnd-sim (stacks made by [`Stack::with_lnd_sim`]).
+    pub async fn kill_lnd_sim(&mut self) {
+        self.lnd_sim
+            .as_mut()
+            .expect("a stack with lnd-sim")
+            .kill()
+            .await;
+    }
+
+    /// Starts lnd-sim again on its address and data dir (its identity and macaroon root
+    /// keys survive); returns once it listens.
+    pub async fn restart_lnd_sim(&mut self) {
+        let lnd_dir = self.dir.join("lnd");
+        let sim = Proc::spawn(
+            "lnd-sim",
+            self.lnc,
+            &[
+                "lnd-sim",
+                "--listen",
+                &self.lnd.addr,
+                "--data-dir",
+                lnd_dir.to_str().expect("utf-8 path"),
+            ],
+        );
+        let mut rx = sim.subscribe();
+        wait_line(&mut rx, |l| l.starts_with("lnd-sim listening on")).await;
+        self.lnd_sim = Some(sim);
     }
 
     /// `lnc node`'s data dir.
