@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod dirs;
+pub mod faults;
 pub mod go;
 pub mod hashmail;
 pub mod lnd;
