@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
+/// Longest a starting listener spends telling a stale pairing connection to end.
+const STALE_PAIRING_FIN_WAIT: core::time::Duration = core::time::Duration::from_secs(2);
+
 /// What a [`Listener`] reports.
 #[derive(Debug, Clone)]
 pub enum ListenerEvent {
@@ -197,6 +200,15 @@ where
     G: CryptoRng + Send + 'static,
 {
     async fn run(mut self) {
+        if self.state.remote_static().is_some() {
+            let send = self.state.pairing_stream_ids().send;
+            end_stale_pairing_connection(
+                self.mailbox.clone(),
+                send,
+                self.rt.sleep(STALE_PAIRING_FIN_WAIT),
+            )
+            .await;
+        }
         // Kept while the pattern stays: XX's cost a scrypt run, computed here before the
         // boxes exist, so the app never waits on it.
         let mut inputs = self.state.handshake();
@@ -407,6 +419,30 @@ where
         s.current = None;
         s.stopped
     }
+}
+
+/// A paired session's listener starts on the post-pairing streams. An app still on the
+/// pairing connection of a node process that died (killed, crashed) would wait there for
+/// its keepalive, ≈ 10 s; one GBN FIN on the pairing streams ends that connection at once
+/// and the app reconnects with KK. Nobody else reads those streams once the session is
+/// paired (a client in its handshake skips a FIN anyway: Go's `clientHandshake` and ours).
+/// Best effort, bounded by `deadline`: the boxes are usually gone.
+async fn end_stale_pairing_connection(
+    mailbox: Arc<dyn Mailbox>,
+    send: lnc_core::pairing::StreamId,
+    deadline: BoxFuture<()>,
+) {
+    let mut fin = Vec::new();
+    gbn::wire::Packet::Fin.encode(&mut fin);
+    let say_goodbye = Box::pin(async move {
+        use futures_util::SinkExt as _;
+        if let Ok(mut sink) = mailbox.open_send(send).await
+            && sink.send(fin).await.is_ok()
+        {
+            let _ = sink.close().await;
+        }
+    });
+    let _ = select(say_goodbye, deadline).await;
 }
 
 #[cfg(test)]

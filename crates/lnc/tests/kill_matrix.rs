@@ -216,6 +216,14 @@ async fn kill_and_recover(victim: Victim) {
             format!("ended: {e}")
         }
     };
+    // A restarted node ends the app's pairing connection on the pairing streams (a GBN
+    // FIN) instead of leaving it to the app's keepalive, which took 10 s.
+    if victim == Victim::Node {
+        assert!(
+            recovered < Duration::from_secs(5),
+            "{victim:?}: recovered after {recovered:?}: the app waited for its keepalive"
+        );
+    }
     match victim {
         Victim::Relay | Victim::RedisRelay | Victim::Redis => {
             assert_eq!(stream_outcome, "continued", "{victim:?}")

@@ -221,6 +221,15 @@ impl ConnectionState {
         self.sid().streams(self.role)
     }
 
+    /// The streams of this session's pairing (XX) connection, for our role. After pairing
+    /// they carry nothing new; but an app can still be on the pairing connection when the
+    /// node restarts, and the restarted node listens on the post-pairing streams only, so
+    /// that app hears nothing until its keepalive gives up (≈ 10 s) unless the node ends
+    /// the old connection on these streams.
+    pub fn pairing_stream_ids(&self) -> MailboxStreams {
+        StreamId::pairing(&self.entropy).streams(self.role)
+    }
+
     /// Records a completed handshake (after the Noise split), as Go's `DoHandshake` does:
     /// with version ≥ 2 the peer's static key is stored (so the next connection is KK on
     /// new streams); on the client the received auth data is stored (any version).
