@@ -1,143 +1,21 @@
-//! GBN over a faulty mailbox: a wrapper `Mailbox` whose send side drops, duplicates and
-//! reorders packets (both directions, from the first SYN on). Pairing, 100 unary calls
-//! and a stream still deliver everything.
+//! GBN over a faulty mailbox (`lnc_testkit::faults`: the send side drops, duplicates and
+//! reorders packets, both directions, from the first SYN on), with short timers and no
+//! FIFO assumption. Pairing, 100 unary calls and a stream still deliver everything.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use core::pin::Pin;
-use core::task::{Context, Poll};
-use futures_util::Sink;
 use lnc_client::{ConnectOptions, MailboxInfo, TlsMode, Transport};
-use lnc_core::pairing::StreamId;
 use lnc_testkit::T;
+use lnc_testkit::faults::{FaultStats, Faults, FaultyMailbox};
 use lnc_testkit::node::*;
 use lnc_testkit::relay::Relay;
-use lnc_tunnel::mailbox::{PacketSink, PacketStream};
-use lnc_tunnel::rt::{BoxFuture, TokioRuntime};
-use lnc_tunnel::{Mailbox, MailboxError, TunnelOptions};
+use lnc_tunnel::TunnelOptions;
+use lnc_tunnel::rt::TokioRuntime;
 use lnd_api::lnrpc;
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use rand_chacha::rand_core::SeedableRng;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-#[derive(Default)]
-struct Counts {
-    sent: AtomicU64,
-    dropped: AtomicU64,
-    duplicated: AtomicU64,
-    reordered: AtomicU64,
-}
-
-struct Faulty {
-    inner: Arc<dyn Mailbox>,
-    rng: Arc<Mutex<ChaCha20Rng>>,
-    counts: Arc<Counts>,
-}
-
-struct FaultySink {
-    inner: PacketSink,
-    rng: Arc<Mutex<ChaCha20Rng>>,
-    counts: Arc<Counts>,
-    held: Option<Vec<u8>>,
-    queue: VecDeque<Vec<u8>>,
-}
-
-impl FaultySink {
-    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), MailboxError>> {
-        while !self.queue.is_empty() {
-            match self.inner.as_mut().poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    let p = self.queue.pop_front().unwrap_or_default();
-                    self.inner.as_mut().start_send(p)?;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl Sink<Vec<u8>> for FaultySink {
-    type Error = MailboxError;
-    fn poll_ready(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), MailboxError>> {
-        match self.drain(cx) {
-            Poll::Ready(Ok(())) => self.inner.as_mut().poll_ready(cx),
-            other => other,
-        }
-    }
-    fn start_send(mut self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), MailboxError> {
-        let roll = self.rng.lock().unwrap().next_u32() % 100;
-        self.counts.sent.fetch_add(1, Ordering::Relaxed);
-        let held = self.held.take();
-        match roll {
-            0..10 => {
-                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            10..20 => {
-                self.counts.duplicated.fetch_add(1, Ordering::Relaxed);
-                self.queue.push_back(item.clone());
-                self.queue.push_back(item);
-            }
-            20..30 if held.is_none() => {
-                self.counts.reordered.fetch_add(1, Ordering::Relaxed);
-                self.held = Some(item);
-                return Ok(());
-            }
-            _ => self.queue.push_back(item),
-        }
-        if let Some(h) = held {
-            self.queue.push_back(h);
-        }
-        Ok(())
-    }
-    fn poll_flush(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), MailboxError>> {
-        match self.drain(cx) {
-            Poll::Ready(Ok(())) => self.inner.as_mut().poll_flush(cx),
-            other => other,
-        }
-    }
-    fn poll_close(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), MailboxError>> {
-        self.inner.as_mut().poll_close(cx)
-    }
-}
-
-impl Mailbox for Faulty {
-    fn open_recv(&self, id: StreamId) -> BoxFuture<Result<PacketStream, MailboxError>> {
-        self.inner.open_recv(id)
-    }
-    fn open_send(&self, id: StreamId) -> BoxFuture<Result<PacketSink, MailboxError>> {
-        let f = self.inner.open_send(id);
-        let (rng, counts) = (self.rng.clone(), self.counts.clone());
-        Box::pin(async move {
-            let inner = f.await?;
-            Ok(Box::pin(FaultySink {
-                inner,
-                rng,
-                counts,
-                held: None,
-                queue: VecDeque::new(),
-            }) as PacketSink)
-        })
-    }
-    fn create(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
-        self.inner.create(id)
-    }
-    fn delete(&self, id: StreamId) -> BoxFuture<Result<(), MailboxError>> {
-        self.inner.delete(id)
-    }
-}
 
 /// Short timers so resends come quickly; at most half the window in flight, as the GBN
 /// docs require on a network that reorders.
@@ -158,22 +36,21 @@ fn lossy_options() -> TunnelOptions {
 async fn gbn_over_lossy_reordering_duplicating_mailbox_delivers_every_call() {
     let relay = Relay::insecure().await;
     let s = session(21, FAR_FUTURE);
-    let counts = Arc::new(Counts::default());
-    let faulty = |seed: u64| -> Arc<dyn Mailbox> {
-        Arc::new(Faulty {
-            inner: grpc_mailbox(&relay),
-            rng: Arc::new(Mutex::new(ChaCha20Rng::seed_from_u64(seed))),
-            counts: counts.clone(),
-        })
+    let faulty = |seed: u64| {
+        Arc::new(FaultyMailbox::new(
+            grpc_mailbox(&relay),
+            Faults::each(0.10, seed),
+        ))
     };
-    let mut node = node(faulty(100), &s, lossy_options());
+    let (node_mb, app_mb) = (faulty(100), faulty(200));
+    let mut node = node(node_mb.clone(), &s, lossy_options());
     next_listening(&mut node).await;
     let info = MailboxInfo::new(relay.addr().to_string(), Transport::Grpc, TlsMode::Insecure);
     let (client, _) = tokio::time::timeout(
         T,
         lnc_client::pair(
             &TokioRuntime::new(),
-            faulty(200),
+            app_mb.clone(),
             info,
             &s.phrase,
             ConnectOptions {
@@ -237,14 +114,15 @@ async fn gbn_over_lossy_reordering_duplicating_mailbox_delivers_every_call() {
         n += 1;
     }
     assert_eq!(n, 200);
+    let both = |f: fn(&FaultStats) -> u64| f(&node_mb.stats) + f(&app_mb.stats);
     let (d, u, r) = (
-        counts.dropped.load(Ordering::Relaxed),
-        counts.duplicated.load(Ordering::Relaxed),
-        counts.reordered.load(Ordering::Relaxed),
+        both(|s| s.lost.load(Ordering::Relaxed)),
+        both(|s| s.duplicated.load(Ordering::Relaxed)),
+        both(|s| s.reordered.load(Ordering::Relaxed)),
     );
     println!(
         "faults over {} packets: {d} dropped, {u} duplicated, {r} reordered",
-        counts.sent.load(Ordering::Relaxed)
+        both(|s| s.written.load(Ordering::Relaxed))
     );
     assert!(d > 20 && u > 20 && r > 20, "faults were injected");
     client.close();

@@ -161,7 +161,10 @@ impl Sink<Vec<u8>> for FaultySink {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), MailboxError>> {
-        self.drain(cx)
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => self.inner.as_mut().poll_ready(cx),
+            other => other,
+        }
     }
 
     fn start_send(mut self: Pin<&mut Self>, msg: Vec<u8>) -> Result<(), MailboxError> {
