@@ -51,6 +51,8 @@ fn pump_lines(
 pub struct Proc {
     child: Child,
     lines: broadcast::Sender<String>,
+    /// Subscribed before the output pumps started: [`Proc::lines_from_start`].
+    first: Option<broadcast::Receiver<String>>,
     name: &'static str,
 }
 
@@ -82,17 +84,29 @@ impl Proc {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let (lines, _) = broadcast::channel(4096);
+        let (lines, first) = broadcast::channel(4096);
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         pump_lines(stdout, lines.clone(), move |l| eprintln!("[{name}] {l}"));
         pump_lines(stderr, lines.clone(), move |l| eprintln!("[{name}] {l}"));
-        Proc { child, lines, name }
+        Proc {
+            child,
+            lines,
+            first: Some(first),
+            name,
+        }
     }
 
     /// Lines from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.lines.subscribe()
+    }
+
+    /// Every line from the process's start (the first call; later ones: from now on).
+    /// What a readiness wait needs: a process that starts fast (a restart with warm caches)
+    /// may print its line before a [`subscribe`](Self::subscribe) after the spawn.
+    pub fn lines_from_start(&mut self) -> broadcast::Receiver<String> {
+        self.first.take().unwrap_or_else(|| self.lines.subscribe())
     }
 
     /// The process id, while it runs.

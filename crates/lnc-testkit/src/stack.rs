@@ -101,10 +101,10 @@ impl Stack {
 
     async fn with_lnd_sim_and(lnc: &'static str, tag: &str, redis: Option<RedisServer>) -> Stack {
         let dir = temp_dir(tag);
-        let mailbox = Self::mailbox_on(lnc, &dir, "127.0.0.1:0", redis.as_ref());
-        let mut rx = mailbox.subscribe();
+        let mut mailbox = Self::mailbox_on(lnc, &dir, "127.0.0.1:0", redis.as_ref());
+        let mut rx = mailbox.lines_from_start();
         let lnd_dir = dir.join("lnd");
-        let sim = Proc::spawn(
+        let mut sim = Proc::spawn(
             "lnd-sim",
             lnc,
             &[
@@ -113,7 +113,7 @@ impl Stack {
                 lnd_dir.to_str().expect("utf-8 path"),
             ],
         );
-        let mut lrx = sim.subscribe();
+        let mut lrx = sim.lines_from_start();
         let l = wait_line(&mut rx, |l| l.contains("mailbox listening")).await;
         let relay = word_after(&l, "addr=").to_owned();
         let l = wait_line(&mut lrx, |l| l.starts_with("lnd-sim listening on")).await;
@@ -137,8 +137,8 @@ impl Stack {
     /// A relay in front of a running LND (e.g. the regtest network's alice).
     pub async fn with_lnd(lnc: &'static str, tag: &str, lnd: LndTarget) -> Stack {
         let dir = temp_dir(tag);
-        let mailbox = Self::mailbox(lnc, &dir);
-        let mut rx = mailbox.subscribe();
+        let mut mailbox = Self::mailbox(lnc, &dir);
+        let mut rx = mailbox.lines_from_start();
         let l = wait_line(&mut rx, |l| l.contains("mailbox listening")).await;
         Stack {
             lnc,
@@ -161,7 +161,7 @@ impl Stack {
     /// returns once it listens.
     pub async fn restart_relay(&mut self) {
         self.mailbox = Self::mailbox_on(self.lnc, &self.dir, &self.relay, self.redis.as_ref());
-        let mut rx = self.mailbox.subscribe();
+        let mut rx = self.mailbox.lines_from_start();
         wait_line(&mut rx, |l| l.contains("mailbox listening")).await;
     }
 
@@ -189,7 +189,7 @@ impl Stack {
     /// keys survive); returns once it listens.
     pub async fn restart_lnd_sim(&mut self) {
         let lnd_dir = self.dir.join("lnd");
-        let sim = Proc::spawn(
+        let mut sim = Proc::spawn(
             "lnd-sim",
             self.lnc,
             &[
@@ -200,7 +200,7 @@ impl Stack {
                 lnd_dir.to_str().expect("utf-8 path"),
             ],
         );
-        let mut rx = sim.subscribe();
+        let mut rx = sim.lines_from_start();
         wait_line(&mut rx, |l| l.starts_with("lnd-sim listening on")).await;
         self.lnd_sim = Some(sim);
     }
@@ -240,8 +240,8 @@ impl Stack {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        let p = Proc::spawn("node", self.lnc, &args);
-        let mut rx = p.subscribe();
+        let mut p = Proc::spawn("node", self.lnc, &args);
+        let mut rx = p.lines_from_start();
         let l = wait_line(&mut rx, |l| l.starts_with("lnc node metrics:")).await;
         let addr = l
             .trim()
