@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Go interop programs (go-relay, go-lnc-node, go-lnc-app, go-gbn-peer, go-vectors, and lnc-web's
 # Go half go-wasm-client.wasm) from the pinned
-# modules in interop/go.mod into ${LNC_GOBIN:-~/.cache/lnc-rs/gobin}.
+# modules in interop/go.mod into ${LNC_GOBIN:-~/.cache/lnc-rs/gobin}, and toxiproxy-server
+# (the network-fault tests' TCP proxy) from its own pinned module, interop/toxiproxy/.
 # Idempotent: Go's build cache makes a rebuild of unchanged sources take seconds.
 # Needs Go >= 1.21 and the Go module proxy (or a filled module cache).
 set -euo pipefail
@@ -28,8 +29,11 @@ if ! GOOS=js GOARCH=wasm go build -mod=readonly -trimpath -ldflags="-s -w -build
 fi
 goroot=$(go env GOROOT)
 cp "$(ls "$goroot/lib/wasm/wasm_exec.js" "$goroot/misc/wasm/wasm_exec.js" 2>/dev/null | head -1)" "$out/wasm_exec.js"
+# A module of its own: toxiproxy's dependencies (an older prometheus, zerolog) stay out of
+# the LNC stack's version selection.
+bash "$here/toxiproxy/build.sh" || exit 1
 end=$(date +%s%N)
-for p in go-relay go-lnc-node go-lnc-app go-gbn-peer go-vectors go-wasm-client.wasm wasm_exec.js; do
+for p in go-relay go-lnc-node go-lnc-app go-gbn-peer go-vectors go-wasm-client.wasm wasm_exec.js toxiproxy-server; do
   if [ ! -s "$out/$p" ]; then
     echo "interop/build.sh: $out/$p missing after the build" >&2
     exit 1
