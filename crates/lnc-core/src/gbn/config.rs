@@ -85,6 +85,15 @@ pub struct Config {
     pub max_resend_boosts: u32,
     /// If set, the resend timeout is this fixed value (no RTT-based updates).
     pub static_resend_timeout: Option<Duration>,
+    /// Our sender's loss recovery, `Some(floor)`: retransmit after an RTT-derived timeout
+    /// (`max(srtt + 4·rttvar, 2·srtt, floor)`, doubled per fruitless retransmission and
+    /// never above upstream's timeout), at most one queue resend per smoothed RTT instead
+    /// of per handshake timeout, and, on a FIFO transport, no extra wait after the resent
+    /// queue is acknowledged. `None`: upstream's policy, where every lost packet costs a
+    /// call about two seconds (a 1 s floor, then a 2 s spacing or a sync wait). Only our
+    /// sender's timing changes: the packets are ordinary GBN, so a Go peer sees a sender
+    /// that retransmits sooner, which GBN's receiver handles as any duplicate.
+    pub fast_recovery: Option<Duration>,
     /// Send a ping after this long with nothing received; `None` disables keepalive.
     pub ping_interval: Option<Duration>,
     /// How long a silent peer is probed before it is declared dead (at least; the probe
@@ -101,6 +110,11 @@ pub struct Config {
     /// disconnected with an error, so it cannot make us buffer without bound.
     pub max_message_size: usize,
 }
+
+/// Floor of the fast-recovery resend timeout: below ~100 ms a relay's scheduling jitter
+/// (Redis round trips, a busy Go runtime) alone would trigger spurious whole-queue resends;
+/// Linux TCP's minimum RTO is 200 ms for the same reason.
+const FAST_RECOVERY_FLOOR: Duration = Duration::from_millis(150);
 
 /// Upstream gbn's handshake timeout as configured by the mailbox layer.
 const MAILBOX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -119,6 +133,7 @@ impl Config {
             boost_permille: 500,
             max_resend_boosts: 2,
             static_resend_timeout: None,
+            fast_recovery: Some(FAST_RECOVERY_FLOOR),
             ping_interval: Some(ping),
             pong_timeout: PongTimeout::RttScaled {
                 multiplier: 3,
@@ -155,6 +170,7 @@ impl Config {
             || self.initial_resend_timeout.is_zero()
             || self.min_resend_timeout.is_zero()
             || self.static_resend_timeout.is_some_and(|d| d.is_zero())
+            || self.fast_recovery.is_some_and(|d| d.is_zero())
             || self.ping_interval.is_some_and(|d| d.is_zero())
         {
             return Err(ConfigError::ZeroTimeout);

@@ -380,7 +380,7 @@ impl Connection {
     pub fn stats(&self) -> Stats {
         Stats {
             rtt: self.timeouts.srtt(),
-            resend_timeout: self.timeouts.resend_timeout(),
+            resend_timeout: self.timeouts.sender_timeout(),
             ..self.stats
         }
     }
@@ -763,16 +763,20 @@ impl Connection {
         if self.queue.is_empty() {
             return;
         }
-        let rto = self.timeouts.resend_timeout();
+        let rto = self.timeouts.sender_timeout();
+        // On a FIFO transport the ACK of the last resent packet comes after every answer
+        // to the original transmission, so nothing stale is left to wait out.
+        let no_echoes = self.timeouts.fast() && self.config.fifo_transport;
         if let Some(s) = &mut self.sync
             && seq == s.expected_ack
             && s.after_ack.is_none()
         {
-            s.after_ack = Some(now + rto);
+            s.after_ack = Some(if no_echoes { now } else { now + rto });
         }
         if !self.contains(seq) {
             return;
         }
+        self.timeouts.progressed();
         let idx = usize::from(seq_dist(self.base, seq, self.modulus));
         if let Some(t) = self.queue.get(idx).and_then(|s| s.sample_from) {
             self.timeouts
@@ -795,6 +799,7 @@ impl Connection {
         }
         if seq == self.top {
             // The peer has everything we sent.
+            self.timeouts.progressed();
             self.queue.clear();
             self.base = self.top;
             self.resend_timer = None;
@@ -805,6 +810,9 @@ impl Connection {
             return;
         }
         let idx = usize::from(seq_dist(self.base, seq, self.modulus));
+        if idx > 0 {
+            self.timeouts.progressed();
+        }
         self.queue.drain(..idx.min(self.queue.len()));
         self.base = seq;
         if self.sync.is_some() && idx > 0 {
@@ -820,10 +828,11 @@ impl Connection {
         }
     }
 
-    /// Retransmits the whole queue (rate-limited to once per handshake timeout) and starts
-    /// the sync wait; restarts the resend timer either way.
+    /// Retransmits the whole queue (rate-limited to once per handshake timeout, or per
+    /// smoothed RTT with fast recovery) and starts the sync wait; restarts the resend
+    /// timer either way.
     fn resend_queue(&mut self, now: Instant) {
-        let spacing = self.timeouts.handshake_timeout();
+        let spacing = self.timeouts.resend_spacing();
         let too_soon = self
             .last_resend
             .is_some_and(|t| now.saturating_duration_since(t) < spacing);
@@ -841,7 +850,7 @@ impl Connection {
             }
             self.stats.resends += 1;
             self.timeouts.boost_resend(now);
-            let rto = self.timeouts.resend_timeout();
+            let rto = self.timeouts.sender_timeout();
             self.sync = Some(SyncWait {
                 expected_ack: seq_add(self.top, self.modulus - 1, self.modulus),
                 expected_nack: self.top,
@@ -878,7 +887,7 @@ impl Connection {
                     None => {
                         let timer = self
                             .resend_timer
-                            .map(|t| t + self.timeouts.resend_timeout());
+                            .map(|t| t + self.timeouts.sender_timeout());
                         let deferred = self.deferred_resend.filter(|_| !self.queue.is_empty());
                         timer.into_iter().chain(deferred).min()
                     }
@@ -926,8 +935,11 @@ impl Connection {
         if self.sync.is_none() {
             let timer = self
                 .resend_timer
-                .is_some_and(|t| now >= t + self.timeouts.resend_timeout());
+                .is_some_and(|t| now >= t + self.timeouts.sender_timeout());
             let deferred = !self.queue.is_empty() && self.deferred_resend.is_some_and(|t| now >= t);
+            if timer {
+                self.timeouts.timer_resend();
+            }
             if timer || deferred {
                 self.deferred_resend = None;
                 self.resend_queue(now);

@@ -10,6 +10,10 @@ fn boosted(base: Duration, count: u32, permille: u32) -> Duration {
     base.saturating_add(base.saturating_mul(count.saturating_mul(permille)) / 1000)
 }
 
+/// Doublings of the fast-recovery timeout: 2^6 × the floor (9.6 s) exceeds upstream's
+/// timeout, the cap, anyway.
+const MAX_BACKOFF: u32 = 6;
+
 /// The timeout manager: upstream's update and boost rules, plus a smoothed RTT (our
 /// addition, used for the pong timeout and exposed in stats).
 #[derive(Clone, Debug)]
@@ -32,7 +36,15 @@ pub(crate) struct Timeouts {
     updated_once: bool,
     samples_since_update: u32,
     srtt: Option<Duration>,
+    /// RTT variation (RFC 6298's RTTVAR), for the fast-recovery timeout.
+    rttvar: Option<Duration>,
     latest: Option<Duration>,
+
+    /// `Config::fast_recovery`'s floor; `None` = upstream's timers for our sender.
+    fast_floor: Option<Duration>,
+    /// Timer-driven retransmissions since the last progress: each doubles the
+    /// fast-recovery timeout (a peer that is slow rather than lossy gets fewer resends).
+    backoff: u32,
 }
 
 impl Timeouts {
@@ -52,8 +64,51 @@ impl Timeouts {
             updated_once: false,
             samples_since_update: 0,
             srtt: None,
+            rttvar: None,
             latest: None,
+            fast_floor: c.fast_recovery,
+            backoff: 0,
         }
+    }
+
+    /// How long our sender waits for an ACK before it resends the queue. Upstream's
+    /// timeout, or with fast recovery an RFC 6298-style one from the measured RTT, capped
+    /// at upstream's so fast recovery is never slower.
+    pub(crate) fn sender_timeout(&self) -> Duration {
+        let upstream = self.resend_timeout();
+        let (Some(floor), Some(srtt), Some(var)) = (self.fast_floor, self.srtt, self.rttvar) else {
+            return upstream;
+        };
+        let base = srtt
+            .saturating_add(var.saturating_mul(4))
+            .max(srtt.saturating_mul(2))
+            .max(floor);
+        base.saturating_mul(1u32 << self.backoff.min(MAX_BACKOFF))
+            .min(upstream)
+    }
+
+    /// Minimum spacing of two queue resends: upstream's handshake timeout, or with fast
+    /// recovery one smoothed RTT (a resend's own echoes need that long to come back).
+    pub(crate) fn resend_spacing(&self) -> Duration {
+        match (self.fast_floor, self.srtt) {
+            (Some(_), Some(srtt)) => srtt.min(self.sender_timeout()),
+            _ => self.handshake_timeout(),
+        }
+    }
+
+    /// Whether our sender uses fast recovery (once it has an RTT to derive timers from).
+    pub(crate) fn fast(&self) -> bool {
+        self.fast_floor.is_some() && self.srtt.is_some()
+    }
+
+    /// The resend timer fired without the queue moving since the last resend.
+    pub(crate) fn timer_resend(&mut self) {
+        self.backoff = self.backoff.saturating_add(1).min(MAX_BACKOFF);
+    }
+
+    /// The peer acknowledged new data: the path works again.
+    pub(crate) fn progressed(&mut self) {
+        self.backoff = 0;
     }
 
     /// Current (boosted) resend timeout.
@@ -86,6 +141,10 @@ impl Timeouts {
 
     fn smooth(&mut self, rtt: Duration) {
         self.latest = Some(rtt);
+        self.rttvar = Some(match (self.rttvar, self.srtt) {
+            (Some(v), Some(s)) => (v.saturating_mul(3) + s.abs_diff(rtt)) / 4,
+            _ => rtt / 2,
+        });
         self.srtt = Some(match self.srtt {
             None => rtt,
             Some(s) => (s.saturating_mul(7) + rtt) / 8,

@@ -39,6 +39,12 @@ fn data(seq: u8, payload: &[u8]) -> Vec<u8> {
     .to_vec()
 }
 
+/// Upstream's resend policy (no fast recovery), for the tests that pin its timings.
+fn upstream(mut c: Config) -> Config {
+    c.fast_recovery = None;
+    c
+}
+
 /// A connected client (N = `n`) at time 0..10 ms, nothing queued.
 fn connected_client(cfg: Config) -> Connection {
     let n = cfg.window;
@@ -91,11 +97,92 @@ fn client_handshake_and_syn_boost() {
 
 #[test]
 fn client_handshake_rtt_sample_sets_resend_timeout() {
-    let mut c = Connection::new_client(Config::client()).unwrap();
+    let mut c = Connection::new_client(upstream(Config::client())).unwrap();
     drain(&mut c, at(0));
     c.handle_packet(at(400), &[1, 20]).unwrap();
     assert_eq!(c.stats().rtt, Some(ms(400)));
     assert_eq!(c.stats().resend_timeout, ms(2000));
+    // Fast recovery: srtt + 4 × rttvar = 400 + 4 × 200 ms, below upstream's 2 s.
+    let mut c = Connection::new_client(Config::client()).unwrap();
+    drain(&mut c, at(0));
+    c.handle_packet(at(400), &[1, 20]).unwrap();
+    assert_eq!(c.stats().resend_timeout, ms(1200));
+}
+
+#[test]
+fn fast_recovery_timer_follows_the_rtt_and_backs_off() {
+    // Handshake RTT 10 ms: timeout max(10 + 4 × 5, 2 × 10, floor 150) = 150 ms.
+    let mut c = connected_client(Config::client());
+    assert_eq!(c.stats().resend_timeout, ms(150));
+    for i in 0..3u8 {
+        c.send(&[i; 4]).unwrap();
+        assert_eq!(drain(&mut c, at(100)).len(), 1);
+    }
+    assert_eq!(c.poll_timeout(), Some(at(250)));
+    c.handle_timeout(at(250));
+    assert_eq!(drain(&mut c, at(250)).len(), 3, "whole queue resent");
+    // A fruitless timer resend doubles the timeout; the sync waits 3 × that.
+    assert_eq!(c.stats().resend_timeout, ms(300));
+    assert_eq!(c.poll_timeout(), Some(at(250 + 900)));
+    c.handle_timeout(at(1150));
+    assert!(drain(&mut c, at(1150)).is_empty());
+    assert_eq!(c.poll_timeout(), Some(at(1150 + 300)));
+    c.handle_timeout(at(1450));
+    assert_eq!(drain(&mut c, at(1450)).len(), 3);
+    assert_eq!(c.stats().resend_timeout, ms(600));
+    // The ACK of the last resent packet ends the sync at once (FIFO transport: no stale
+    // answer can follow it) and resets the backoff.
+    c.handle_packet(at(1460), &[3, 2]).unwrap();
+    assert!(c.is_flushed());
+    assert_eq!(c.stats().resend_timeout, ms(150));
+    c.send(b"next").unwrap();
+    c.handle_timeout(at(1460));
+    assert_eq!(drain(&mut c, at(1460)), vec![data(3, b"next")]);
+}
+
+#[test]
+fn fast_recovery_resends_on_each_new_nack_once_per_rtt() {
+    let mut c = connected_client(Config::client());
+    for i in 0..5u8 {
+        c.send(&[i; 4]).unwrap();
+        drain(&mut c, at(20));
+    }
+    c.handle_packet(at(40), &[4, 1]).unwrap();
+    assert_eq!(drain(&mut c, at(40)).len(), 4, "resend 1..=4, then sync");
+    // NACK(3): the peer got 1 and 2 of the resend and lost 3. More than one smoothed RTT
+    // (10 ms) after the last resend, so 3 and 4 go out at once (upstream: at 2,040 ms).
+    c.handle_packet(at(60), &[4, 3]).unwrap();
+    assert_eq!(
+        drain(&mut c, at(60)),
+        vec![data(3, &[3; 4]), data(4, &[4; 4])]
+    );
+    // A second NACK within the RTT is an echo of the same loss: no resend.
+    c.handle_packet(at(65), &[4, 3]).unwrap();
+    assert!(drain(&mut c, at(65)).is_empty());
+    // Everything acknowledged: new data flows without a sync wait.
+    c.handle_packet(at(70), &[3, 4]).unwrap();
+    c.handle_timeout(at(70));
+    c.send(b"more").unwrap();
+    assert_eq!(drain(&mut c, at(70)), vec![data(5, b"more")]);
+}
+
+#[test]
+fn fast_recovery_without_fifo_still_waits_out_stale_answers() {
+    let mut cfg = Config::client();
+    cfg.fifo_transport = false;
+    let mut c = connected_client(cfg);
+    c.send(b"zero").unwrap();
+    drain(&mut c, at(20));
+    c.handle_packet(at(30), &[4, 0]).unwrap();
+    assert_eq!(drain(&mut c, at(30)), vec![data(0, b"zero")]);
+    // ACK of the resent packet: a reordering network may still deliver a stale NACK, so
+    // the sync lasts one (fast) resend timeout more.
+    c.handle_packet(at(40), &[3, 0]).unwrap();
+    c.send(b"held").unwrap();
+    assert!(drain(&mut c, at(41)).is_empty(), "still syncing");
+    assert_eq!(c.poll_timeout(), Some(at(40 + 150)));
+    c.handle_timeout(at(190));
+    assert_eq!(drain(&mut c, at(190)), vec![data(1, b"held")]);
 }
 
 #[test]
@@ -433,7 +520,7 @@ fn receiver_nack_rules_and_rate_limit() {
 
 #[test]
 fn nack_handling() {
-    let mut c = connected_client(Config::client());
+    let mut c = connected_client(upstream(Config::client()));
     for i in 0..4u8 {
         c.send(&[i; 4]).unwrap();
         drain(&mut c, at(20));
@@ -465,7 +552,7 @@ fn nack_handling() {
 
 #[test]
 fn resend_timer_resends_whole_queue_with_spacing() {
-    let mut c = connected_client(Config::client());
+    let mut c = connected_client(upstream(Config::client()));
     for i in 0..3u8 {
         c.send(&[i; 4]).unwrap();
         drain(&mut c, at(100));
@@ -497,7 +584,7 @@ fn resend_timer_resends_whole_queue_with_spacing() {
 
 #[test]
 fn progressive_nack_ends_sync_and_resend_waits_for_spacing() {
-    let mut c = connected_client(Config::client());
+    let mut c = connected_client(upstream(Config::client()));
     for i in 0..5u8 {
         c.send(&[i; 4]).unwrap();
         drain(&mut c, at(20));
@@ -1344,4 +1431,68 @@ fn keepalive_report() {
     println!(
         "live peer declared dead: {failed} of {draws} transfers (15-25 % loss, reorder, window 2)"
     );
+}
+
+/// Simulated seconds to move `count` messages one way (and 50 back) over FIFO links with
+/// `loss` permille loss each way, 20 ± 10 ms one-way delay.
+fn goodput_time(cfg: fn() -> Config, server: fn() -> Config, loss: u32, seed: u64) -> f64 {
+    let link = Link {
+        loss_permille: loss,
+        delay: ms(20),
+        jitter: ms(10),
+        ..Link::perfect()
+    };
+    let mut p = Pair::new(
+        seed,
+        lossy_profile(cfg()),
+        lossy_profile(server()),
+        link.clone(),
+        link,
+    );
+    let o = transfer(&mut p, 2000, 50, Duration::from_secs(1_000_000), None);
+    assert_eq!(o.received, 2000);
+    o.sim_time.as_secs_f64()
+}
+
+fn upstream_client() -> Config {
+    upstream(Config::client())
+}
+
+fn upstream_server() -> Config {
+    upstream(Config::server())
+}
+
+#[test]
+fn fast_recovery_beats_upstream_under_loss() {
+    // Deterministic simulation: the ratio is a property of the policy, not of the machine.
+    for (loss, factor) in [(10u32, 3.0), (50, 5.0)] {
+        let up = goodput_time(upstream_client, upstream_server, loss, 42);
+        let fast = goodput_time(Config::client, Config::server, loss, 42);
+        assert!(
+            fast * factor <= up,
+            "{loss}‰ loss: fast recovery {fast:.1} s vs upstream {up:.1} s"
+        );
+    }
+}
+
+/// Loss-recovery figures for BENCHMARKS.md (simulated time, deterministic): 2,000 messages
+/// over a 20 ± 10 ms FIFO link, upstream's resend policy against fast recovery.
+/// `cargo test -p lnc-core --release --lib -- --ignored --nocapture loss_recovery_report`.
+#[test]
+#[ignore = "report for BENCHMARKS.md, run by hand"]
+fn loss_recovery_report() {
+    println!("| loss each way | upstream msg/s | fast msg/s | fast / upstream |");
+    for loss in [0u32, 10, 50, 200] {
+        let (mut up, mut fast) = (0.0, 0.0);
+        for seed in 0..5u64 {
+            up += goodput_time(upstream_client, upstream_server, loss, seed);
+            fast += goodput_time(Config::client, Config::server, loss, seed);
+        }
+        let (up, fast) = (10_000.0 / up, 10_000.0 / fast);
+        println!(
+            "| {} % | {up:.0} | {fast:.0} | {:.1} |",
+            f64::from(loss) / 10.0,
+            fast / up
+        );
+    }
 }
