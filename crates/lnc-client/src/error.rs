@@ -147,6 +147,10 @@ impl core::fmt::Display for CallShape {
     }
 }
 
+/// How tonic's generated client stubs begin the status of a call whose service was not
+/// ready (its `ready()` error, as text).
+const NOT_READY: &str = "Service was not ready: ";
+
 impl Error {
     /// Whether retrying the same call later may succeed (the tunnel is reconnecting).
     pub fn is_retryable(&self) -> bool {
@@ -170,9 +174,49 @@ impl Error {
         {
             return Error::Retryable;
         }
+        // tonic's generated stubs (`Client::lightning()`, any `FooClient` on
+        // `Client::channel()`) turn a readiness failure into `Unknown "Service was not
+        // ready: {error}"` and drop the error itself, so only its words are left: the
+        // tunnel's own, from its type's Display. Without this, a call made while the tunnel
+        // reconnects reads "the node returned Unknown", though it never left this process.
+        if s.code() == tonic::Code::Unknown
+            && s.source().is_none()
+            && let Some(e) = s.message().strip_prefix(NOT_READY)
+        {
+            if e == lnc_tunnel::ClientError::Closed.to_string() {
+                return Error::Closed;
+            }
+            if e == lnc_tunnel::ClientError::Reconnecting.to_string() {
+                return Error::Retryable;
+            }
+        }
         Error::Rpc {
             code: s.code(),
             message: s.message().to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// What a typed stub (`Client::lightning()`) returns for a call made while the tunnel
+    /// reconnects, or after `close()`: the status tonic's generated code builds.
+    #[test]
+    fn not_ready_statuses_are_the_tunnels() {
+        let st = |e: lnc_tunnel::ClientError| {
+            tonic::Status::unknown(format!("Service was not ready: {e}"))
+        };
+        assert!(Error::from_status(st(lnc_tunnel::ClientError::Reconnecting)).is_retryable());
+        assert!(matches!(
+            Error::from_status(st(lnc_tunnel::ClientError::Closed)),
+            Error::Closed
+        ));
+        // Anything else is the node's answer.
+        assert!(matches!(
+            Error::from_status(tonic::Status::unknown("Service was not ready: LND is busy")),
+            Error::Rpc { .. }
+        ));
     }
 }

@@ -43,6 +43,8 @@ use serde_json::json;
 const LNC: &str = env!("CARGO_BIN_EXE_lnc");
 /// The longest one call may take, toxic or not: a call without an answer by then hung.
 const CALL_LIMIT: Duration = Duration::from_secs(60);
+/// The longest the tunnel may take to come back after a flap.
+const RECOVERY: Duration = Duration::from_secs(90);
 /// The longest the stream may take to deliver the next invoice.
 const STREAM_LIMIT: Duration = Duration::from_secs(60);
 
@@ -254,10 +256,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "slicer",
-            // TCP segments of 1–15 bytes, 200 µs apart.
+            // TCP segments of 8–56 bytes, 100 µs apart.
             toxic: Toxic::new(
                 "slicer",
-                json!({"average_size": 8, "size_variation": 7, "delay": 200}),
+                json!({"average_size": 32, "size_variation": 24, "delay": 100}),
             ),
             dirs: BOTH,
             hold: None,
@@ -276,7 +278,7 @@ struct Outcome {
 }
 
 /// One AddInvoice with its own memo and preimage.
-async fn add(client: &lnc_client::Client, memo: &str) -> Result<Vec<u8>, String> {
+async fn add(client: &lnc_client::Client, memo: &str) -> Result<Vec<u8>, lnc_client::Error> {
     let mut preimage = [0u8; 32];
     let m = memo.as_bytes();
     let n = m.len().min(32);
@@ -291,7 +293,8 @@ async fn add(client: &lnc_client::Client, memo: &str) -> Result<Vec<u8>, String>
     match tokio::time::timeout(CALL_LIMIT, call).await {
         Err(_) => panic!("call {memo} got no answer within {CALL_LIMIT:?}"),
         Ok(Ok(r)) => Ok(r.into_inner().r_hash),
-        Ok(Err(e)) => Err(format!("{:?}: {}", e.code(), e.message())),
+        // As the JSON calls say it: a cut tunnel is `Retryable`.
+        Ok(Err(e)) => Err(lnc_client::Error::from_status(e)),
     }
 }
 
@@ -326,7 +329,7 @@ async fn batch(
                 out.answered.insert(memo, hash);
             }
             Err(e) => {
-                out.failed.insert(memo, e);
+                out.failed.insert(memo, e.to_string());
             }
         }
     }
@@ -358,17 +361,21 @@ async fn open_stream(client: &lnc_client::Client, tag: &str) -> tonic::Streaming
     }
 }
 
-/// Reads the stream up to invoice `last`: memo → times seen, or the error it ended with.
+/// Reads the stream up to invoice `last`: memo → times seen, or how it ended (the error's
+/// words, and whether it says to retry).
 async fn drain(
     s: &mut tonic::Streaming<lnrpc::Invoice>,
     last: &str,
-) -> Result<HashMap<String, u32>, String> {
+) -> Result<HashMap<String, u32>, (String, bool)> {
     let mut seen = HashMap::new();
     loop {
         match tokio::time::timeout(STREAM_LIMIT, s.next()).await {
-            Err(_) => return Err("the stream neither moved nor ended".into()),
-            Ok(None) => return Err("the stream ended without an error".into()),
-            Ok(Some(Err(e))) => return Err(format!("{:?}: {}", e.code(), e.message())),
+            Err(_) => return Err(("the stream neither moved nor ended".into(), false)),
+            Ok(None) => return Err(("the stream ended without an error".into(), false)),
+            Ok(Some(Err(e))) => {
+                let e = lnc_client::Error::from_status(e);
+                return Err((e.to_string(), e.is_retryable()));
+            }
             Ok(Some(Ok(inv))) if inv.memo == last => return Ok(seen),
             Ok(Some(Ok(inv))) => *seen.entry(inv.memo).or_insert(0) += 1,
         }
@@ -411,15 +418,39 @@ async fn invoices_in_lnd(net: &Net) -> HashMap<String, Vec<Vec<u8>>> {
     }
 }
 
-/// Tier-2 reconnects (a new tunnel) reported since the last look.
-fn reconnects(events: &mut futures_channel::mpsc::UnboundedReceiver<Event>) -> usize {
-    let mut n = 0;
-    while let Ok(e) = events.try_recv() {
-        if e == Event::Phase(Phase::Reconnecting) {
-            n += 1;
+/// The client's events: tier-2 reconnects (a new tunnel) counted, reconnections awaited.
+struct Events {
+    rx: futures_channel::mpsc::UnboundedReceiver<Event>,
+    reconnects: usize,
+}
+
+impl Events {
+    fn note(&mut self, e: &Event) {
+        if *e == Event::Phase(Phase::Reconnecting) {
+            self.reconnects += 1;
         }
     }
-    n
+
+    /// Reconnects since the last look.
+    fn take(&mut self) -> usize {
+        while let Ok(e) = self.rx.try_recv() {
+            self.note(&e);
+        }
+        std::mem::take(&mut self.reconnects)
+    }
+
+    /// Waits (up to `limit`) for the tunnel to be up again.
+    async fn connected(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while let Some(e) = self.rx.next().await {
+                self.note(&e);
+                if e == Event::Phase(Phase::Connected) {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 fn pct(v: &mut [Duration], p: f64) -> u128 {
@@ -461,7 +492,8 @@ async fn run(params: Params) {
         .await
         .unwrap();
     let phrase = net.add_session().await;
-    let (etx, mut events) = futures_channel::mpsc::unbounded();
+    let (etx, rx) = futures_channel::mpsc::unbounded();
+    let mut events = Events { rx, reconnects: 0 };
     let info = MailboxInfo::new(net.app_proxy.clone(), Transport::Grpc, TlsMode::Insecure);
     let opts = ConnectOptions {
         events: Some(etx),
@@ -481,7 +513,7 @@ async fn run(params: Params) {
     for case in cases() {
         let tag = case.name;
         let mut stream = open_stream(&client, tag).await;
-        reconnects(&mut events);
+        events.take();
         let t0 = Instant::now();
         let (mut out, spells) = match case.hold {
             None => {
@@ -563,12 +595,12 @@ async fn run(params: Params) {
                 }
                 "continued".to_owned()
             }
-            Err(e) => {
+            Err((e, _)) => {
                 problems.push(format!("{tag}: the stream broke: {e}"));
                 format!("ended: {e}")
             }
         };
-        let n_rec = reconnects(&mut events);
+        let n_rec = events.take();
         println!(
             "NETFAULT toxic={tag} calls={} ok={} failed={} spells={spells} batch_ms={batch_ms} p50_ms={} p99_ms={} max_ms={} recovery_ms={recovery_ms} reconnects={n_rec} stream={stream_outcome}",
             params.calls,
@@ -586,43 +618,63 @@ async fn run(params: Params) {
         failed_all.extend(out.failed);
     }
 
-    // The flaps: the node's link down for a while, then up; the first call after it.
+    // The flaps: the node's link down for a while, then up; the first call answered after
+    // it. A flap longer than the GBN keepalive ends the tunnel: calls are then refused
+    // (retryably) until the client has reconnected, and each refusal is followed by a wait
+    // for that reconnection.
     for secs in &params.flaps {
         let tag = format!("flap{secs}");
         let mut stream = open_stream(&client, &tag).await;
-        reconnects(&mut events);
+        events.take();
         net.link_b.set_up(false);
-        // A call in flight across the flap, answered once the link is back.
+        // A call in flight across the flap.
         let during = {
             let client = client.clone();
             let memo = format!("{tag}-during");
-            tokio::spawn(async move { (add(&client, &memo).await, memo) })
+            tokio::spawn(async move {
+                let t = Instant::now();
+                (add(&client, &memo).await, memo, t.elapsed())
+            })
         };
         tokio::time::sleep(Duration::from_secs(*secs)).await;
         net.link_b.set_up(true);
         let up = Instant::now();
-        let first = add(&client, &format!("{tag}-first")).await;
-        let recovery_ms = up.elapsed().as_millis();
-        let (d, dmemo) = during.await.unwrap();
-        let during_ms = up.elapsed().as_millis();
         let mut memos = vec![];
-        match first {
-            Ok(h) => {
-                answered_all.insert(format!("{tag}-first"), h);
-                memos.push(format!("{tag}-first"));
+        let mut refused = Vec::new();
+        let recovery_ms = loop {
+            let memo = format!("{tag}-first{}", refused.len());
+            match add(&client, &memo).await {
+                Ok(h) => {
+                    answered_all.insert(memo.clone(), h);
+                    memos.push(memo);
+                    break up.elapsed().as_millis();
+                }
+                Err(e) => {
+                    if !e.is_retryable() {
+                        problems.push(format!("{tag}: {memo} refused with: {e}"));
+                    }
+                    failed_all.insert(memo, e.to_string());
+                    refused.push(e.to_string());
+                    assert!(
+                        refused.len() < 10 && up.elapsed() < RECOVERY,
+                        "{tag}: no call answered after the flap: {refused:#?}"
+                    );
+                    events.connected(RECOVERY).await;
+                }
             }
-            Err(e) => {
-                // A call cut by a reconnect is refused, retryably; the next must pass.
-                failed_all.insert(format!("{tag}-first"), e);
-            }
-        }
+        };
+        let (d, dmemo, during_ms) = during.await.unwrap();
+        let during_ok = d.is_ok();
         match d {
             Ok(h) => {
                 answered_all.insert(dmemo.clone(), h);
                 memos.push(dmemo);
             }
             Err(e) => {
-                failed_all.insert(dmemo, e);
+                if !e.is_retryable() {
+                    problems.push(format!("{tag}: the call across the flap failed with: {e}"));
+                }
+                failed_all.insert(dmemo, e.to_string());
             }
         }
         let after = batch(&client, &format!("{tag}-after"), 3, 1, Duration::ZERO).await;
@@ -648,14 +700,24 @@ async fn run(params: Params) {
                 }
                 "continued".to_owned()
             }
-            Err(e) => format!("ended: {e}"),
+            // The stream's state was in the tunnel that died with the flap: it ends, saying
+            // so in words an app can act on.
+            Err((e, retryable)) => {
+                if !retryable {
+                    problems.push(format!("{tag}: the stream ended with: {e}"));
+                }
+                format!("ended: {e}")
+            }
         };
-        let n_rec = reconnects(&mut events);
         println!(
-            "NETFAULT toxic=link_flap down_s={secs} recovery_ms={recovery_ms} during_call_ms={during_ms} first_ok={} during_ok={} reconnects={n_rec} stream={stream_outcome}",
-            !failed_all.contains_key(&format!("{tag}-first")),
-            !failed_all.contains_key(&format!("{tag}-during")),
+            "NETFAULT toxic=link_flap down_s={secs} recovery_ms={recovery_ms} refused_first={} during_ok={during_ok} during_ms={} reconnects={} stream={stream_outcome}",
+            refused.len(),
+            during_ms.as_millis(),
+            events.take(),
         );
+        for r in refused.iter().take(3) {
+            println!("NETFAULT   refused: {r}");
+        }
         answered_all.extend(after.answered);
     }
 
