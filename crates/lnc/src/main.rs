@@ -5,6 +5,12 @@
 mod cmd;
 mod fd_limit;
 
+/// jemalloc rather than glibc's malloc: the relay and the node must give a burst's memory back
+/// (#18); see crates/lnc/Cargo.toml and BENCHMARKS.md for the measurement.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Lightning Node Connect tools.
@@ -54,6 +60,11 @@ enum Command {
 /// whose node is offline needs the sentence that says what to do, not a stack.
 /// `--log debug` is the way to more detail.
 fn main() -> std::process::ExitCode {
+    // The purge thread returns dirty pages after their decay time (10 s) even when the
+    // process is idle; without it jemalloc purges only while it allocates, so a relay left
+    // quiet after a flood would keep the memory. Failure only costs that, so it is ignored.
+    #[cfg(all(target_os = "linux", not(target_env = "musl")))]
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
