@@ -140,11 +140,12 @@ impl Toxiproxy {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            // Its info lines (one per connection and toxic) only with the processes' log.
+            // Its info and warning lines (one per connection, toxic and cut link) only with the
+            // processes' log.
             let level = if std::env::var_os("LNC_TEST_PROC_LOG").is_some() {
                 "info"
             } else {
-                "warn"
+                "error"
             };
             let mut p = Proc::spawn_env(
                 "toxiproxy",
