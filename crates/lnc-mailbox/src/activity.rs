@@ -19,6 +19,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::budget::{CALL_COST, MemoryBudget, Over, Reservation};
+use crate::error::RelayError;
 use crate::ip_counts::{IpCount, IpCounts};
 
 /// One connection's requests in flight.
@@ -108,9 +110,25 @@ pub(crate) struct CallTable {
 }
 
 impl CallTable {
-    /// Counts a call of `ip`, or `None` when it already has `limit` in flight.
-    pub(crate) fn admit(&self, ip: IpAddr, limit: usize) -> Option<CallGuard> {
-        self.counts.add(ip, limit).map(|(guard, _)| guard)
+    /// Counts a call of `ip` and reserves its memory, or says why it cannot be taken:
+    /// `limit` calls in flight already, or its IP's share of the budget is held.
+    pub(crate) fn admit(
+        &self,
+        ip: IpAddr,
+        limit: usize,
+        budget: &Arc<MemoryBudget>,
+    ) -> Result<CallGuard, RelayError> {
+        let (count, _) = self
+            .counts
+            .add(ip, limit)
+            .ok_or(RelayError::TooManyCalls(limit))?;
+        let memory = budget
+            .reserve(ip, CALL_COST)
+            .map_err(|over| over_share(over, budget))?;
+        Ok(CallGuard {
+            _count: count,
+            _memory: memory,
+        })
     }
 
     #[cfg(test)]
@@ -119,8 +137,21 @@ impl CallTable {
     }
 }
 
-/// One call counted against its IP until dropped.
-pub(crate) type CallGuard = IpCount;
+/// The refusal for a call or connection the budget cannot take.
+pub(crate) fn over_share(over: Over, budget: &MemoryBudget) -> RelayError {
+    RelayError::OverMemoryShare {
+        share: match over {
+            Over::IpShare => budget.per_ip_cap(),
+            Over::Relay => budget.total_cap(),
+        },
+    }
+}
+
+/// One call counted against its IP, and its memory reserved, until dropped.
+pub(crate) struct CallGuard {
+    _count: IpCount,
+    _memory: Reservation,
+}
 
 /// A response body that keeps its request counted until it has been sent or dropped (a
 /// `RecvStream` answers at once and lives in its body).
@@ -208,14 +239,34 @@ mod tests {
     #[test]
     fn calls_are_capped_per_ip_and_released() {
         let t = Arc::new(CallTable::default());
+        let budget = MemoryBudget::new(1 << 30, 1 << 30);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let g1 = t.admit(a, 2).unwrap();
-        let _g2 = t.admit(a, 2).unwrap();
-        assert!(t.admit(a, 2).is_none());
-        let _other = t.admit(b, 2).unwrap();
+        let g1 = t.admit(a, 2, &budget).unwrap();
+        let _g2 = t.admit(a, 2, &budget).unwrap();
+        assert!(matches!(
+            t.admit(a, 2, &budget),
+            Err(RelayError::TooManyCalls(2))
+        ));
+        let _other = t.admit(b, 2, &budget).unwrap();
         drop(g1);
         assert_eq!(t.in_flight(a), 1);
-        assert!(t.admit(a, 2).is_some());
+        assert!(t.admit(a, 2, &budget).is_ok());
+        assert_eq!(budget.reserved(), 2 * CALL_COST, "g2 and b's call");
+    }
+
+    #[test]
+    fn calls_are_refused_at_the_ips_memory_share() {
+        let t = Arc::new(CallTable::default());
+        let budget = MemoryBudget::new(1 << 30, 2 * CALL_COST);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let _g = (
+            t.admit(a, 100, &budget).unwrap(),
+            t.admit(a, 100, &budget).unwrap(),
+        );
+        let refused = t.admit(a, 100, &budget).err().unwrap();
+        assert!(matches!(refused, RelayError::OverMemoryShare { share } if share == 2 * CALL_COST));
+        // The refused call is not counted.
+        assert_eq!(t.in_flight(a), 2);
     }
 }

@@ -6,6 +6,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::activity::over_share;
+use crate::budget::{CONNECTION_COST, MemoryBudget, Reservation};
+use crate::error::RelayError;
 use crate::ip_counts::{IpCount, IpCounts};
 
 /// Who sent a request: the client IP used for per-IP limits. Carried as a
@@ -22,8 +25,12 @@ pub struct ClientInfo {
     pub(crate) _request: Arc<crate::activity::RequestGuard>,
 }
 
-/// Counts one open connection against its IP until dropped.
-pub(crate) type ConnGuard = IpCount;
+/// One open connection: counted against its IP, and its memory reserved in the budget
+/// (none for a trusted proxy's connection, which carries many clients), until dropped.
+pub(crate) struct ConnGuard {
+    _count: IpCount,
+    _memory: Option<Reservation>,
+}
 
 /// Open connections per client IP.
 #[derive(Default)]
@@ -37,22 +44,55 @@ const OVER_LIMIT_GRACE: usize = 8;
 
 pub(crate) enum Admission {
     Ok(Arc<ConnGuard>),
-    Reject(Arc<ConnGuard>),
+    /// Served briefly to explain the refusal, then closed.
+    Reject(Arc<ConnGuard>, RelayError),
     Drop,
 }
 
 impl ConnTable {
-    pub(crate) fn admit(&self, ip: IpAddr, limit: usize, exempt: bool) -> Admission {
+    /// Counts a connection of `ip` and reserves its memory. Over either limit it is still
+    /// counted (so an IP cannot flood the explanations) but refused; far over the count
+    /// it is dropped.
+    pub(crate) fn admit(
+        &self,
+        ip: IpAddr,
+        limit: usize,
+        exempt: bool,
+        budget: &Arc<MemoryBudget>,
+    ) -> Admission {
         let cap = if exempt {
             usize::MAX
         } else {
             limit.saturating_add(OVER_LIMIT_GRACE)
         };
-        match self.counts.add(ip, cap) {
-            None => Admission::Drop,
-            Some((guard, n)) if !exempt && n > limit => Admission::Reject(Arc::new(guard)),
-            Some((guard, _)) => Admission::Ok(Arc::new(guard)),
+        let Some((count, n)) = self.counts.add(ip, cap) else {
+            return Admission::Drop;
+        };
+        if !exempt && n > limit {
+            let guard = ConnGuard {
+                _count: count,
+                _memory: None,
+            };
+            return Admission::Reject(Arc::new(guard), RelayError::TooManyConnections(limit));
         }
+        let memory = if exempt {
+            None
+        } else {
+            match budget.reserve(ip, CONNECTION_COST) {
+                Ok(r) => Some(r),
+                Err(over) => {
+                    let guard = ConnGuard {
+                        _count: count,
+                        _memory: None,
+                    };
+                    return Admission::Reject(Arc::new(guard), over_share(over, budget));
+                }
+            }
+        };
+        Admission::Ok(Arc::new(ConnGuard {
+            _count: count,
+            _memory: memory,
+        }))
     }
 }
 

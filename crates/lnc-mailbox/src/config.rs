@@ -53,12 +53,15 @@ pub struct Limits {
     pub stream_rate_per_sec: f64,
     /// Token bucket size: messages a stream may send in a burst.
     pub stream_burst: u32,
-    /// Bytes queued relay-wide (in every mailbox, waiting for readers) before writers are
-    /// held back. `None`: a quarter of the machine's memory.
+    /// The relay's memory budget: bytes queued relay-wide (in every mailbox, waiting for
+    /// readers) plus a fixed reservation per call in flight (16 KiB) and per open
+    /// connection (64 KiB). Writers are held back and new calls and connections refused
+    /// when it is spent. `None`: a quarter of the machine's memory.
     pub queue_budget_bytes: Option<usize>,
-    /// Bytes one writing IP may have queued before its writers are held back (its share of
-    /// the budget). `None`: 64 MiB (at most the budget): 32 full mailboxes, while a node's
-    /// hundreds of sessions queue a few KB each.
+    /// One IP's share of the budget: its queued messages, calls and connections together.
+    /// Its writers are held back, and its new calls and connections refused, at the share.
+    /// `None`: 64 MiB (at most the budget): its calls and connections at the count limits
+    /// reserve ≈ 48 MiB, a node's hundreds of sessions queue a few KB each.
     pub queue_budget_per_ip_bytes: Option<usize>,
 }
 

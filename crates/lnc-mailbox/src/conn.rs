@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::activity::{CallTable, ConnActivity, GuardedBody};
+use crate::budget::MemoryBudget;
 use crate::client::{Admission, ClientInfo, ConnGuard, ConnTable, client_ip};
 use crate::config::Config;
 use crate::error::RelayError;
@@ -45,6 +46,8 @@ struct Shared {
     trusted: Vec<IpAddr>,
     metrics: Arc<Metrics>,
     calls: CallTable,
+    /// The relay's memory budget: every call and connection reserves its cost here.
+    budget: Arc<MemoryBudget>,
     max_calls: usize,
     max_connections: usize,
     handshake_timeout: Duration,
@@ -58,6 +61,7 @@ impl Listener {
         router: Router,
         config: &Config,
         metrics: Arc<Metrics>,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         Listener {
             listener,
@@ -68,6 +72,7 @@ impl Listener {
                 trusted: config.trusted_proxies.clone(),
                 metrics,
                 calls: CallTable::default(),
+                budget,
                 max_calls: config.limits.max_calls_per_ip(),
                 max_connections: config.limits.max_connections_per_ip,
                 handshake_timeout: config.timers.handshake_timeout,
@@ -105,9 +110,12 @@ impl Listener {
         let shared = &self.shared;
         let _ = tcp.set_nodelay(true);
         let exempt = shared.trusted.contains(&peer_ip);
-        let (guard, over_limit) = match self.conns.admit(peer_ip, shared.max_connections, exempt) {
-            Admission::Ok(g) => (g, false),
-            Admission::Reject(g) => (g, true),
+        let admission = self
+            .conns
+            .admit(peer_ip, shared.max_connections, exempt, &shared.budget);
+        let (guard, refusal) = match admission {
+            Admission::Ok(g) => (g, None),
+            Admission::Reject(g, why) => (g, Some(why)),
             Admission::Drop => {
                 shared.metrics.reject("max_connections_per_ip");
                 return;
@@ -123,7 +131,7 @@ impl Listener {
             shared: shared.clone(),
             peer_ip,
             guard,
-            over_limit,
+            refusal,
         };
         let watcher = self.graceful.watcher();
         match &self.tls {
@@ -179,8 +187,9 @@ struct Handler {
     shared: Arc<Shared>,
     peer_ip: IpAddr,
     guard: Arc<ConnGuard>,
-    /// Over the per-IP connection limit: answer every request with the refusal, then close.
-    over_limit: bool,
+    /// Over the per-IP connection limit or memory share: answer every request with this
+    /// refusal, then close.
+    refusal: Option<RelayError>,
 }
 
 impl Handler {
@@ -188,22 +197,20 @@ impl Handler {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        if self.over_limit {
-            self.refuse(io).await;
-        } else {
-            self.serve(io, watcher).await;
+        match self.refusal.clone() {
+            Some(why) => self.refuse(io, why).await,
+            None => self.serve(io, watcher).await,
         }
     }
 
     /// Explains the refusal on this connection, briefly, then closes it.
-    async fn refuse<S>(self, io: S)
+    async fn refuse<S>(self, io: S, why: RelayError)
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let shared = self.shared.clone();
-        let limit = shared.max_connections;
         let svc = tower::service_fn(move |req: http::Request<Incoming>| {
-            let answer = web::refusal(&shared.metrics, &req, RelayError::TooManyConnections(limit));
+            let answer = web::refusal(&shared.metrics, &req, why.clone());
             async move { Ok::<_, Infallible>(answer) }
         });
         let conn = self
@@ -234,12 +241,12 @@ impl Handler {
                     _conn: guard.clone(),
                     _request: request.clone(),
                 });
-                let call = shared.calls.admit(ip, shared.max_calls);
+                let call = shared.calls.admit(ip, shared.max_calls, &shared.budget);
                 let shared = shared.clone();
                 async move {
-                    let Some(call) = call else {
-                        let e = RelayError::TooManyCalls(shared.max_calls);
-                        return Ok(web::refusal(&shared.metrics, &req, e));
+                    let call = match call {
+                        Ok(call) => call,
+                        Err(e) => return Ok(web::refusal(&shared.metrics, &req, e)),
                     };
                     let resp = tower::ServiceExt::oneshot(shared.router.clone(), req).await?;
                     Ok::<_, Infallible>(

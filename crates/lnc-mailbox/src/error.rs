@@ -56,6 +56,14 @@ pub enum RelayError {
         "call limit reached: {0} calls in flight from this address (2 x max_streams_per_ip + 64)"
     )]
     TooManyCalls(usize),
+    /// A call or connection would take this IP (or the relay) past its memory budget.
+    #[error(
+        "memory limit reached: this address's calls, connections and queued messages hold its share of the relay's memory ({share} bytes); read or delete its mailboxes, or close idle connections"
+    )]
+    OverMemoryShare {
+        /// The per-IP share (`queue_budget_per_ip_bytes`), or the relay's budget.
+        share: usize,
+    },
     /// Create/delete without a valid bearer token.
     #[error("create auth: {0}")]
     Unauthenticated(&'static str),
@@ -95,7 +103,8 @@ impl RelayError {
             | RelayError::TooManyStreams(_)
             | RelayError::TooManyStreamsPerIp(_)
             | RelayError::TooManyConnections(_)
-            | RelayError::TooManyCalls(_) => Code::ResourceExhausted,
+            | RelayError::TooManyCalls(_)
+            | RelayError::OverMemoryShare { .. } => Code::ResourceExhausted,
             RelayError::Unauthenticated(_) => Code::Unauthenticated,
             RelayError::NotCreator => Code::PermissionDenied,
             RelayError::StreamClosed
@@ -121,6 +130,7 @@ impl RelayError {
             RelayError::TooManyStreamsPerIp(_) => "max_streams_per_ip",
             RelayError::TooManyConnections(_) => "max_connections_per_ip",
             RelayError::TooManyCalls(_) => "max_calls_per_ip",
+            RelayError::OverMemoryShare { .. } => "memory_share",
             RelayError::Unauthenticated(_) | RelayError::NotCreator => "auth",
             RelayError::StreamClosed => "stream_closed",
             RelayError::ShuttingDown => "shutting_down",

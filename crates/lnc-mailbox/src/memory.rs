@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::budget::{Over, QueueBudget};
+use crate::budget::{MemoryBudget, Over};
 use crate::config::{Limits, Timers};
 use crate::error::RelayError;
 use crate::metrics::Metrics;
@@ -57,7 +57,7 @@ struct Mailbox {
 }
 
 impl Mailbox {
-    fn close(&self, st: &mut State, why: RelayError, budget: &QueueBudget) {
+    fn close(&self, st: &mut State, why: RelayError, budget: &MemoryBudget) {
         if st.closed.is_none() {
             st.closed = Some(why);
         }
@@ -87,8 +87,8 @@ pub struct MemoryStore {
     limits: Limits,
     timers: Timers,
     metrics: Arc<Metrics>,
-    /// Queued bytes relay-wide and per writing IP.
-    budget: QueueBudget,
+    /// The relay's memory budget (queued bytes are charged to their writer's IP here).
+    budget: Arc<MemoryBudget>,
     /// Bumped on lifecycle events (create/delete/attach/detach/back-pressure),
     /// so tests can wait for an event instead of sleeping.
     events: crate::stream::Events,
@@ -96,13 +96,12 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     /// An empty store.
-    pub fn new(limits: Limits, timers: Timers, metrics: Arc<Metrics>) -> Arc<Self> {
-        let total = limits.queue_budget();
-        let budget = QueueBudget::new(total, limits.queue_budget_per_ip(total));
-        metrics.queue_budget_bytes.set(budget.total_cap() as i64);
-        metrics
-            .queue_budget_per_ip_bytes
-            .set(budget.per_ip_cap() as i64);
+    pub(crate) fn new(
+        limits: Limits,
+        timers: Timers,
+        metrics: Arc<Metrics>,
+        budget: Arc<MemoryBudget>,
+    ) -> Arc<Self> {
         Arc::new(MemoryStore {
             budget,
             inner: Mutex::new(Inner {
@@ -567,7 +566,11 @@ mod tests {
             idle_timeout: Some(Duration::from_secs(5)),
             ..Timers::default()
         };
-        MemoryStore::new(limits, timers, Arc::new(Metrics::default()))
+        let budget = MemoryBudget::new(
+            limits.queue_budget(),
+            limits.queue_budget_per_ip(limits.queue_budget()),
+        );
+        MemoryStore::new(limits, timers, Arc::new(Metrics::default()), budget)
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

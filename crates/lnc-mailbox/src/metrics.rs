@@ -34,7 +34,10 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Bytes queued relay-wide (memory backend), against `queue_budget_bytes`.
     pub queued_bytes: Gauge,
-    /// The relay-wide queue budget.
+    /// Bytes reserved relay-wide for calls in flight and open connections, against the
+    /// same budget as the queued bytes.
+    pub reserved_bytes: Gauge,
+    /// The relay-wide memory budget.
     pub queue_budget_bytes: Gauge,
     /// One IP's share of it.
     pub queue_budget_per_ip_bytes: Gauge,
@@ -63,6 +66,7 @@ impl Default for Metrics {
             backpressure: Counter::default(),
             rate_limited: Counter::default(),
             queued_bytes: Gauge::default(),
+            reserved_bytes: Gauge::default(),
             queue_budget_bytes: Gauge::default(),
             queue_budget_per_ip_bytes: Gauge::default(),
             budget_held: Family::default(),
@@ -118,13 +122,18 @@ impl Default for Metrics {
             m.queued_bytes.clone(),
         );
         registry.register(
+            "reserved_bytes",
+            "Bytes of the memory budget reserved for calls in flight and open connections",
+            m.reserved_bytes.clone(),
+        );
+        registry.register(
             "queue_budget_bytes",
-            "The relay-wide budget of queued bytes",
+            "The relay-wide memory budget (queued bytes, calls, connections)",
             m.queue_budget_bytes.clone(),
         );
         registry.register(
             "queue_budget_per_ip_bytes",
-            "One writing IP's share of the queue budget",
+            "One IP's share of the memory budget (its queued bytes, calls and connections)",
             m.queue_budget_per_ip_bytes.clone(),
         );
         registry.register(

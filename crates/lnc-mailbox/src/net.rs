@@ -247,7 +247,7 @@ impl Server {
             })
         });
 
-        let graceful = Listener::new(listener, tls, router, &config, metrics)
+        let graceful = Listener::new(listener, tls, router, &config, metrics, store.budget())
             .run(shutdown)
             .await;
 

@@ -65,5 +65,6 @@ pub(crate) fn render_metrics(store: &Store, metrics: &Metrics) -> String {
         .get_or_create(&vec![("state", "idle")])
         .set((s.readers - s.active) as i64);
     metrics.queued_bytes.set(s.queued_bytes as i64);
+    metrics.reserved_bytes.set(store.budget().reserved() as i64);
     metrics.encode()
 }

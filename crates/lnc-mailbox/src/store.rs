@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
+use crate::budget::MemoryBudget;
 use crate::config::{Limits, Timers};
 use crate::error::RelayError;
 use crate::memory::{MemReadHalf, MemWriteHalf, MemoryStore};
@@ -29,13 +30,28 @@ enum Backend {
 /// All live mailboxes, wherever they are kept.
 pub struct Store {
     backend: Backend,
+    /// The relay's memory budget: queued messages (memory backend), calls and connections.
+    budget: Arc<MemoryBudget>,
+}
+
+/// The budget the limits ask for, with its caps published as metrics.
+fn budget(limits: &Limits, metrics: &Metrics) -> Arc<MemoryBudget> {
+    let total = limits.queue_budget();
+    let budget = MemoryBudget::new(total, limits.queue_budget_per_ip(total));
+    metrics.queue_budget_bytes.set(budget.total_cap() as i64);
+    metrics
+        .queue_budget_per_ip_bytes
+        .set(budget.per_ip_cap() as i64);
+    budget
 }
 
 impl Store {
     /// An empty in-memory store (single instance).
     pub fn new(limits: Limits, timers: Timers, metrics: Arc<Metrics>) -> Arc<Self> {
+        let budget = budget(&limits, &metrics);
         Arc::new(Store {
-            backend: Backend::Memory(MemoryStore::new(limits, timers, metrics)),
+            backend: Backend::Memory(MemoryStore::new(limits, timers, metrics, budget.clone())),
+            budget,
         })
     }
 
@@ -48,9 +64,16 @@ impl Store {
         timers: Timers,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, crate::redis::RedisSetupError> {
+        let budget = budget(&limits, &metrics);
         Ok(Arc::new(Store {
             backend: Backend::Redis(RedisStore::start(config, limits, timers, metrics)?),
+            budget,
         }))
+    }
+
+    /// The relay's memory budget, which the listener charges calls and connections to.
+    pub(crate) fn budget(&self) -> Arc<MemoryBudget> {
+        self.budget.clone()
     }
 
     /// Receives a notification on each lifecycle event (create, delete,

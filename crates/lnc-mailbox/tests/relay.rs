@@ -1086,6 +1086,97 @@ async fn calls_in_flight_are_capped_per_ip() {
     .unwrap();
 }
 
+/// Calls and connections count against the same per-IP memory share as queued bytes
+/// (#18: "a per-IP share that covers queued bytes, half-open streams and connections
+/// together"). With a 1 MiB share, one IP's half-open `SendStream`s (16 KiB each, its
+/// connection 64 KiB) are refused with a status that says what to do long before the
+/// count limit (2,064 calls), the reservations show in the metrics, another IP still
+/// gets through, and ending the calls gives the share back.
+#[tokio::test]
+async fn half_open_calls_count_against_the_ips_memory_share() {
+    const SHARE: usize = 1 << 20;
+    let mut cfg = config(false);
+    cfg.limits.queue_budget_bytes = Some(8 * SHARE);
+    cfg.limits.queue_budget_per_ip_bytes = Some(SHARE);
+    let relay = Relay::start(cfg).await;
+    let handle = relay.handle.clone();
+    let attacker_ip: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let attacker = relay.client().from_ip(attacker_ip).grpc().await;
+    let mut open = Vec::new();
+    let mut probe = attacker.clone();
+    let refused = timeout(T, async {
+        loop {
+            // A writer that never sends its first message holds its call open...
+            open.push(writer(&attacker));
+            // ...and a unary call behind it on the same connection is admitted after it
+            // (hyper dispatches a connection's requests in order): "not found" while the
+            // share has room, the budget's refusal once the writers hold it.
+            match probe.del_cipher_box(auth_req(&sid(114))).await {
+                Err(e) if e.code() == tonic::Code::ResourceExhausted => return e,
+                Err(e) if e.message() == "stream not found" => {}
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+        }
+    })
+    .await
+    .expect("calls are refused at the IP's memory share");
+    assert!(
+        refused.message().contains("memory limit reached"),
+        "{}",
+        refused.message()
+    );
+    // A further half-open call gets the same answer at once.
+    let (_tx, task) = writer(&attacker);
+    let e = timeout(T, task).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e}");
+    // The writers' requests race the probes on the connection, so which iteration saw
+    // the refusal varies; what the relay holds does not: the connection (64 KiB) and
+    // (1 MiB − 64 KiB) / 16 KiB = 60 half-open calls, the share exactly.
+    timeout(T, async {
+        while reserved(&handle) != SHARE {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("reserved {} bytes, share {SHARE}", reserved(&handle)));
+    let text = handle.metrics_text();
+    assert!(
+        text.contains("rejections_total{reason=\"memory_share\"}"),
+        "{text}"
+    );
+
+    // Another IP is unaffected.
+    let mut victim = relay.grpc().await;
+    let id = sid(112);
+    create(&mut victim, &id).await;
+    let mut r = victim.recv_stream(desc(&id)).await.unwrap().into_inner();
+    let (tx, _task) = writer(&victim);
+    tx.send(cbox(&id, b"still here")).await.unwrap();
+    let m = timeout(T, r.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&m.msg[..], b"still here");
+
+    // Ending the half-open calls gives the share back: the attacker may call again.
+    open.clear();
+    timeout(T, async {
+        while reserved(&handle) >= SHARE / 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("ended calls release their reservations");
+    let mut again = attacker.clone();
+    again.new_cipher_box(auth_req(&sid(113))).await.unwrap();
+}
+
+/// `lnc_mailbox_reserved_bytes` from the relay's metrics.
+fn reserved(h: &lnc_mailbox::ServerHandle) -> usize {
+    h.metrics_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("lnc_mailbox_reserved_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// One IP cannot pin the relay's memory with messages nobody reads (#18 row 2: 1,000
 /// mailboxes × 16 × 131 KB from one IP took 2 GB). What it queues is charged to it; at its
 /// share of the queue budget its writers are held back (nothing dropped, no error), while

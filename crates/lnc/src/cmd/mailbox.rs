@@ -94,11 +94,13 @@ pub struct MailboxArgs {
     /// Burst of messages per stream above the rate [default: 2000].
     #[arg(long, env = "LNC_MAILBOX_STREAM_BURST")]
     stream_burst: Option<u32>,
-    /// Bytes queued relay-wide (messages waiting for readers) before writers are held
-    /// back [default: a quarter of the machine's memory].
+    /// The relay's memory budget: queued messages plus 16 KiB per call in flight and 64 KiB
+    /// per connection; writers are held back and new calls refused when it is spent
+    /// [default: a quarter of the machine's memory].
     #[arg(long, env = "LNC_MAILBOX_QUEUE_BUDGET_BYTES")]
     queue_budget_bytes: Option<usize>,
-    /// Bytes one writing client IP may have queued [default: 67108864, at most the budget].
+    /// One client IP's share of the budget: its queued messages, calls and connections
+    /// together [default: 67108864, at most the budget].
     #[arg(long, env = "LNC_MAILBOX_QUEUE_BUDGET_PER_IP_BYTES")]
     queue_budget_per_ip_bytes: Option<usize>,
     /// Delete mailboxes with no reader and no writer for this many seconds;
