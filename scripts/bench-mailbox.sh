@@ -15,7 +15,7 @@ PORT="${LNC_BENCH_PORT:-18443}"
 # Limits raised so the load generator (one IP) is not refused, and the
 # per-stream rate limit lifted to measure the relay itself.
 "$BIN" mailbox --insecure --listen "127.0.0.1:$PORT" --metrics-listen off \
-  --max-streams-per-ip 1000000 --max-connections-per-ip 100000 \
+  --max-streams-per-ip 1000000 --max-connections-per-ip 100000 --queue-budget-per-ip-bytes 8589934592 \
   --stream-rate 1000000000 --stream-burst 1000000 --idle-timeout-secs 0 \
   --log warn &
 SERVER=$!

@@ -23,7 +23,7 @@ trap cleanup EXIT
 REDIS=$!; PIDS+=("$REDIS")
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 wait_port "$RPORT"
-COMMON=(--insecure --metrics-listen off --max-streams-per-ip 1000000 --max-connections-per-ip 100000
+COMMON=(--insecure --metrics-listen off --max-streams-per-ip 1000000 --max-connections-per-ip 100000 --queue-budget-per-ip-bytes 8589934592
   --stream-rate 1000000000 --stream-burst 1000000 --idle-timeout-secs 0 --log warn)
 "$BIN" mailbox "${COMMON[@]}" --listen "127.0.0.1:$BASE" & PIDS+=($!)
 for i in 1 2 3; do

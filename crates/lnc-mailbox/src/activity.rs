@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::budget::{CALL_COST, MemoryBudget, Over, Reservation};
+use crate::budget::{CALL_COST, MemoryBudget, Reservation, over_share};
 use crate::error::RelayError;
 use crate::ip_counts::{IpCount, IpCounts};
 
@@ -134,16 +134,6 @@ impl CallTable {
     #[cfg(test)]
     fn in_flight(&self, ip: IpAddr) -> usize {
         self.counts.get(ip)
-    }
-}
-
-/// The refusal for a call or connection the budget cannot take.
-pub(crate) fn over_share(over: Over, budget: &MemoryBudget) -> RelayError {
-    RelayError::OverMemoryShare {
-        share: match over {
-            Over::IpShare => budget.per_ip_cap(),
-            Over::Relay => budget.total_cap(),
-        },
     }
 }
 

@@ -11,17 +11,23 @@
 //! - a writer over its IP's share (or writing while the relay's budget is spent) is held
 //!   back exactly like a writer whose queue is full (back-pressure, nothing dropped);
 //! - a call or connection that would cross its IP's share is refused with a status that
-//!   says so ([`crate::RelayError::OverMemoryShare`]).
+//!   says so ([`crate::error::RelayError::OverMemoryShare`]);
+//! - a writer held back reserves what HTTP/2 may buffer for it (its stream window) plus
+//!   the message it holds, within everything its IP holds; at the share it is ended with
+//!   the same status instead of being kept.
 //!
 //! Calls and connections are reserved before queued bytes: an IP's queued messages get
-//! what its calls and connections leave of its share, and a full queue never stops the IP
-//! from opening the reader that would drain it.
+//! what its reservations leave of its share, and a full queue never stops the IP from
+//! opening the reader that would drain it. So one IP holds at most its share in queued
+//! bytes and held writers, and at most its share in calls and connections.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
+
+use crate::error::RelayError;
 
 /// What one call in flight costs the relay, worst case, before it carries a message: the
 /// HTTP/2 stream state, the request's headers and the handler's task and buffers. Row 3
@@ -31,6 +37,11 @@ pub(crate) const CALL_COST: usize = 16 << 10;
 /// What one open connection costs before any call: the TLS session's record buffers
 /// (2 × 16.5 KiB), the HTTP/1 or HTTP/2 connection state and its read buffer, the task.
 pub(crate) const CONNECTION_COST: usize = 64 << 10;
+
+/// What a writer the relay holds back (its queue full, or its IP's share spent) keeps
+/// beyond its queued messages, besides the message it is holding: what HTTP/2 flow control
+/// lets its client send before the window closes (the relay's stream window).
+pub(crate) const HELD_WRITER_COST: usize = 256 << 10;
 
 /// Why a message, call or connection does not fit now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +151,35 @@ impl MemoryBudget {
         })
     }
 
+    /// Reserves `cost` bytes for a writer held back, checked against everything its IP
+    /// holds (queued and reserved): an IP at its share has its further held writers
+    /// refused rather than kept, since each would pin its stream's buffers.
+    pub(crate) fn reserve_within_share(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        cost: usize,
+    ) -> Result<Reservation, Over> {
+        let mut u = self.lock();
+        let all = u.queued.saturating_add(u.reserved);
+        if all.saturating_add(cost) > self.total_cap {
+            return Err(Over::Relay);
+        }
+        let mine = u
+            .per_ip
+            .get(&ip)
+            .map_or(0, |m| m.queued.saturating_add(m.reserved));
+        if mine.saturating_add(cost) > self.per_ip_cap {
+            return Err(Over::IpShare);
+        }
+        u.reserved += cost;
+        u.per_ip.entry(ip).or_default().reserved += cost;
+        Ok(Reservation {
+            budget: self.clone(),
+            ip,
+            cost,
+        })
+    }
+
     fn release(&self, ip: IpAddr, cost: usize) {
         {
             let mut u = self.lock();
@@ -179,6 +219,16 @@ impl MemoryBudget {
     /// The per-IP share.
     pub(crate) fn per_ip_cap(&self) -> usize {
         self.per_ip_cap
+    }
+}
+
+/// The refusal for a call, connection or held writer the budget cannot take.
+pub(crate) fn over_share(over: Over, budget: &MemoryBudget) -> RelayError {
+    RelayError::OverMemoryShare {
+        share: match over {
+            Over::IpShare => budget.per_ip_cap(),
+            Over::Relay => budget.total_cap(),
+        },
     }
 }
 

@@ -6,8 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::activity::over_share;
-use crate::budget::{CONNECTION_COST, MemoryBudget, Reservation};
+use crate::budget::{CONNECTION_COST, MemoryBudget, Reservation, over_share};
 use crate::error::RelayError;
 use crate::ip_counts::{IpCount, IpCounts};
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::budget::{MemoryBudget, Over};
+use crate::budget::{HELD_WRITER_COST, MemoryBudget, Over, Reservation, over_share};
 use crate::config::{Limits, Timers};
 use crate::error::RelayError;
 use crate::metrics::Metrics;
@@ -463,14 +463,25 @@ impl MemWriteHalf {
             self.store.metrics.rate_limited.inc();
             tokio::time::sleep(d).await;
         }
+        let len = msg.len();
         let mut msg = Some(msg);
         let (mut counted, mut budget_counted) = (false, false);
+        // While held back, this writer pins its message and its stream's HTTP/2 buffers:
+        // reserved in the budget until the message is queued (dropped on return).
+        let mut held: Option<Reservation> = None;
         loop {
             // Armed before the check, so a refund in between is not missed.
             let freed = self.store.budget.freed();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let over = poll_fn(|cx| self.poll_push(cx, &mut msg, &mut counted)).await?;
+            let over = poll_fn(|cx| match self.poll_push(cx, &mut msg, &mut counted) {
+                Poll::Pending => match self.hold(&mut held, len) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                },
+                ready => ready,
+            })
+            .await?;
             let Some(over) = over else {
                 return Ok(());
             };
@@ -487,11 +498,25 @@ impl MemWriteHalf {
                     .inc();
                 self.store.events.bump();
             }
+            self.hold(&mut held, len)?;
             tokio::select! {
                 () = freed => {}
                 e = self.closed() => return Err(e),
             }
         }
+    }
+
+    /// Reserves a held writer's cost once (see [`HELD_WRITER_COST`]); at its IP's share the
+    /// writer is refused instead of kept.
+    fn hold(&self, held: &mut Option<Reservation>, len: usize) -> Result<(), RelayError> {
+        if held.is_none() {
+            let budget = &self.store.budget;
+            let r = budget
+                .reserve_within_share(self.ip, HELD_WRITER_COST.saturating_add(len))
+                .map_err(|over| over_share(over, budget))?;
+            *held = Some(r);
+        }
+        Ok(())
     }
 
     /// Queues `msg` if its mailbox has room (else waits for the reader) and the budget

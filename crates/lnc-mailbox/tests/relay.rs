@@ -1179,9 +1179,10 @@ fn reserved(h: &lnc_mailbox::ServerHandle) -> usize {
 
 /// One IP cannot pin the relay's memory with messages nobody reads (#18 row 2: 1,000
 /// mailboxes × 16 × 131 KB from one IP took 2 GB). What it queues is charged to it; at its
-/// share of the queue budget its writers are held back (nothing dropped, no error), while
-/// another IP's messages still go through, and what it queued is given back when its
-/// mailboxes go.
+/// share of the budget its writers are held back while the share can also cover what a
+/// held writer pins (its message and its stream's HTTP/2 window), and past that they are
+/// ended with a status that says why (nothing queued is dropped), while another IP's
+/// messages still go through, and what it queued is given back when its mailboxes go.
 #[tokio::test]
 async fn one_ip_cannot_queue_more_than_its_share() {
     const SHARE: usize = 1 << 20;
@@ -1230,6 +1231,20 @@ async fn one_ip_cannot_queue_more_than_its_share() {
     assert!(
         queued <= SHARE + MSG,
         "one IP queued {queued} bytes, over its share of {SHARE}"
+    );
+    // Its share is spent, so its held writers are refused, not kept.
+    let (ended, i, _) = timeout(
+        T,
+        futures_util::future::select_all(writers.iter_mut().map(|(_, task)| task)),
+    )
+    .await
+    .expect("a writer past the share is ended");
+    let refused = ended.unwrap().unwrap_err();
+    writers.remove(i).0.abort();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused}");
+    assert!(
+        refused.message().contains("memory limit reached"),
+        "{refused}"
     );
 
     // Another client still gets through, both ways.
