@@ -277,17 +277,8 @@ async fn our_calls(cell: &Cell, step: &str, c: &lnc_client::Client, alias: &str,
 }
 
 /// Our side's logs when `RUST_LOG` asks for them (once per test process).
-fn init_tracing() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
-}
-
 async fn run(cell: Cell, seed: u64) {
-    init_tracing();
+    lnc_testkit::init_tracing();
     let relay = start_relay(&cell).await;
     let addr = relay.app_addr();
     let (_node, phrase, alias) = start_node(&cell, &relay.node_addr(), seed).await;

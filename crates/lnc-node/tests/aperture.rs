@@ -43,12 +43,7 @@ fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
 /// only at the next write, GBN's resend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_created_one_after_another_pair_through_aperture() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    lnc_testkit::init_tracing();
     let (_relay, relay) = go_relay(true).await.unwrap();
     let sim = LndSim::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -273,19 +273,6 @@ async fn stalled_pairings_count_up_to_the_limit() {
     w.node.shutdown().await;
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(T, s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
-}
-
 /// The metrics listener: sessions by state, the connected app, a proxied call by method
 /// and status with its latency; `/healthz` is 200 while LND answers and 503 (saying so)
 /// once it is gone.
@@ -295,7 +282,7 @@ async fn metrics_and_health_on_the_ops_listener() {
     let ops = lnc_node::serve_ops(w.node.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let health = http_get(ops.addr, "/healthz").await;
+    let health = lnc_testkit::http_get(ops.addr, "/healthz", "").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 
     let mut events = w.node.subscribe();
@@ -310,7 +297,7 @@ async fn metrics_and_health_on_the_ops_listener() {
         .get_info(lnrpc::GetInfoRequest {})
         .await
         .unwrap();
-    let text = http_get(ops.addr, "/metrics").await;
+    let text = lnc_testkit::http_get(ops.addr, "/metrics", "").await;
     for line in [
         r#"lnc_node_calls_total{method="/lnrpc.Lightning/GetInfo",status="OK"} 1"#,
         r#"lnc_node_sessions{state="in_use"} 1"#,
@@ -329,7 +316,7 @@ async fn metrics_and_health_on_the_ops_listener() {
     app.close();
     let World { sim, node, .. } = w;
     sim.shutdown().await;
-    let health = http_get(ops.addr, "/healthz").await;
+    let health = lnc_testkit::http_get(ops.addr, "/healthz", "").await;
     assert!(health.starts_with("HTTP/1.1 503"), "{health}");
     assert!(health.contains("LND"), "{health}");
     ops.stop();
@@ -448,17 +435,10 @@ async fn admin_api_requires_the_token() {
     let get = |auth: Option<String>| {
         let addr = admin.addr;
         async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             let auth = auth
                 .map(|t| format!("Authorization: Bearer {t}\r\n"))
                 .unwrap_or_default();
-            let req =
-                format!("GET /v1/sessions HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
+            lnc_testkit::http_get(addr, "/v1/sessions", &auth).await
         }
     };
     assert!(get(None).await.starts_with("HTTP/1.1 401"));

@@ -255,24 +255,13 @@ impl Stack {
     /// GETs `path` (e.g. `/metrics`, `/healthz`) from the running node's metrics listener:
     /// the status line and the body.
     pub async fn node_ops(&self, path: &str) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self
             .node_metrics
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .expect("a node started with Stack::node");
-        let mut s = tokio::net::TcpStream::connect(&addr)
-            .await
-            .expect("the node's metrics listener accepts");
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.expect("request sent");
-        let mut out = String::new();
-        tokio::time::timeout(T, s.read_to_string(&mut out))
-            .await
-            .expect("the metrics listener answers")
-            .expect("an answer");
-        out
+        crate::http_get(addr, path, "").await
     }
 
     /// Runs `lnc session <args> --json` and parses the output; `Err` is its stderr.

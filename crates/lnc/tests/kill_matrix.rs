@@ -128,12 +128,7 @@ async fn reconnected(events: &mut futures_channel::mpsc::UnboundedReceiver<Event
 async fn kill_and_recover(victim: Victim) {
     // `RUST_LOG=lnc_tunnel=trace` traces the in-process app (`LNC_TEST_PROC_LOG` the
     // processes).
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    lnc_testkit::init_tracing();
     let tag = format!("kill-{victim:?}");
     let mut env = match victim {
         Victim::RedisRelay | Victim::Redis => Stack::with_lnd_sim_on_redis(LNC, &tag).await,
