@@ -476,12 +476,7 @@ async fn run(params: Params) {
     if netns::skip() {
         return;
     }
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    lnc_testkit::init_tracing();
     let t_all = Instant::now();
     let net = Net::start("netfault").await;
     // LND replays invoices after an add index: the ones that count start at index 2.
