@@ -277,6 +277,58 @@ impl Lnd {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let rpc_addr = format!("127.0.0.1:{}", free_port());
         let p2p_addr = format!("127.0.0.1:{}", free_port());
+        let daemon = Self::launch(name, &dir, backend, &rpc_addr, &p2p_addr).await?;
+        let lnd = Lnd {
+            daemon,
+            name,
+            dir,
+            rpc_addr,
+            p2p_addr,
+            pubkey: String::new(),
+        };
+        // The wallet is created (--noseedbackup) and the RPC server up; admin.macaroon is
+        // written by then. (Its public key is read once it is synced: `synced_at`.)
+        let rpc = LndRpc::connect(&lnd.rpc_addr, &lnd.tls_cert(), b"").await?;
+        lnd.wait_state(&rpc, lnrpc::WalletState::RpcActive).await?;
+        Ok(lnd)
+    }
+
+    /// `kill -9` of this LND, as in a crash (nothing flushed, no connection closed);
+    /// returns once it is gone.
+    pub async fn kill(&mut self) {
+        self.daemon.kill_program().await;
+    }
+
+    /// Starts it again on its data dir and addresses (after [`Lnd::kill`]); with
+    /// `--noseedbackup` its wallet unlocks itself. Returns once its server is active.
+    pub async fn restart(&mut self, backend: &Btcd) -> Result<(), String> {
+        self.daemon = Self::launch(
+            self.name,
+            &self.dir,
+            backend,
+            &self.rpc_addr,
+            &self.p2p_addr,
+        )
+        .await?;
+        let rpc = LndRpc::connect(&self.rpc_addr, &self.tls_cert(), b"").await?;
+        self.wait_state(&rpc, lnrpc::WalletState::ServerActive)
+            .await
+    }
+
+    /// Waits until its server is active (invoices, payments), not only its RPC.
+    pub async fn server_active(&self) -> Result<(), String> {
+        let rpc = LndRpc::connect(&self.rpc_addr, &self.tls_cert(), b"").await?;
+        self.wait_state(&rpc, lnrpc::WalletState::ServerActive)
+            .await
+    }
+
+    async fn launch(
+        name: &'static str,
+        dir: &Path,
+        backend: &Btcd,
+        rpc_addr: &str,
+        p2p_addr: &str,
+    ) -> Result<Daemon, String> {
         let args: Vec<String> = vec![
             format!("--lnddir={}", dir.display()),
             format!("--alias={name}"),
@@ -300,23 +352,11 @@ impl Lnd {
             "--caches.rpc-graph-cache-duration=100ms".into(),
             "--db.batch-commit-interval=10ms".into(),
         ];
-        let (daemon, mut rx) = Daemon::spawn(name, &lnd_bin("lnd")?, &args, &dir);
+        let (daemon, mut rx) = Daemon::spawn(name, &lnd_bin("lnd")?, &args, dir);
         daemon
             .wait_for(&mut rx, "RPC server listening on", STEP)
             .await?;
-        let lnd = Lnd {
-            daemon,
-            name,
-            dir,
-            rpc_addr,
-            p2p_addr,
-            pubkey: String::new(),
-        };
-        // The wallet is created (--noseedbackup) and the RPC server up; admin.macaroon is
-        // written by then. (Its public key is read once it is synced: `synced_at`.)
-        let rpc = LndRpc::connect(&lnd.rpc_addr, &lnd.tls_cert(), b"").await?;
-        lnd.wait_state(&rpc, lnrpc::WalletState::RpcActive).await?;
-        Ok(lnd)
+        Ok(daemon)
     }
 
     /// Waits on `SubscribeState` until the wallet is in `want` or later.
@@ -475,6 +515,15 @@ fn data_root() -> PathBuf {
 }
 
 impl Regtest {
+    /// One more LND on the network's chain backend, with no channel: for a test that must
+    /// do to its LND what the shared alice and bob cannot suffer (the kill matrix kills
+    /// it). `name` must be unique in the test binary.
+    pub async fn spare(&self, name: &'static str) -> Result<Lnd, String> {
+        let lnd = Lnd::start(name, self.root.join(name), &self.backend).await?;
+        lnd.server_active().await?;
+        Ok(lnd)
+    }
+
     async fn start() -> Result<Regtest, String> {
         let t0 = Instant::now();
         let root = data_root();

@@ -318,6 +318,20 @@ impl Daemon {
         }
     }
 
+    /// `kill -9` of the program (not of the reaper around it), as in a crash; returns once
+    /// the reaper has seen it exit.
+    pub async fn kill_program(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The reaper's children: the program and its stdin watcher.
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for child in children.split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", child]).status().await;
+            }
+        }
+        let _ = self.child.wait().await;
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -20,7 +20,7 @@ use lnc_client::{
     ConnectOptions, Error, Event, JsonStream, MailboxInfo, Phase, TlsMode, Transport,
 };
 use lnc_testkit::process::wait_line;
-use lnc_testkit::stack::Stack;
+use lnc_testkit::stack::{LndTarget, Stack};
 use lnd_api::lnrpc;
 
 const LNC: &str = env!("CARGO_BIN_EXE_lnc");
@@ -37,6 +37,8 @@ enum Victim {
     Redis,
     Node,
     Lnd,
+    /// A real LND (regtest, its own spare on the network's chain backend).
+    RealLnd,
 }
 
 /// Adds LND's first invoice, directly: LND replays invoices *after* an add index, so the
@@ -130,8 +132,20 @@ async fn kill_and_recover(victim: Victim) {
     // processes).
     lnc_testkit::init_tracing();
     let tag = format!("kill-{victim:?}");
+    let mut real = None;
     let mut env = match victim {
         Victim::RedisRelay | Victim::Redis => Stack::with_lnd_sim_on_redis(LNC, &tag).await,
+        Victim::RealLnd => {
+            let net = lnc_testkit::lnd::regtest().await;
+            let lnd = net.spare("carol").await.unwrap();
+            let target = LndTarget {
+                addr: lnd.rpc_addr.clone(),
+                tls_cert: lnd.tls_cert(),
+                admin_macaroon: lnd.admin_macaroon(),
+            };
+            real = Some((net, lnd));
+            Stack::with_lnd(LNC, &tag, target).await
+        }
         _ => Stack::with_lnd_sim(LNC, &tag).await,
     };
     let mut node = env.node().await;
@@ -147,12 +161,30 @@ async fn kill_and_recover(victim: Victim) {
         .await
         .unwrap()
         .unwrap();
-    let mut stream = client
-        .subscribe("lnrpc.Lightning.SubscribeInvoices", "{}")
-        .await
-        .unwrap();
+    // A real LND (grpc-go) answers SubscribeInvoices' headers only with its first invoice,
+    // and `subscribe` resolves on the headers: add invoices while it waits, until one
+    // arrives on the stream (lnd-sim answers at once).
+    let subscribe = client.subscribe("lnrpc.Lightning.SubscribeInvoices", "{}");
+    tokio::pin!(subscribe);
+    let mut before = 0;
+    let mut stream = loop {
+        before += 1;
+        let memo = format!("before-{before}");
+        tokio::select! {
+            s = &mut subscribe => break s.unwrap(),
+            r = add(&client, &memo) => { r.unwrap(); }
+        }
+    };
+    // The subscription exists now; the race above may have left `before-k` invoices in
+    // flight, which the stream carries first.
     add(&client, "before").await.unwrap();
-    assert_eq!(next_memo(&mut stream).await.unwrap(), "before");
+    loop {
+        let memo = next_memo(&mut stream).await.unwrap();
+        if memo == "before" {
+            break;
+        }
+        assert!(memo.starts_with("before-"), "{memo}");
+    }
 
     let t0 = Instant::now();
     match victim {
@@ -170,6 +202,11 @@ async fn kill_and_recover(victim: Victim) {
             env.restart_lnd_sim().await;
             // lnd-sim keeps invoices in memory: they start again.
             first_invoice(&env).await;
+        }
+        Victim::RealLnd => {
+            let (net, lnd) = real.as_mut().unwrap();
+            lnd.kill().await;
+            lnd.restart(&net.backend).await.unwrap();
         }
     }
     let restarted = t0.elapsed();
@@ -223,7 +260,7 @@ async fn kill_and_recover(victim: Victim) {
         Victim::Relay | Victim::RedisRelay | Victim::Redis => {
             assert_eq!(stream_outcome, "continued", "{victim:?}")
         }
-        Victim::Node | Victim::Lnd => assert!(
+        Victim::Node | Victim::Lnd | Victim::RealLnd => assert!(
             stream_outcome.starts_with("ended"),
             "{victim:?}: {stream_outcome}"
         ),
@@ -234,6 +271,10 @@ async fn kill_and_recover(victim: Victim) {
     let memos = memos_in_lnd(&env).await;
     for (memo, count) in &memos {
         assert_eq!(*count, 1, "{victim:?}: invoice {memo} added {count} times");
+    }
+    if victim == Victim::RealLnd {
+        // Its invoices survive its death: those from before it are there too.
+        assert_eq!(memos.get("before"), Some(&1), "{victim:?}: {memos:?}");
     }
     assert!(
         memos.contains_key(&format!("after-{n}")),
@@ -252,6 +293,13 @@ async fn kill_and_recover(victim: Victim) {
     client.close();
     drop(node);
     let _ = std::fs::remove_dir_all(&env.dir);
+}
+
+/// The real LND (#18: "LND (real, once the LND issue lands)"): its invoices survive, so
+/// every memo, before and after, must be in it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_lnd_killed_mid_stream() {
+    kill_and_recover(Victim::RealLnd).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
