@@ -562,6 +562,12 @@ impl Client {
 
     /// Starts a server-streaming method by name; yields one JSON document per message
     /// (compact) until the node ends the stream.
+    ///
+    /// It resolves when LND answers the call, and a real LND (grpc-go) answers some
+    /// subscriptions, `SubscribeInvoices` among them, only together with their first event.
+    /// So do not await it *before* the action that causes that event (adding the invoice):
+    /// drive both at once (`tokio::join!`, `select!`, a spawned task), or the two wait on
+    /// each other.
     pub async fn subscribe(&self, method: &str, json: &str) -> Result<JsonStream, Error> {
         self.subscribe_with(&Registry::lnd(), method, json, false)
             .await
