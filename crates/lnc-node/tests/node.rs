@@ -195,6 +195,69 @@ async fn upstream_routing_by_prefix() {
     w.node.shutdown().await;
 }
 
+/// Many half-open sessions at the node (#18's abuse tests): 24 sessions each held in the
+/// middle of its handshake (act 1 sent, act 2 read, act 3 never), all at once, while
+/// another app pairs with its own session and calls: the victim gets through, and the
+/// half-open ones cost the node nothing it keeps (each fails at the handshake deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_handshakes_do_not_block_another_app() {
+    let w = world(Duration::from_secs(20)).await;
+    let rt = TokioRuntime::new();
+    let mut held = Vec::new();
+    for _ in 0..24 {
+        let (_, phrase) = w.add(SessionType::ReadOnly).await;
+        let entropy = PairingPhrase::parse(&phrase).unwrap().into_entropy();
+        let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
+        let HandshakeInputs::Xx { local_static, mask } = state.handshake() else {
+            panic!("expected XX")
+        };
+        let gbn = lnc_tunnel::spawn_gbn(
+            &rt,
+            w.mailbox(),
+            state.stream_ids(),
+            lnc_core::gbn::Side::Client,
+            lnc_core::gbn::Config::client(),
+            DriverOptions {
+                create_boxes: false,
+                send_after_recv: true,
+            },
+        )
+        .unwrap();
+        tokio::time::timeout(T, gbn.connected())
+            .await
+            .unwrap()
+            .unwrap();
+        let (_hs, act1) =
+            XxInitiator::new(&NoiseConfig::default(), &local_static, &mask, &mut rng())
+                .unwrap()
+                .write_act1()
+                .unwrap();
+        gbn.send(&MsgDataCodec::default().encode(&act1).unwrap())
+            .await
+            .unwrap();
+        // Act 2 arrives: the node is now waiting on this one's act 3.
+        tokio::time::timeout(T, gbn.recv()).await.unwrap().unwrap();
+        held.push(gbn);
+    }
+    let started = std::time::Instant::now();
+    let (_, phrase) = w.add(SessionType::Admin).await;
+    let app = w.pair(&phrase).await;
+    LightningClient::new(app.clone())
+        .get_info(lnrpc::GetInfoRequest {})
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    // Far below the 20 s the half-open handshakes may still hold: they do not queue it.
+    assert!(
+        took < Duration::from_secs(10),
+        "the victim paired and called after {took:?}"
+    );
+    for gbn in held {
+        gbn.close();
+    }
+    w.node.shutdown().await;
+}
+
 async fn next_event(rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>) -> NodeEvent {
     tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap()
 }
