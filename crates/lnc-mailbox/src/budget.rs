@@ -134,21 +134,7 @@ impl MemoryBudget {
     /// connection). Only reservations count against this check: queued messages yield to
     /// calls, as the reader that drains a queue is itself a call.
     pub(crate) fn reserve(self: &Arc<Self>, ip: IpAddr, cost: usize) -> Result<Reservation, Over> {
-        let mut u = self.lock();
-        if u.reserved.saturating_add(cost) > self.total_cap {
-            return Err(Over::Relay);
-        }
-        let mine = u.per_ip.get(&ip).map_or(0, |m| m.reserved);
-        if mine.saturating_add(cost) > self.per_ip_cap {
-            return Err(Over::IpShare);
-        }
-        u.reserved += cost;
-        u.per_ip.entry(ip).or_default().reserved += cost;
-        Ok(Reservation {
-            budget: self.clone(),
-            ip,
-            cost,
-        })
+        self.reserve_against(ip, cost, false)
     }
 
     /// Reserves `cost` bytes for a writer held back, checked against everything its IP
@@ -159,15 +145,27 @@ impl MemoryBudget {
         ip: IpAddr,
         cost: usize,
     ) -> Result<Reservation, Over> {
+        self.reserve_against(ip, cost, true)
+    }
+
+    /// Reserves `cost` if the reservations (and with `with_queued`, the queued bytes too)
+    /// leave room for it in the IP's share and the relay's budget.
+    fn reserve_against(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        cost: usize,
+        with_queued: bool,
+    ) -> Result<Reservation, Over> {
         let mut u = self.lock();
-        let all = u.queued.saturating_add(u.reserved);
+        let queued = |q: usize| if with_queued { q } else { 0 };
+        let all = u.reserved.saturating_add(queued(u.queued));
         if all.saturating_add(cost) > self.total_cap {
             return Err(Over::Relay);
         }
         let mine = u
             .per_ip
             .get(&ip)
-            .map_or(0, |m| m.queued.saturating_add(m.reserved));
+            .map_or(0, |m| m.reserved.saturating_add(queued(m.queued)));
         if mine.saturating_add(cost) > self.per_ip_cap {
             return Err(Over::IpShare);
         }

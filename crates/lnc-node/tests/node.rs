@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lnc_core::keys::SecretKey;
 use lnc_core::msgdata::MsgDataCodec;
-use lnc_core::noise::{NoiseConfig, XxInitiator};
+use lnc_core::noise::{NoiseConfig, XxInitiator, XxInitiatorAwaitAct2};
 use lnc_core::pairing::{ConnectionState, HandshakeInputs, PairingPhrase, Role};
 use lnc_node::create::NewSession;
 use lnc_node::session::{SessionState, SessionType};
@@ -206,38 +206,8 @@ async fn half_open_handshakes_do_not_block_another_app() {
     let mut held = Vec::new();
     for _ in 0..24 {
         let (_, phrase) = w.add(SessionType::ReadOnly).await;
-        let entropy = PairingPhrase::parse(&phrase).unwrap().into_entropy();
-        let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
-        let HandshakeInputs::Xx { local_static, mask } = state.handshake() else {
-            panic!("expected XX")
-        };
-        let gbn = lnc_tunnel::spawn_gbn(
-            &rt,
-            w.mailbox(),
-            state.stream_ids(),
-            lnc_core::gbn::Side::Client,
-            lnc_core::gbn::Config::client(),
-            DriverOptions {
-                create_boxes: false,
-                send_after_recv: true,
-            },
-        )
-        .unwrap();
-        tokio::time::timeout(T, gbn.connected())
-            .await
-            .unwrap()
-            .unwrap();
-        let (_hs, act1) =
-            XxInitiator::new(&NoiseConfig::default(), &local_static, &mask, &mut rng())
-                .unwrap()
-                .write_act1()
-                .unwrap();
-        gbn.send(&MsgDataCodec::default().encode(&act1).unwrap())
-            .await
-            .unwrap();
-        // Act 2 arrives: the node is now waiting on this one's act 3.
-        tokio::time::timeout(T, gbn.recv()).await.unwrap().unwrap();
-        held.push(gbn);
+        // Act 2 read: the node now waits on this one's act 3.
+        held.push(stop_after_act2(&w, &rt, &phrase).await.0);
     }
     let started = std::time::Instant::now();
     let (_, phrase) = w.add(SessionType::Admin).await;
@@ -262,6 +232,51 @@ async fn next_event(rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>) -> Nod
     tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap()
 }
 
+/// An app that starts pairing with `phrase` and stops after reading act 2 (no act 3): the
+/// node then waits on it until its handshake deadline. Returns its connection (to close)
+/// and what it could check offline.
+async fn stop_after_act2(
+    w: &World,
+    rt: &TokioRuntime,
+    phrase: &str,
+) -> (lnc_tunnel::GbnHandle, XxInitiatorAwaitAct2, Vec<u8>) {
+    let entropy = PairingPhrase::parse(phrase).unwrap().into_entropy();
+    let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
+    let HandshakeInputs::Xx { local_static, mask } = state.handshake() else {
+        panic!("expected XX")
+    };
+    let gbn = lnc_tunnel::spawn_gbn(
+        rt,
+        w.mailbox(),
+        state.stream_ids(),
+        lnc_core::gbn::Side::Client,
+        lnc_core::gbn::Config::client(),
+        DriverOptions {
+            create_boxes: false,
+            send_after_recv: true,
+        },
+    )
+    .unwrap();
+    tokio::time::timeout(T, gbn.connected())
+        .await
+        .unwrap()
+        .unwrap();
+    let (hs, act1) = XxInitiator::new(&NoiseConfig::default(), &local_static, &mask, &mut rng())
+        .unwrap()
+        .write_act1()
+        .unwrap();
+    gbn.send(&MsgDataCodec::default().encode(&act1).unwrap())
+        .await
+        .unwrap();
+    let act2 = tokio::time::timeout(T, gbn.recv()).await.unwrap().unwrap();
+    let act2 = MsgDataCodec::default()
+        .decode(&act2)
+        .unwrap()
+        .payload
+        .to_vec();
+    (gbn, hs, act2)
+}
+
 /// A peer with the right phrase that stops after act 2 (no act 3): counted per attempt;
 /// the third burns the phrase (default limit 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,43 +284,9 @@ async fn stalled_pairings_count_up_to_the_limit() {
     let w = world(Duration::from_millis(500)).await;
     let mut events = w.node.subscribe();
     let (id, phrase) = w.add(SessionType::ReadOnly).await;
-    let entropy = PairingPhrase::parse(&phrase).unwrap().into_entropy();
-    let state = ConnectionState::new(Role::Client, SecretKey::generate(&mut rng()), entropy);
-    let HandshakeInputs::Xx { local_static, mask } = state.handshake() else {
-        panic!("expected XX")
-    };
     let rt = TokioRuntime::new();
     for attempt in 1..=3u32 {
-        let gbn = lnc_tunnel::spawn_gbn(
-            &rt,
-            w.mailbox(),
-            state.stream_ids(),
-            lnc_core::gbn::Side::Client,
-            lnc_core::gbn::Config::client(),
-            DriverOptions {
-                create_boxes: false,
-                send_after_recv: true,
-            },
-        )
-        .unwrap();
-        tokio::time::timeout(T, gbn.connected())
-            .await
-            .unwrap()
-            .unwrap();
-        let (hs, act1) =
-            XxInitiator::new(&NoiseConfig::default(), &local_static, &mask, &mut rng())
-                .unwrap()
-                .write_act1()
-                .unwrap();
-        gbn.send(&MsgDataCodec::default().encode(&act1).unwrap())
-            .await
-            .unwrap();
-        let act2 = tokio::time::timeout(T, gbn.recv()).await.unwrap().unwrap();
-        let act2 = MsgDataCodec::default()
-            .decode(&act2)
-            .unwrap()
-            .payload
-            .to_vec();
+        let (gbn, hs, act2) = stop_after_act2(&w, &rt, &phrase).await;
         // The guess could now be checked offline; stop here without act 3.
         assert!(hs.read_act2(&act2).is_ok());
         match next_event(&mut events).await {

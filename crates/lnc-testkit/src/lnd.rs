@@ -257,6 +257,45 @@ impl LndRpc {
     }
 }
 
+/// Every invoice `lnd` (LND or lnd-sim) holds after its first, in order: read directly
+/// with a replay from add index 1, up to a sentinel invoice added last (so the read ends
+/// on an event, not a timer). Tests add one invoice first, then count what their calls
+/// added (a memo each) to see that none was applied twice.
+pub async fn invoices_after_first(lnd: &LndRpc) -> Vec<lnrpc::Invoice> {
+    use futures_util::StreamExt as _;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let sentinel = format!("sentinel-{}-{n}", std::process::id());
+    let mut sub = lnd
+        .lightning()
+        .subscribe_invoices(lnrpc::InvoiceSubscription {
+            add_index: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("SubscribeInvoices")
+        .into_inner();
+    lnd.lightning()
+        .add_invoice(lnrpc::Invoice {
+            memo: sentinel.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the sentinel invoice");
+    let mut all = Vec::new();
+    loop {
+        let inv = tokio::time::timeout(STEP, sub.next())
+            .await
+            .expect("LND's invoice stream stalled")
+            .expect("LND's invoice stream ended")
+            .expect("an invoice");
+        if inv.memo == sentinel {
+            return all;
+        }
+        all.push(inv);
+    }
+}
+
 /// One LND.
 pub struct Lnd {
     daemon: Daemon,

@@ -19,6 +19,7 @@ use futures_util::StreamExt as _;
 use lnc_client::{
     ConnectOptions, Error, Event, JsonStream, MailboxInfo, Phase, TlsMode, Transport,
 };
+use lnc_testkit::lnd::invoices_after_first;
 use lnc_testkit::process::wait_line;
 use lnc_testkit::stack::{LndTarget, Stack};
 use lnd_api::lnrpc;
@@ -55,40 +56,13 @@ async fn first_invoice(env: &Stack) {
         .unwrap();
 }
 
-/// The invoices LND holds after its first, by memo: subscribes directly (not through the
-/// tunnel) with a replay, and reads up to a sentinel invoice added last.
+/// The invoices LND holds after its first, by memo (directly, not through the tunnel).
 async fn memos_in_lnd(env: &Stack) -> HashMap<String, u32> {
-    let direct = env.direct_admin().await;
-    let sentinel = format!("sentinel-{}", std::process::id());
-    let mut sub = direct
-        .lightning()
-        .subscribe_invoices(lnrpc::InvoiceSubscription {
-            add_index: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    direct
-        .lightning()
-        .add_invoice(lnrpc::Invoice {
-            memo: sentinel.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     let mut memos = HashMap::new();
-    loop {
-        let inv = tokio::time::timeout(RECOVERY, sub.next())
-            .await
-            .expect("LND's invoice stream stalled")
-            .expect("LND's invoice stream ended")
-            .unwrap();
-        if inv.memo == sentinel {
-            return memos;
-        }
+    for inv in invoices_after_first(&env.direct_admin().await).await {
         *memos.entry(inv.memo).or_insert(0) += 1;
     }
+    memos
 }
 
 async fn add(client: &lnc_client::Client, memo: &str) -> Result<String, Error> {

@@ -386,39 +386,13 @@ async fn drain(
 }
 
 /// Every invoice in LND after the first, memo → payment hashes (directly, not through the
-/// tunnel: LND replays invoices after an add index, then a sentinel marks the end).
+/// tunnel).
 async fn invoices_in_lnd(net: &Net) -> HashMap<String, Vec<Vec<u8>>> {
-    let direct = net.direct().await;
-    let sentinel = format!("sentinel-{}", std::process::id());
-    let mut sub = direct
-        .lightning()
-        .subscribe_invoices(lnrpc::InvoiceSubscription {
-            add_index: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    direct
-        .lightning()
-        .add_invoice(lnrpc::Invoice {
-            memo: sentinel.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     let mut all: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
-    loop {
-        let inv = tokio::time::timeout(STREAM_LIMIT, sub.next())
-            .await
-            .expect("LND's invoice stream stalled")
-            .expect("LND's invoice stream ended")
-            .unwrap();
-        if inv.memo == sentinel {
-            return all;
-        }
+    for inv in lnc_testkit::lnd::invoices_after_first(&net.direct().await).await {
         all.entry(inv.memo).or_default().push(inv.r_hash);
     }
+    all
 }
 
 /// The client's events: tier-2 reconnects (a new tunnel) counted, reconnections awaited.
