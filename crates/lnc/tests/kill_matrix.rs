@@ -144,13 +144,23 @@ async fn kill_and_recover(victim: Victim) {
     let mut stream = loop {
         before += 1;
         let memo = format!("before-{before}");
-        tokio::select! {
-            s = &mut subscribe => break s.unwrap(),
-            r = add(&client, &memo) => { r.unwrap(); }
+        // Each add runs to its answer (never cancelled, so LND's order is the calls'
+        // order) while the subscription is awaited beside it.
+        let adding = add(&client, &memo);
+        tokio::pin!(adding);
+        let mut subscribed = None;
+        loop {
+            tokio::select! {
+                s = &mut subscribe, if subscribed.is_none() => subscribed = Some(s.unwrap()),
+                r = &mut adding => { r.unwrap(); break; }
+            }
+        }
+        if let Some(s) = subscribed {
+            break s;
         }
     };
-    // The subscription exists now; the race above may have left `before-k` invoices in
-    // flight, which the stream carries first.
+    // The subscription exists now, and every `before-k` was answered before this call:
+    // the stream carries those it saw first, then this one.
     add(&client, "before").await.unwrap();
     loop {
         let memo = next_memo(&mut stream).await.unwrap();
