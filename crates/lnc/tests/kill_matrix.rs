@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 use lnc_client::{
     ConnectOptions, Error, Event, JsonStream, MailboxInfo, Phase, TlsMode, Transport,
 };
-use lnc_testkit::lnd::invoices_after_first;
+use lnc_testkit::lnd::{add_first_invoice, invoices_after_first};
 use lnc_testkit::process::wait_line;
 use lnc_testkit::stack::{LndTarget, Stack};
 use lnd_api::lnrpc;
@@ -42,18 +42,9 @@ enum Victim {
     RealLnd,
 }
 
-/// Adds LND's first invoice, directly: LND replays invoices *after* an add index, so the
-/// ones that count start at index 2.
+/// Adds LND's first invoice (the counted ones start after it).
 async fn first_invoice(env: &Stack) {
-    env.direct_admin()
-        .await
-        .lightning()
-        .add_invoice(lnrpc::Invoice {
-            memo: "zero".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_first_invoice(&env.direct_admin().await).await;
 }
 
 /// The invoices LND holds after its first, by memo (directly, not through the tunnel).

@@ -453,16 +453,8 @@ async fn run(params: Params) {
     lnc_testkit::init_tracing();
     let t_all = Instant::now();
     let net = Net::start("netfault").await;
-    // LND replays invoices after an add index: the ones that count start at index 2.
-    net.direct()
-        .await
-        .lightning()
-        .add_invoice(lnrpc::Invoice {
-            memo: "zero".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // The invoices that count start after LND's first.
+    lnc_testkit::lnd::add_first_invoice(&net.direct().await).await;
     let phrase = net.add_session().await;
     let (etx, rx) = futures_channel::mpsc::unbounded();
     let mut events = Events { rx, reconnects: 0 };
