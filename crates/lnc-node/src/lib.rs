@@ -10,6 +10,7 @@
 pub mod admin;
 mod backend_body;
 mod call_metrics;
+mod metered_call;
 pub mod clock;
 pub mod create;
 pub mod lnd;
@@ -19,6 +20,7 @@ pub mod ops;
 pub mod proxy;
 pub mod secret;
 pub mod session;
+pub mod spend;
 pub mod store;
 
 pub use admin::SessionView;
