@@ -107,6 +107,8 @@ export class IndexedDbStore implements SealedStore {
   private async run<T>(mode: IDBTransactionMode, f: (s: IDBObjectStore) => IDBRequest<T>): Promise<T> {
     const tx = (await this.open()).transaction('credentials', mode);
     const result = request(f(tx.objectStore('credentials')));
+    // A failed request also fails the transaction, which is what is reported below.
+    result.catch(() => {});
     await new Promise<void>((resolve, reject) => {
       tx.oncomplete = () => resolve();
       tx.onerror = () => reject(tx.error);

@@ -14,6 +14,9 @@ if (mode === 'pair') Object.assign(config, { serverHost: env.LNC_TEST_HOST, pair
 const lnc = new LNC(config);
 const out = { mode, pairedBefore: lnc.credentials.isPaired, host: lnc.credentials.serverHost };
 try {
+  const tw = performance.now();
+  await lnc.preload();
+  out.wasmMs = performance.now() - tw;
   const t0 = performance.now();
   await lnc.connect();
   out.connectMs = performance.now() - t0;
