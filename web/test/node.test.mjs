@@ -151,6 +151,14 @@ test('a second Node.js process reconnects with the password alone (KK)', async (
   assert.equal(b.out.host, host, 'the relay address came from the file');
   assert.equal(b.out.alias, h.info.alias);
   await h.waitEvent((e) => e.event === 'connected' && e.session === 'cli' && e.pattern === 'Kk');
+  // Node >= 22 has a global WebSocket (undici's), used instead of ws: Node 20 has the same
+  // behind --experimental-websocket.
+  if (NODE_MAJOR < 22) {
+    const c = await child('login', { ...env, NODE_OPTIONS: '--experimental-websocket' });
+    assert.equal(c.code, 0, `login with the global WebSocket failed: ${JSON.stringify(c.out)} ${c.stderr}`);
+    assert.equal(c.out.globalWebSocket, 'function');
+    assert.equal(c.out.alias, h.info.alias);
+  }
   console.log(
     `node processes: pair (XX) ${pairMs.toFixed(0)} ms whole process, connect() ${a.out.connectMs.toFixed(0)} ms; ` +
       `login (KK) ${loginMs.toFixed(0)} ms whole process, wasm load ${b.out.wasmMs.toFixed(0)} ms, ` +
@@ -167,6 +175,14 @@ test('Node.js: a wrong password is refused with a clear error that does not echo
   const other = new LNC({ password: 'also-wrong', namespace: 'node' });
   assert.equal(other.credentials.isPaired, true);
   await assert.rejects(other.connect(), (e) => /wrong password/.test(e.message) && !e.message.includes('also-wrong'));
+});
+
+test('the browser bundle carries no Node.js module; the Node one loads ws lazily', async () => {
+  const browser = await readFile(path.join(import.meta.dirname, '../dist/index.js'), 'utf8');
+  assert.doesNotMatch(browser, /from\s*["'](ws|node:[a-z/]+)["']|import\(\s*["']ws["']\s*\)|\brequire\(/);
+  const node = await readFile(path.join(import.meta.dirname, '../dist/node.js'), 'utf8');
+  assert.match(node, /import\(\s*["']ws["']\s*\)/, 'ws is a dynamic import');
+  assert.doesNotMatch(node, /from\s*["']ws["']/, 'ws is not a static import');
 });
 
 test('Node.js: no pairing and no phrase: connect() says what to pass', async () => {
