@@ -98,8 +98,17 @@ async function nodeWebSocket(): Promise<unknown> {
 setPlatform({
   async loadWasm(source) {
     const ws = typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function' ? undefined : nodeWebSocket();
-    // fetch() cannot read file: URLs: read the module beside the glue.
-    source ??= await readFile(fileURLToPath(new URL('../wasm/lnc_wasm_bg.wasm', import.meta.url)));
+    // fetch() cannot read files: read the module beside the glue, or the one named by a
+    // path or file: URL; bytes, a Response or a WebAssembly.Module go to the glue as given.
+    source ??= new URL('../wasm/lnc_wasm_bg.wasm', import.meta.url);
+    if (source instanceof URL && source.protocol === 'file:') source = fileURLToPath(source);
+    else if (typeof source === 'string' && source.startsWith('file:')) source = fileURLToPath(source);
+    if (typeof source === 'string' && !/^https?:/.test(source)) {
+      const file = source;
+      source = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`lnc: cannot read the wasm module ${file} (${e.code ?? e.message}): pass its path or bytes to loadWasm()`);
+      });
+    }
     const m = await init({ module_or_path: source as any });
     if (ws) setWebSocketImpl((await ws) as Function);
     return m;
