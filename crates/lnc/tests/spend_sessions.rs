@@ -387,13 +387,14 @@ async fn a_payment_in_flight_at_a_crash_is_reconciled_on_start() {
     );
 }
 
-/// The call rate limit and the stream cap, per session, with clear refusals.
+/// The call rate limit and the stream cap, per session, with clear refusals (lnd-sim: no
+/// money moves).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limit_and_stream_cap() {
-    let (_net, env) = stack("spend-limits").await;
+    let env = Stack::with_lnd_sim(LNC, "spend-limits").await;
     let _node = env.node().await;
     let (_, phrase) = env
-        .add(&["--type", "readonly", "--rate-limit", "1", "--burst", "3", "--max-streams", "1"])
+        .add(&["--type", "readonly", "--rate-limit", "1", "--burst", "3"])
         .await;
     let app = App::pair(&env, &phrase).await;
     // The burst passes, the next call is refused with when to retry.
@@ -409,10 +410,12 @@ async fn rate_limit_and_stream_cap() {
     assert!(e.message().contains("rate limit (1/s)"), "{e:?}");
 
     // One stream open: the next call is refused until it closes.
+    let (_, phrase) = env.add(&["--type", "readonly", "--max-streams", "1"]).await;
+    let app = App::pair(&env, &phrase).await;
     let mut ln = app.ln();
     let sub = tokio::spawn(async move {
         let _s = ln
-            .subscribe_channel_events(lnrpc::ChannelEventSubscription {})
+            .subscribe_invoices(lnrpc::InvoiceSubscription::default())
             .await;
         std::future::pending::<()>().await
     });
