@@ -10,10 +10,10 @@
 pub mod admin;
 mod backend_body;
 mod call_metrics;
-mod metered_call;
 pub mod clock;
 pub mod create;
 pub mod lnd;
+mod metered_call;
 pub mod metrics;
 pub mod node;
 pub mod ops;

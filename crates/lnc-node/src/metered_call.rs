@@ -212,8 +212,10 @@ impl Drop for Follow {
             }
             return;
         }
-        self.meter
-            .reconcile(std::mem::take(&mut self.hash), std::mem::take(&mut self.method));
+        self.meter.reconcile(
+            std::mem::take(&mut self.hash),
+            std::mem::take(&mut self.method),
+        );
     }
 }
 

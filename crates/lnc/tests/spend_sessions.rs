@@ -59,7 +59,10 @@ async fn invoice_state(bob: &LndRpc, hash: &[u8]) -> lnrpc::invoice::InvoiceStat
 }
 
 /// Pays through `app`: the final `Payment`, or the node's (or LND's) refusal.
-async fn pay(app: &App, req: routerrpc::SendPaymentRequest) -> Result<lnrpc::Payment, tonic::Status> {
+async fn pay(
+    app: &App,
+    req: routerrpc::SendPaymentRequest,
+) -> Result<lnrpc::Payment, tonic::Status> {
     use lnrpc::payment::PaymentStatus;
     let req = routerrpc::SendPaymentRequest {
         timeout_seconds: 30,
@@ -97,7 +100,8 @@ fn succeeded(p: &lnrpc::Payment) -> bool {
 async fn remaining(app: &App) -> lnc_node::spend::service::RemainingResponse {
     let mut grpc = tonic::client::Grpc::new(app.client.clone());
     grpc.ready().await.unwrap();
-    let codec = tonic_prost::ProstCodec::<(), lnc_node::spend::service::RemainingResponse>::default();
+    let codec =
+        tonic_prost::ProstCodec::<(), lnc_node::spend::service::RemainingResponse>::default();
     grpc.unary(
         tonic::Request::new(()),
         http::uri::PathAndQuery::from_static(lnc_node::spend::service::REMAINING_PATH),
@@ -134,13 +138,21 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
         .await;
     let app = App::pair(&env, &phrase).await;
     let r = remaining(&app).await;
-    assert_eq!((sat(r.limit_msat), sat(r.left_msat), r.period.as_str()), (50_000, 50_000, "day"));
+    assert_eq!(
+        (sat(r.limit_msat), sat(r.left_msat), r.period.as_str()),
+        (50_000, 50_000, "day")
+    );
 
     // Within budget: bob's invoice settles; amount + fee (0 on the direct channel) count.
     let inv = bob_invoice(&bob, 10_000).await;
-    let p = pay(&app, invoice_payment(&inv.payment_request, 100)).await.unwrap();
+    let p = pay(&app, invoice_payment(&inv.payment_request, 100))
+        .await
+        .unwrap();
     assert!(succeeded(&p), "{p:?}");
-    assert_eq!(invoice_state(&bob, &inv.r_hash).await, lnrpc::invoice::InvoiceState::Settled);
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Settled
+    );
     assert_eq!(sat(remaining(&app).await.left_msat), 40_000);
 
     // A zero-amount invoice counts the request's amount.
@@ -173,22 +185,37 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
 
     // The fee limit counts: 25,000 + 8,000 is over what is left; bob's invoice stays open.
     let inv = bob_invoice(&bob, 25_000).await;
-    let e = pay(&app, invoice_payment(&inv.payment_request, 8_000)).await.unwrap_err();
+    let e = pay(&app, invoice_payment(&inv.payment_request, 8_000))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     assert!(
-        e.message().contains("session budget: 32,000 sat of 50,000 sat left until"),
+        e.message()
+            .contains("session budget: 32,000 sat of 50,000 sat left until"),
         "{e:?}"
     );
-    assert_eq!(invoice_state(&bob, &inv.r_hash).await, lnrpc::invoice::InvoiceState::Open);
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Open
+    );
     // With a lower fee limit the same invoice fits.
-    assert!(succeeded(&pay(&app, invoice_payment(&inv.payment_request, 5_000)).await.unwrap()));
+    assert!(succeeded(
+        &pay(&app, invoice_payment(&inv.payment_request, 5_000))
+            .await
+            .unwrap()
+    ));
     assert_eq!(sat(remaining(&app).await.left_msat), 7_000);
 
     // Over the per-payment cap (checked before what is left).
     let inv = bob_invoice(&bob, 31_000).await;
-    let e = pay(&app, invoice_payment(&inv.payment_request, 0)).await.unwrap_err();
+    let e = pay(&app, invoice_payment(&inv.payment_request, 0))
+        .await
+        .unwrap_err();
     assert!(e.message().contains("at most 30,000 sat"), "{e:?}");
-    assert_eq!(invoice_state(&bob, &inv.r_hash).await, lnrpc::invoice::InvoiceState::Open);
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Open
+    );
 
     // A failed payment (bob knows no such hash) releases its reservation.
     let p = pay(
@@ -202,7 +229,11 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
     )
     .await
     .unwrap();
-    assert_eq!(p.status, lnrpc::payment::PaymentStatus::Failed as i32, "{p:?}");
+    assert_eq!(
+        p.status,
+        lnrpc::payment::PaymentStatus::Failed as i32,
+        "{p:?}"
+    );
     let r = remaining(&app).await;
     assert_eq!((sat(r.left_msat), r.reserved_msat), (7_000, 0));
 
@@ -228,7 +259,10 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
         })
         .await
         .unwrap_err();
-    assert!(e.message().contains("cannot open, fund or close channels"), "{e:?}");
+    assert!(
+        e.message().contains("cannot open, fund or close channels"),
+        "{e:?}"
+    );
 
     // Ten concurrent payments of 1,000 sat against 7,000 left: exactly seven go out, the
     // three others are refused before any HTLC leaves (their invoices stay open).
@@ -242,10 +276,16 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
             .map(|i| pay(&app, invoice_payment(&i.payment_request, 0))),
     )
     .await;
-    let ok = results.iter().filter(|r| r.as_ref().is_ok_and(succeeded)).count();
+    let ok = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(succeeded))
+        .count();
     let refused = results
         .iter()
-        .filter(|r| r.as_ref().is_err_and(|e| e.code() == tonic::Code::ResourceExhausted))
+        .filter(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.code() == tonic::Code::ResourceExhausted)
+        })
         .count();
     assert_eq!((ok, refused), (7, 3), "{results:?}");
     let mut open = 0;
@@ -268,28 +308,49 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
 
     // `lnc session list` shows it; the audit log has every call and payment, no secret.
     let list = env.session(&["list"]).await.unwrap();
-    let me = list.as_array().unwrap().iter().find(|s| s["id"] == id.as_str()).unwrap();
+    let me = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap();
     assert_eq!(me["budget"]["spent_msat"], 50_000_000u64);
     let log = until("the audit log to hold the race's payments", || async {
         let log = env.session(&["log", &id, "--limit", "1000"]).await.ok()?;
         let entries = log.as_array()?.clone();
-        let paid = entries.iter().filter(|e| e["status"] == "SUCCEEDED").count();
+        let paid = entries
+            .iter()
+            .filter(|e| e["status"] == "SUCCEEDED")
+            .count();
         (paid >= 11).then_some(entries)
     })
     .await
     .unwrap();
     let text = serde_json::to_string(&log).unwrap();
-    assert!(!text.contains(&hex::encode(preimage)), "the keysend preimage is in the log");
+    assert!(
+        !text.contains(&hex::encode(preimage)),
+        "the keysend preimage is in the log"
+    );
     assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode(preimage)));
     let first = log.iter().find(|e| e["status"] == "SUCCEEDED").unwrap();
     assert_eq!(first["method"], "/routerrpc.Router/SendPaymentV2");
     assert_eq!(first["amount_msat"], 10_000_000u64);
     assert!(log.iter().any(|e| e["status"] == "FAILED"));
-    assert!(log.iter().any(|e| e["status"] == "PERMISSION_DENIED"
-        && e["method"] == "/lnrpc.Lightning/SendCoins"));
-    assert!(log.iter().any(|e| e["status"] == "RESOURCE_EXHAUSTED"
-        && e["detail"].as_str().is_some_and(|d| d.contains("session budget"))));
-    let calls = log.iter().filter(|e| e["method"] == "/lncnode.Budget/Remaining").count();
+    assert!(
+        log.iter()
+            .any(|e| e["status"] == "PERMISSION_DENIED"
+                && e["method"] == "/lnrpc.Lightning/SendCoins")
+    );
+    assert!(log.iter().any(|e| {
+        e["status"] == "RESOURCE_EXHAUSTED"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("session budget"))
+    }));
+    let calls = log
+        .iter()
+        .filter(|e| e["method"] == "/lncnode.Budget/Remaining")
+        .count();
     assert!(calls >= 8, "{calls} Remaining calls logged");
 }
 
@@ -381,8 +442,10 @@ async fn a_payment_in_flight_at_a_crash_is_reconciled_on_start() {
     assert_eq!(spent, 4_000_000);
     let log = env.session(&["log", &id]).await.unwrap();
     assert!(
-        log.as_array().unwrap().iter().any(|e| e["status"] == "SUCCEEDED"
-            && e["amount_msat"] == 4_000_000u64),
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["status"] == "SUCCEEDED" && e["amount_msat"] == 4_000_000u64),
         "{log}"
     );
 }

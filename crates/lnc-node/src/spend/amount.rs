@@ -68,7 +68,9 @@ pub enum AmountError {
     #[error("the payment request has a negative or too large {0}")]
     BadNumber(&'static str),
     /// AMP: LND picks the payment's hashes itself, so the node cannot track it.
-    #[error("budget sessions cannot send AMP payments (the node could not track them); pay without amp")]
+    #[error(
+        "budget sessions cannot send AMP payments (the node could not track them); pay without amp"
+    )]
     Amp,
     /// A route-based payment without a route.
     #[error("the request has no route")]
@@ -265,7 +267,10 @@ pub fn outcome(rpc: PaymentRpc, msg: &[u8]) -> Result<(Outcome, Option<[u8; 32]>
                 return Ok((Outcome::Failed, hash));
             }
             // Success without a route to read the cost from: unknown, keep the reservation.
-            Ok((route_cost(r.payment_route.as_ref()).unwrap_or(Outcome::Pending), hash))
+            Ok((
+                route_cost(r.payment_route.as_ref()).unwrap_or(Outcome::Pending),
+                hash,
+            ))
         }
         PaymentRpc::SendToRouteV2 => {
             let a = lnrpc::HtlcAttempt::decode(msg).map_err(decode)?;
@@ -357,7 +362,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.amount_msat, 1_234_000);
         assert_eq!(
-            commitment(PaymentRpc::SendPaymentV2, &v2(|r| r.payment_request = invoice(None))),
+            commitment(
+                PaymentRpc::SendPaymentV2,
+                &v2(|r| r.payment_request = invoice(None))
+            ),
             Err(AmountError::NoAmount)
         );
     }
@@ -401,7 +409,11 @@ mod tests {
         };
         let c = commitment(PaymentRpc::SendPaymentSync, &r.encode_to_vec()).unwrap();
         assert_eq!(c.fee_limit_msat, 12_500_000, "5 % above 1,000 sat");
-        assert_eq!(lnd_default_fee_limit(999_000), 999_000, "100 % up to 1,000 sat");
+        assert_eq!(
+            lnd_default_fee_limit(999_000),
+            999_000,
+            "100 % up to 1,000 sat"
+        );
         assert_eq!(lnd_default_fee_limit(1_000_001), 50_000);
         r.fee_limit = Some(lnrpc::FeeLimit {
             limit: Some(lnrpc::fee_limit::Limit::Percent(2)),
@@ -434,7 +446,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            outcome(PaymentRpc::SendPaymentV2, &p.encode_to_vec()).unwrap().0,
+            outcome(PaymentRpc::SendPaymentV2, &p.encode_to_vec())
+                .unwrap()
+                .0,
             Outcome::Succeeded {
                 amount_msat: 1000,
                 fee_msat: 3

@@ -119,10 +119,7 @@ impl fmt::Display for Budget {
 
 /// Parses `10000sat`, `10000` (sat), `1500msat` or `0.001btc` into msat.
 pub fn parse_msat(s: &str) -> Result<u64, BudgetParseError> {
-    let t = s
-        .trim()
-        .to_ascii_lowercase()
-        .replace(['_', ',', ' '], "");
+    let t = s.trim().to_ascii_lowercase().replace(['_', ',', ' '], "");
     let bad = || {
         BudgetParseError(format!(
             "cannot read the amount {s:?}: write e.g. 50000sat, 1500msat or 0.001btc"
@@ -147,7 +144,10 @@ pub fn parse_msat(s: &str) -> Result<u64, BudgetParseError> {
             .and_then(|w| w.checked_add(frac_msat))
             .ok_or_else(bad);
     }
-    let n = t.strip_suffix("sats").or(t.strip_suffix("sat")).unwrap_or(&t);
+    let n = t
+        .strip_suffix("sats")
+        .or(t.strip_suffix("sat"))
+        .unwrap_or(&t);
     n.parse::<u64>()
         .map_err(|_| bad())?
         .checked_mul(1000)
@@ -473,11 +473,21 @@ mod tests {
         assert_eq!(parse_msat("0.001btc").unwrap(), 100_000_000);
         assert_eq!(parse_msat("1btc").unwrap(), 100_000_000_000);
         assert_eq!(parse_msat("50,000 sat").unwrap(), 50_000_000);
-        for bad in ["", "x", "-5sat", "1.5sat", "0.000000000001btc", "99999999999999999999"] {
+        for bad in [
+            "",
+            "x",
+            "-5sat",
+            "1.5sat",
+            "0.000000000001btc",
+            "99999999999999999999",
+        ] {
             assert!(parse_msat(bad).is_err(), "{bad}");
         }
         assert!(Budget::parse("5sat/fortnight", None).is_err());
-        assert_eq!(b.to_string(), "50,000 sat/day, at most 10,000 sat a payment");
+        assert_eq!(
+            b.to_string(),
+            "50,000 sat/day, at most 10,000 sat a payment"
+        );
     }
 
     #[test]
@@ -496,14 +506,23 @@ mod tests {
         l.reserve("a", sat(30_000), "m", 100).unwrap();
         l.reserve("b", sat(15_000), "m", 100).unwrap();
         let refused = l.reserve("c", sat(10_000), "m", 100).unwrap_err();
-        assert!(matches!(refused, Refusal::OverBudget { left_msat, .. } if left_msat == sat(5_000)));
+        assert!(
+            matches!(refused, Refusal::OverBudget { left_msat, .. } if left_msat == sat(5_000))
+        );
         assert!(l.settle("a", sat(29_000), 200));
         assert!(l.release("b"));
         assert!(!l.release("b"), "released once");
         let r = l.remaining(300);
-        assert_eq!((r.spent_msat, r.reserved_msat, r.left_msat), (sat(29_000), 0, sat(21_000)));
+        assert_eq!(
+            (r.spent_msat, r.reserved_msat, r.left_msat),
+            (sat(29_000), 0, sat(21_000))
+        );
         assert_eq!(r.resets_at, Some(200 + DAY));
-        assert_eq!(l.reserve("a", 1, "m", 300), Ok(()), "a hash may be paid again once settled");
+        assert_eq!(
+            l.reserve("a", 1, "m", 300),
+            Ok(()),
+            "a hash may be paid again once settled"
+        );
         assert_eq!(l.reserve("a", 1, "m", 300), Err(Refusal::AlreadyInFlight));
     }
 
@@ -514,7 +533,10 @@ mod tests {
         l.settle("a", sat(10), 1000);
         let err = l.reserve("b", 1, "m", 1000 + DAY - 1).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("0 sat of 10 sat left until 1970-01-02 00:16 UTC"), "{text}");
+        assert!(
+            text.contains("0 sat of 10 sat left until 1970-01-02 00:16 UTC"),
+            "{text}"
+        );
         l.reserve("b", sat(10), "m", 1000 + DAY).unwrap();
 
         let mut t = Ledger::new(Budget {
@@ -541,7 +563,10 @@ mod tests {
             l.settle(&h, 7, i);
         }
         assert!(l.spends.len() <= MAX_SPENDS_IN_WINDOW);
-        assert_eq!(l.remaining(MAX_SPENDS_IN_WINDOW as u64 + 10).spent_msat, 7 * (MAX_SPENDS_IN_WINDOW as u64 + 10));
+        assert_eq!(
+            l.remaining(MAX_SPENDS_IN_WINDOW as u64 + 10).spent_msat,
+            7 * (MAX_SPENDS_IN_WINDOW as u64 + 10)
+        );
     }
 
     #[derive(Clone, Debug)]

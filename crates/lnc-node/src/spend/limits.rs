@@ -49,7 +49,10 @@ mod tests {
             b.take(t0).unwrap();
         }
         let wait = b.take(t0).unwrap_err();
-        assert!(wait <= Duration::from_millis(100) && wait > Duration::from_millis(90), "{wait:?}");
+        assert!(
+            wait <= Duration::from_millis(100) && wait > Duration::from_millis(90),
+            "{wait:?}"
+        );
         b.take(t0 + Duration::from_millis(100)).unwrap();
         assert!(b.take(t0 + Duration::from_millis(100)).is_err());
         // A long pause refills only up to the burst.

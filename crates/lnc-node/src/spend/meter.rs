@@ -70,7 +70,9 @@ impl Drop for StreamPermit {
 #[derive(Debug, thiserror::Error)]
 pub enum MeterError {
     /// Over the call rate.
-    #[error("lnc node: this session's call rate limit ({rate}/s) is reached; retry in {retry_ms} ms")]
+    #[error(
+        "lnc node: this session's call rate limit ({rate}/s) is reached; retry in {retry_ms} ms"
+    )]
     Rate {
         /// The limit.
         rate: u32,
@@ -86,10 +88,14 @@ pub enum MeterError {
     #[error("lnc node: {0}")]
     Budget(Refusal),
     /// A spend session without a stored budget.
-    #[error("lnc node: this spend session has no budget; the node's operator can set one with `lnc session budget`")]
+    #[error(
+        "lnc node: this spend session has no budget; the node's operator can set one with `lnc session budget`"
+    )]
     NoBudget,
     /// The ledger could not be written: the payment is not sent.
-    #[error("lnc node: the payment was not sent because the node could not record it ({0}); the node's operator should check its data dir")]
+    #[error(
+        "lnc node: the payment was not sent because the node could not record it ({0}); the node's operator should check its data dir"
+    )]
     Store(#[from] StoreError),
 }
 
@@ -300,12 +306,16 @@ impl Meter {
 
     /// Payment hashes reserved and not yet settled or released.
     pub async fn open_reservations(&self) -> Vec<(String, String)> {
-        self.ledger.lock().await.as_ref().map_or_else(Vec::new, |l| {
-            l.reservations()
-                .iter()
-                .map(|(h, r)| (h.clone(), r.method.clone()))
-                .collect()
-        })
+        self.ledger
+            .lock()
+            .await
+            .as_ref()
+            .map_or_else(Vec::new, |l| {
+                l.reservations()
+                    .iter()
+                    .map(|(h, r)| (h.clone(), r.method.clone()))
+                    .collect()
+            })
     }
 
     /// Sets (or, with `None`, keeps) the budget and the limits, live and durably. What was
@@ -331,10 +341,14 @@ impl Meter {
             ledger: guard.clone(),
             limits: self.lock_rate().limits,
         };
-        self.budgeted
-            .store(policy.ledger.is_some() || self.requires_budget, Ordering::Release);
-        self.active
-            .store(!policy.is_empty() || self.requires_budget, Ordering::Release);
+        self.budgeted.store(
+            policy.ledger.is_some() || self.requires_budget,
+            Ordering::Release,
+        );
+        self.active.store(
+            !policy.is_empty() || self.requires_budget,
+            Ordering::Release,
+        );
         Ok(policy)
     }
 

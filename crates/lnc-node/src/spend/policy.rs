@@ -80,7 +80,8 @@ const WALLET_READS: &[&str] = &[
 ];
 
 const ON_CHAIN: &str = "budget sessions cannot move on-chain funds; use an admin session for this";
-const CHANNELS: &str = "budget sessions cannot open, fund or close channels; use an admin session for this";
+const CHANNELS: &str =
+    "budget sessions cannot open, fund or close channels; use an admin session for this";
 const UNMETERED: &str = "budget sessions cannot use this payment RPC, whose cost the node cannot meter; use routerrpc.Router/SendPaymentV2";
 const HIDES: &str = "budget sessions cannot delete payments or intercept HTLCs (the node's budget accounting depends on them)";
 
@@ -99,7 +100,10 @@ const REFUSED: &[(&str, &str)] = &[
     ("/lnrpc.Lightning/SendToRoute", UNMETERED),
     ("/lnrpc.Lightning/DeletePayment", HIDES),
     ("/lnrpc.Lightning/DeleteAllPayments", HIDES),
-    ("/lnrpc.Lightning/BakeMacaroon", "budget sessions cannot bake macaroons"),
+    (
+        "/lnrpc.Lightning/BakeMacaroon",
+        "budget sessions cannot bake macaroons",
+    ),
     ("/routerrpc.Router/SendPayment", UNMETERED),
     ("/routerrpc.Router/SendToRoute", UNMETERED),
     ("/routerrpc.Router/HtlcInterceptor", HIDES),
@@ -122,10 +126,7 @@ pub fn classify(path: &str) -> Verdict {
     if let Some((_, why)) = REFUSED.iter().find(|(p, _)| *p == path) {
         return Verdict::Refused(why);
     }
-    let Some((service, method)) = path
-        .strip_prefix('/')
-        .and_then(|p| p.split_once('/'))
-    else {
+    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
         return Verdict::Refused("not a gRPC method path");
     };
     if !SERVICES.contains(&service) {

@@ -256,14 +256,20 @@ mod tests {
                     },
                 )
                 .unwrap();
-            let batch: Vec<_> = (0..7).map(|n| (a, entry(n))).chain([(b, entry(99))]).collect();
+            let batch: Vec<_> = (0..7)
+                .map(|n| (a, entry(n)))
+                .chain([(b, entry(99))])
+                .collect();
             store.append_audit(&batch, 5).unwrap();
         }
         let store = SessionStore::open(dir).unwrap();
         let p = store.policy(a).unwrap();
         assert_eq!(p.ledger.unwrap().reservations().len(), 1);
         let log = store.audit_log(a, 100).unwrap();
-        assert_eq!(log.iter().map(|e| e.at).collect::<Vec<_>>(), vec![2, 3, 4, 5, 6]);
+        assert_eq!(
+            log.iter().map(|e| e.at).collect::<Vec<_>>(),
+            vec![2, 3, 4, 5, 6]
+        );
         assert_eq!(store.audit_log(a, 2).unwrap()[1].at, 6);
         assert_eq!(store.audit_log(b, 100).unwrap(), vec![entry(99)]);
     }

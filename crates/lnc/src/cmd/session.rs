@@ -129,11 +129,7 @@ impl PolicyArgs {
 
 /// `12,000 of 50,000 sat left (3,000 reserved) until …`.
 fn budget_text(r: &Remaining) -> String {
-    let mut t = format!(
-        "{} of {} left",
-        Sat(r.left_msat),
-        Sat(r.budget.limit_msat)
-    );
+    let mut t = format!("{} of {} left", Sat(r.left_msat), Sat(r.budget.limit_msat));
     if r.reserved_msat > 0 {
         t.push_str(&format!(" ({} in flight)", Sat(r.reserved_msat)));
     }
@@ -450,7 +446,9 @@ pub async fn run(args: SessionArgs) -> anyhow::Result<()> {
         SessionCommand::Budget { id, policy } => {
             let req = policy.request();
             if req == PolicyRequest::default() {
-                bail!("nothing to change: give --budget, --max-payment, --rate-limit, --burst or --max-streams");
+                bail!(
+                    "nothing to change: give --budget, --max-payment, --rate-limit, --burst or --max-streams"
+                );
             }
             let v = client
                 .call(
