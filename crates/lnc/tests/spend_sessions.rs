@@ -131,7 +131,7 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
             "--budget",
             "50000sat/day",
             "--max-payment",
-            "30000sat",
+            "40000sat",
             "--label",
             "tips",
         ])
@@ -207,11 +207,11 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
     assert_eq!(sat(remaining(&app).await.left_msat), 7_000);
 
     // Over the per-payment cap (checked before what is left).
-    let inv = bob_invoice(&bob, 31_000).await;
+    let inv = bob_invoice(&bob, 41_000).await;
     let e = pay(&app, invoice_payment(&inv.payment_request, 0))
         .await
         .unwrap_err();
-    assert!(e.message().contains("at most 30,000 sat"), "{e:?}");
+    assert!(e.message().contains("at most 40,000 sat"), "{e:?}");
     assert_eq!(
         invoice_state(&bob, &inv.r_hash).await,
         lnrpc::invoice::InvoiceState::Open
