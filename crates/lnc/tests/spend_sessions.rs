@@ -498,3 +498,87 @@ async fn rate_limit_and_stream_cap() {
     .await
     .unwrap();
 }
+
+/// The CLI user's view (lnd-sim: its invoices are paid by hash): `lnc connect` to a spend
+/// session, `lnc call` pays, `lnc status` prints what is left, and `lnc session log` shows
+/// the payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_status_shows_the_budget() {
+    let env = Stack::with_lnd_sim(LNC, "spend-cli").await;
+    let _node = env.node().await;
+    let (id, phrase) = env
+        .add(&["--type", "spend", "--budget", "5000sat/week"])
+        .await;
+    let out = env
+        .cli(
+            &[
+                "connect",
+                "--mailbox",
+                &env.relay,
+                "--insecure",
+                "--profile",
+                "w",
+            ],
+            &format!("{phrase}\n"),
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inv = env
+        .direct_admin()
+        .await
+        .lightning()
+        .add_invoice(lnrpc::Invoice {
+            value: 1_200,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let req = format!(
+        r#"{{"dest":"{}","amt":"1200","payment_hash":"{}","timeout_seconds":10}}"#,
+        base64::engine::general_purpose::STANDARD.encode([2u8; 33]),
+        base64::engine::general_purpose::STANDARD.encode(&inv.r_hash),
+    );
+    let out = env
+        .cli(
+            &[
+                "call",
+                "routerrpc.Router.SendPaymentV2",
+                &req,
+                "--profile",
+                "w",
+            ],
+            "",
+        )
+        .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("SUCCEEDED"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.cli(&["status", "--profile", "w"], "").await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("budget: 3,800 sat of 5,000 sat left per week, more from"),
+        "{text}"
+    );
+    // The log is written in batches, off the call path: wait for it.
+    until("the payment in the audit log", || async {
+        let log = env.session(&["log", &id]).await.ok()?;
+        log.as_array()?
+            .iter()
+            .any(|e| {
+                e["status"] == "SUCCEEDED"
+                    && e["amount_msat"] == 1_200_000u64
+                    && e["payment_hash"] == hex::encode(&inv.r_hash)
+            })
+            .then_some(())
+    })
+    .await
+    .unwrap();
+}
