@@ -42,6 +42,17 @@ pub struct LndTarget {
     pub admin_macaroon: PathBuf,
 }
 
+impl LndTarget {
+    /// A regtest LND of [`crate::lnd`] as the node's target.
+    pub fn of(lnd: &crate::lnd::Lnd) -> Self {
+        LndTarget {
+            addr: lnd.rpc_addr.clone(),
+            tls_cert: lnd.tls_cert(),
+            admin_macaroon: lnd.admin_macaroon(),
+        }
+    }
+}
+
 /// A relay (`lnc mailbox`, plaintext on loopback) and an LND, ready for `lnc node`.
 pub struct Stack {
     /// The `lnc` binary.
@@ -370,30 +381,28 @@ impl Stack {
 }
 
 impl Stack {
+    /// `lnc connect` with `phrase` (on stdin) to this stack's relay, saving profile
+    /// `profile` (`None`: the default); panics with the CLI's stderr if it fails.
+    pub async fn cli_pair(&self, phrase: &str, profile: Option<&str>) {
+        let mut args = vec!["connect", "--mailbox", &self.relay, "--insecure"];
+        if let Some(p) = profile {
+            args.extend_from_slice(&["--profile", p]);
+        }
+        let out = self.cli(&args, &format!("{phrase}\n")).await;
+        assert!(
+            out.status.success(),
+            "lnc connect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The CLI user's path, every part a process: `lnc session add --type invoice`, then
     /// `lnc connect` pairs with the phrase (a profile sealed with a password), then
     /// `lnc call` (new processes, KK) makes an invoice and is refused a payment by LND.
     pub async fn invoice_session_via_cli(&self) {
         let node = self.node().await;
         let (id, phrase) = self.add(&["--type", "invoice"]).await;
-        let out = self
-            .cli(
-                &[
-                    "connect",
-                    "--mailbox",
-                    &self.relay,
-                    "--insecure",
-                    "--profile",
-                    "pos",
-                ],
-                &format!("{phrase}\n"),
-            )
-            .await;
-        assert!(
-            out.status.success(),
-            "lnc connect: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.cli_pair(&phrase, Some("pos")).await;
         assert_eq!(self.state(&id).await["paired"], true);
 
         let out = self

@@ -32,16 +32,7 @@ fn ms(d: Duration) -> f64 {
 async fn run() {
     let net = regtest().await;
     println!("regtest network started in {:?}", net.started_in);
-    let env = Stack::with_lnd(
-        LNC,
-        "bench-real-lnd",
-        LndTarget {
-            addr: net.alice.rpc_addr.clone(),
-            tls_cert: net.alice.tls_cert(),
-            admin_macaroon: net.alice.admin_macaroon(),
-        },
-    )
-    .await;
+    let env = Stack::with_lnd(LNC, "bench-real-lnd", LndTarget::of(&net.alice)).await;
     let node = env.node().await;
     let (_, phrase) = env.add(&["--type", "admin"]).await;
     let app = App::pair(&env, &phrase).await;

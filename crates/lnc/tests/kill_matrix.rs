@@ -103,11 +103,7 @@ async fn kill_and_recover(victim: Victim) {
         Victim::RealLnd => {
             let net = lnc_testkit::lnd::regtest().await;
             let lnd = net.spare("carol").await.unwrap();
-            let target = LndTarget {
-                addr: lnd.rpc_addr.clone(),
-                tls_cert: lnd.tls_cert(),
-                admin_macaroon: lnd.admin_macaroon(),
-            };
+            let target = LndTarget::of(&lnd);
             real = Some((net, lnd));
             Stack::with_lnd(LNC, &tag, target).await
         }
@@ -310,17 +306,7 @@ async fn app_killed_mid_stream() {
     let _node = env.node().await;
     first_invoice(&env).await;
     let (_, phrase) = env.add(&["--type", "admin"]).await;
-    let out = env
-        .cli(
-            &["connect", "--mailbox", &env.relay, "--insecure"],
-            &format!("{phrase}\n"),
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.cli_pair(&phrase, None).await;
     // From add index 1 the stream replays "before" however late it opens.
     let mut app = env.cli_proc(&[
         "call",

@@ -19,11 +19,7 @@ use lnd_api::routerrpc;
 const LNC: &str = env!("CARGO_BIN_EXE_lnc");
 
 fn alice(net: &Regtest) -> LndTarget {
-    LndTarget {
-        addr: net.alice.rpc_addr.clone(),
-        tls_cert: net.alice.tls_cert(),
-        admin_macaroon: net.alice.admin_macaroon(),
-    }
+    LndTarget::of(&net.alice)
 }
 
 async fn stack(tag: &str) -> (Arc<Regtest>, Stack) {

@@ -20,11 +20,7 @@ const LNC: &str = env!("CARGO_BIN_EXE_lnc");
 const KEYSEND: u64 = 5_482_373_484;
 
 fn alice(net: &Regtest) -> LndTarget {
-    LndTarget {
-        addr: net.alice.rpc_addr.clone(),
-        tls_cert: net.alice.tls_cert(),
-        admin_macaroon: net.alice.admin_macaroon(),
-    }
+    LndTarget::of(&net.alice)
 }
 
 async fn stack(tag: &str) -> (Arc<Regtest>, Stack) {
@@ -509,24 +505,7 @@ async fn cli_status_shows_the_budget() {
     let (id, phrase) = env
         .add(&["--type", "spend", "--budget", "5000sat/week"])
         .await;
-    let out = env
-        .cli(
-            &[
-                "connect",
-                "--mailbox",
-                &env.relay,
-                "--insecure",
-                "--profile",
-                "w",
-            ],
-            &format!("{phrase}\n"),
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.cli_pair(&phrase, Some("w")).await;
     let inv = env
         .direct_admin()
         .await
