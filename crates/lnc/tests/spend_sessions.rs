@@ -561,3 +561,146 @@ async fn cli_status_shows_the_budget() {
     .await
     .unwrap();
 }
+
+/// The other payment RPCs a budget session may use, each metered against real LND:
+/// `SendPaymentSync` (LND's default fee limit counts when the request sets none),
+/// `SendToRouteV2` (the route's amount and fees), and `lnrpc.SendPayment`'s stream (one
+/// payment per call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_metered_payment_rpc_on_real_lnd() {
+    use lnc_node::spend::legacy::{SendRequest, SendResponse};
+    let (net, env) = stack("spend-rpcs").await;
+    let _node = env.node().await;
+    let bob = net.bob.admin().await.unwrap();
+    let (_, phrase) = env
+        .add(&["--type", "spend", "--budget", "10000sat/total"])
+        .await;
+    let app = App::pair(&env, &phrase).await;
+    let sync = async |req: SendRequest| {
+        let mut grpc = tonic::client::Grpc::new(app.client.clone());
+        grpc.ready().await.unwrap();
+        grpc.unary(
+            tonic::Request::new(req),
+            http::uri::PathAndQuery::from_static("/lnrpc.Lightning/SendPaymentSync"),
+            tonic_prost::ProstCodec::<SendRequest, SendResponse>::default(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
+    };
+    let fixed = |sat| {
+        Some(lnrpc::FeeLimit {
+            limit: Some(lnrpc::fee_limit::Limit::Fixed(sat)),
+        })
+    };
+
+    // SendPaymentSync, with a fee limit.
+    let inv = bob_invoice(&bob, 2_000).await;
+    let r = sync(SendRequest {
+        payment_request: inv.payment_request.clone(),
+        fee_limit: fixed(10),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(r.payment_error.is_empty(), "{r:?}");
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Settled
+    );
+    assert_eq!(sat(remaining(&app).await.left_msat), 8_000);
+
+    // SendToRouteV2 along a route built for bob's invoice.
+    let inv = bob_invoice(&bob, 3_000).await;
+    let bob_info = bob
+        .lightning()
+        .lookup_invoice(lnrpc::PaymentHash {
+            r_hash: inv.r_hash.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bob_key = hex::decode(
+        bob.lightning()
+            .get_info(lnrpc::GetInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .identity_pubkey,
+    )
+    .unwrap();
+    let route = app
+        .router()
+        .build_route(routerrpc::BuildRouteRequest {
+            amt_msat: 3_000_000,
+            final_cltv_delta: i32::try_from(bob_info.cltv_expiry).unwrap(),
+            hop_pubkeys: vec![bob_key],
+            payment_addr: bob_info.payment_addr.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .route;
+    let attempt = app
+        .router()
+        .send_to_route_v2(routerrpc::SendToRouteRequest {
+            payment_hash: inv.r_hash.clone(),
+            route,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        attempt.status,
+        lnrpc::htlc_attempt::HtlcStatus::Succeeded as i32,
+        "{attempt:?}"
+    );
+    assert_eq!(sat(remaining(&app).await.left_msat), 5_000);
+
+    // Without a fee limit LND may pay 5 % in fees: 6,000 sat commits 6,300, over the 5,000
+    // left, so it is refused; bob's invoice stays open.
+    let inv = bob_invoice(&bob, 6_000).await;
+    let e = sync(SendRequest {
+        payment_request: inv.payment_request.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(e.message().contains("needs 6,300 sat"), "{e:?}");
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Open
+    );
+
+    // lnrpc.SendPayment: a bidirectional stream, one payment in it.
+    let inv = bob_invoice(&bob, 1_000).await;
+    let (tx, rx) = futures_channel::mpsc::unbounded::<SendRequest>();
+    tx.unbounded_send(SendRequest {
+        payment_request: inv.payment_request.clone(),
+        fee_limit: fixed(0),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut grpc = tonic::client::Grpc::new(app.client.clone());
+    grpc.ready().await.unwrap();
+    let mut answers = grpc
+        .streaming(
+            tonic::Request::new(rx),
+            http::uri::PathAndQuery::from_static("/lnrpc.Lightning/SendPayment"),
+            tonic_prost::ProstCodec::<SendRequest, SendResponse>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let r = tokio::time::timeout(T, answers.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(r.payment_error.is_empty(), "{r:?}");
+    drop(tx);
+    let r = remaining(&app).await;
+    assert_eq!((sat(r.left_msat), r.reserved_msat), (4_000, 0));
+}
