@@ -540,6 +540,18 @@ async fn cli_status_shows_the_budget() {
         "{text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // By name, with JSON, as any LND method.
+    let out = env
+        .cli(
+            &["call", "lncnode.Budget.Remaining", "{}", "--profile", "w"],
+            "",
+        )
+        .await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["left_msat"].as_str(), v["period"].as_str()),
+        (Some("3800000"), Some("week"))
+    );
     let out = env.cli(&["status", "--profile", "w"], "").await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

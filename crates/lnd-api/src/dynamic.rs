@@ -84,14 +84,20 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// LND's API (every service in [`crate::DESCRIPTOR_SET`]), decoded once per process.
+    /// LND's API (every service in [`crate::DESCRIPTOR_SET`]) and the lnc node's own
+    /// `lncnode.Budget` ([`crate::lncnode`]), decoded once per process.
     pub fn lnd() -> Self {
         static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-        let pool = POOL.get_or_init(|| match DescriptorPool::decode(crate::DESCRIPTOR_SET) {
-            Ok(pool) => pool,
-            // The set is a committed build input checked by this crate's tests; an empty
-            // pool (every lookup says "unknown service") beats a panic if it were ever bad.
-            Err(_) => DescriptorPool::new(),
+        let pool = POOL.get_or_init(|| {
+            let mut pool = match DescriptorPool::decode(crate::DESCRIPTOR_SET) {
+                Ok(pool) => pool,
+                // The set is a committed build input checked by this crate's tests; an empty
+                // pool (every lookup says "unknown service") beats a panic if it were ever bad.
+                Err(_) => DescriptorPool::new(),
+            };
+            // The lnc node's own service beside LND's (checked by `lncnode`'s test).
+            let _ = pool.add_file_descriptor_proto(crate::lncnode::file_descriptor());
+            pool
         });
         Registry { pool: pool.clone() }
     }

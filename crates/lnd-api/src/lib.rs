@@ -30,6 +30,7 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!("../descriptors/lnd.binpb");
 
 #[cfg(feature = "dynamic")]
 pub mod dynamic;
+pub mod lncnode;
 
 /// LND's main package: `lnrpc.Lightning`, `lnrpc.WalletUnlocker`, `lnrpc.State`.
 #[allow(clippy::all, clippy::pedantic, rustdoc::all)]
