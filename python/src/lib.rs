@@ -151,7 +151,9 @@ where
     let rt = runtime();
     let mut handle = rt.spawn(fut);
     loop {
-        let slice = py.detach(|| rt.block_on(tokio::time::timeout(SIGNAL_POLL, &mut handle)));
+        // The timer is made inside `block_on`: it needs the runtime's context.
+        let slice = py
+            .detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_POLL, &mut handle).await }));
         match slice {
             Ok(Ok(r)) => return to_py(py, r),
             Ok(Err(join)) => {

@@ -7,7 +7,8 @@ sequential unary calls three ways on the same tunnel:
 * sync:   `client.call(method, dict)` from Python (dict→JSON, GIL release, JSON→dict);
 * async:  `await client.call(...)` on asyncio (plus the asyncio/tokio bridge).
 
-Usage: python bench.py [--calls N] [--method lnrpc.Lightning.GetInfo]
+Usage: python python/tests/bench.py [--calls N] [--method lnrpc.Lightning.GetInfo]
+(with the wheel installed; run it from outside python/, so that `import lnc` is the wheel).
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ import argparse
 import asyncio
 import pathlib
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent / "tests"))
-import lnc  # noqa: E402
-from conftest import PASSWORD, Stack, lnc_bin  # noqa: E402
+import lnc
+from conftest import PASSWORD, Stack, lnc_bin
 
 
 def summary(name: str, lat: list, base: float) -> str:
