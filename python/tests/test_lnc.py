@@ -283,6 +283,18 @@ def test_invalid_phrase(stack: Stack, home: pathlib.Path) -> None:
     assert "zzzqqq" not in str(e.value) and "word 10" in str(e.value)
 
 
+def test_expired_phrase(stack: Stack, home: pathlib.Path) -> None:
+    """A phrase not used within its first-connection window: the node revokes the session."""
+    sid, phrase = stack.add("--type", "readonly", "--first-connection-timeout", "1s")
+    deadline = time.monotonic() + T
+    while stack.session("show", sid)["session"]["state"] != "revoked":
+        assert time.monotonic() < deadline, "the node did not end the unpaired session"
+        time.sleep(0.1)  # polling the node's state: the event this test waits on
+    with pytest.raises(lnc.SessionNotFoundError):
+        lnc.pair(phrase, mailbox=stack.relay, insecure=True, password=PASSWORD, home=home, wait=3)
+    assert lnc.profiles(home) == []
+
+
 def test_revoked_session(stack: Stack, home: pathlib.Path) -> None:
     sid, phrase = stack.add("--type", "admin")
     pair(stack, phrase, home).close()
@@ -403,6 +415,40 @@ def test_ctrl_c_during_a_stream(paired: Tuple[pathlib.Path, str]) -> None:
         rc = p.p.wait(timeout=T)
         assert rc == 0, p.tail()
         # Promptly: the wait checks for signals every 0.1 s (generous bound for CI).
+        assert time.monotonic() - sent < 10, p.tail()
+    finally:
+        p.stop()
+
+
+def test_ctrl_c_during_a_blocking_connect(stack: Stack, home: pathlib.Path) -> None:
+    """A call that would block for a minute (a relay that is not there, wait=60)."""
+    _, phrase = stack.add("--type", "readonly")
+    script = textwrap.dedent(
+        f"""
+        import lnc, sys
+        try:
+            print("connecting", flush=True)
+            lnc.pair({phrase!r}, mailbox="127.0.0.1:{free_port()}", insecure=True,
+                     password="pw", home={str(home)!r}, wait=60)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(0)
+        sys.exit(3)
+        """
+    )
+    p = Proc("ctrl-c", [sys.executable, "-u", "-c", script])
+    try:
+        p.wait_line(lambda l: l == "connecting")
+        # Inside the native call once the module's runtime threads exist (the call starts
+        # them): from then on only its signal checks can raise KeyboardInterrupt.
+        deadline = time.monotonic() + T
+        while len(os.listdir(f"/proc/{p.p.pid}/task")) < 2:
+            assert time.monotonic() < deadline and p.p.poll() is None, p.tail()
+            time.sleep(0.01)
+        sent = time.monotonic()
+        p.p.send_signal(signal.SIGINT)
+        p.wait_line(lambda l: l == "interrupted")
+        assert p.p.wait(timeout=T) == 0, p.tail()
         assert time.monotonic() - sent < 10, p.tail()
     finally:
         p.stop()
