@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -153,8 +154,12 @@ class Stack:
                 "127.0.0.1:0",
                 "--handshake-timeout-secs",
                 "3",
+                "--metrics-listen",
+                "127.0.0.1:0",
             ],
         )
+        line = node.wait_line(lambda l: l.startswith("lnc node metrics:"))
+        self.node_metrics = line.split("lnc node metrics:", 1)[1].strip()
         node.wait_line(lambda l: l.startswith("lnc node ready"))
 
     def _spawn(self, name: str, args: List[str]) -> Proc:
@@ -180,6 +185,22 @@ class Stack:
         """A new session: (id, phrase)."""
         v = self.session("add", "--no-qr", *args)
         return v["session"]["id"], v["phrase"]
+
+    def calls_in_flight(self) -> int:
+        """The node's gauge of proxied calls and streams not yet finished."""
+        with urllib.request.urlopen(self.node_metrics, timeout=T) as r:
+            text = r.read().decode()
+        return sum(
+            int(float(m.group(1)))
+            for m in re.finditer(r"^\S*calls_in_flight(?:\{[^}]*\})? (\S+)$", text, re.M)
+        )
+
+    def wait_in_flight(self, n: int) -> None:
+        """Waits until the node has `n` calls in flight (polling its metrics: the event)."""
+        deadline = time.monotonic() + T
+        while (now := self.calls_in_flight()) != n:
+            assert time.monotonic() < deadline, f"{now} calls in flight on the node, not {n}"
+            time.sleep(0.05)
 
     def stop(self) -> None:
         for p in reversed(self.procs):

@@ -167,15 +167,38 @@ def test_gil_is_released_while_a_stream_waits(client: lnc.Client) -> None:
     sub.close()
 
 
-def test_dropped_subscription_is_stopped(client: lnc.Client) -> None:
+def test_closed_or_collected_subscription_stops_on_the_node(
+    stack: Stack, client: lnc.Client
+) -> None:
+    stack.wait_in_flight(0)
     sub = client.subscribe(SUB, {})
-    native = sub._s
+    stack.wait_in_flight(1)
+    sub.close()
+    stack.wait_in_flight(0)
+
+    sub = client.subscribe(SUB, {})
+    stack.wait_in_flight(1)
     del sub
     gc.collect()
-    del native
-    gc.collect()
-    # The tunnel is fine afterwards.
+    stack.wait_in_flight(0)
+
+    # The tunnel is unharmed by the streams' resets.
     assert "identity_pubkey" in client.call(GETINFO)
+
+
+def test_a_stream_keeps_its_tunnel_after_the_client_is_gone(
+    stack: Stack, home: pathlib.Path, admin_session: Tuple[str, str]
+) -> None:
+    """`for inv in lnc.connect(...).subscribe(...)`: the client object is collected at once."""
+    _, phrase = admin_session
+    c = pair(stack, phrase, home)
+    mark = c.call(ADD, {"memo": "mark", "value": 1})
+    c.call(ADD, {"memo": "kept", "value": 1})
+    sub = c.subscribe(SUB, {"add_index": mark["add_index"]})
+    del c
+    gc.collect()
+    assert next(sub)["memo"] == "kept"
+    sub.close()
 
 
 # --- asyncio --------------------------------------------------------------------------
