@@ -156,13 +156,7 @@ where
             .detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_POLL, &mut handle).await }));
         match slice {
             Ok(Ok(r)) => return to_py(py, r),
-            Ok(Err(join)) => {
-                return Err(LncFailure::new(
-                    "LncError",
-                    format!("lnc: internal error ({join}); please report it"),
-                )
-                .into_pyerr(py));
-            }
+            Ok(Err(join)) => return Err(internal(join).into_pyerr(py)),
             Err(_elapsed) => {
                 if let Err(e) = py.check_signals() {
                     handle.abort();
@@ -294,13 +288,37 @@ fn lnc_core_phrase_check(phrase: &str) -> Outcome<()> {
         .map_err(|e| Error::Phrase(e).into())
 }
 
+fn internal(e: tokio::task::JoinError) -> LncFailure {
+    LncFailure::new(
+        "LncError",
+        format!("lnc: internal error ({e}); please report it"),
+    )
+}
+
 async fn do_pair(a: PairArgs) -> Outcome<NativeClient> {
     let (client, creds) = lnc_client::native::pair(a.info, &a.phrase, a.options).await?;
-    if let Err(e) = a.store.save(&a.profile, &creds, a.password.as_bytes()) {
-        client.shutdown().await;
-        return Err(e.into());
+    let PairArgs {
+        password,
+        profile,
+        store,
+        ..
+    } = a;
+    // Sealing runs scrypt (~0.3 s of CPU): off the runtime's workers, which carry every
+    // other call of the process.
+    let saved =
+        tokio::task::spawn_blocking(move || store.save(&profile, &creds, password.as_bytes()))
+            .await;
+    match saved {
+        Ok(Ok(())) => Ok(NativeClient::new(client)),
+        Ok(Err(e)) => {
+            client.shutdown().await;
+            Err(e.into())
+        }
+        Err(e) => {
+            client.shutdown().await;
+            Err(internal(e))
+        }
     }
-    Ok(NativeClient::new(client))
 }
 
 struct ConnectArgs {
@@ -334,7 +352,7 @@ async fn do_connect(a: ConnectArgs) -> Outcome<NativeClient> {
     let creds: Credentials =
         tokio::task::spawn_blocking(move || sealed.open(a.password.as_bytes()))
             .await
-            .map_err(|e| LncFailure::new("LncError", format!("lnc: internal error ({e})")))?
+            .map_err(internal)?
             .map_err(Error::from)?;
     let client = lnc_client::native::connect(&creds, a.options).await?;
     Ok(NativeClient::new(client))

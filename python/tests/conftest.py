@@ -112,15 +112,18 @@ def word_after(line: str, key: str) -> str:
 class Stack:
     """Relay + lnd-sim + node, started once for the whole test session."""
 
-    def __init__(self, lnc: str, root: pathlib.Path) -> None:
+    def __init__(self, lnc: str, root: pathlib.Path, tls: bool = False) -> None:
+        """`tls`: the relay serves TLS with the self-signed certificate it generates
+        (`ca_cert`), which the node trusts as its CA; else plaintext (`--insecure`)."""
         self.lnc = lnc
         self.dir = root
         self.procs: List[Proc] = []
+        self.ca_cert = root / "mailbox" / "tls.cert"
         mailbox = self._spawn(
             "mailbox",
             [
                 "mailbox",
-                "--insecure",
+                *([] if tls else ["--insecure"]),
                 "--listen",
                 "127.0.0.1:0",
                 "--metrics-listen",
@@ -149,7 +152,7 @@ class Stack:
                 "--mailbox",
                 self.relay,
                 "--mailbox-tls",
-                "insecure",
+                *(["ca", "--mailbox-ca", str(self.ca_cert)] if tls else ["insecure"]),
                 "--admin-listen",
                 "127.0.0.1:0",
                 "--handshake-timeout-secs",
@@ -216,6 +219,17 @@ def lnc() -> str:
 def stack(lnc: str) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="lnc-py-") as d:
         s = Stack(lnc, pathlib.Path(d))
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_stack(lnc: str) -> Iterator[Stack]:
+    """A second stack whose relay speaks TLS with a self-signed certificate."""
+    with tempfile.TemporaryDirectory(prefix="lnc-py-tls-") as d:
+        s = Stack(lnc, pathlib.Path(d), tls=True)
         try:
             yield s
         finally:
