@@ -520,3 +520,24 @@ def test_ctrl_c_during_a_blocking_connect(stack: Stack, home: pathlib.Path) -> N
         assert time.monotonic() - sent < 10, p.tail()
     finally:
         p.stop()
+
+
+def test_a_refused_subscription_raises_at_the_first_message(
+    stack: Stack, home: pathlib.Path
+) -> None:
+    """`subscribe` returns at once (LND answers some streams only with their first event);
+    the node's refusal comes with the first `next`."""
+    _, phrase = stack.add("--type", "custom", "--permission", "info:read")
+    with pair(stack, phrase, home) as c:
+        assert "identity_pubkey" in c.call(GETINFO)
+        sub = c.subscribe(SUB, {})
+        with pytest.raises(lnc.RpcError, match="permission denied"):
+            next(sub)
+
+        async def main() -> None:
+            ac = lnc.AsyncClient(c._c)
+            with pytest.raises(lnc.RpcError, match="permission denied"):
+                async for _ in ac.subscribe(SUB):
+                    pass
+
+        asyncio.run(main())
