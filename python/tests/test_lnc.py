@@ -372,7 +372,7 @@ def test_revoked_session(stack: Stack, home: pathlib.Path) -> None:
 
 
 def test_expired_session(stack: Stack, home: pathlib.Path) -> None:
-    _, phrase = stack.add("--type", "admin", "--expiry", "20s")
+    _, phrase = stack.add("--type", "admin", "--expiry", "15s")
     with pair(stack, phrase, home) as c:
         expiry = c.expiry
     assert expiry is not None
