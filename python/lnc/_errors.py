@@ -101,12 +101,15 @@ class MethodError(LncError):
 class RpcError(LncError):
     """The node (LND) answered with a gRPC error status."""
 
-    def __init__(self, message: str, code: int = StatusCode.UNKNOWN) -> None:
+    def __init__(self, message: str, code: int = StatusCode.UNKNOWN, details: str = "") -> None:
         super().__init__(message)
         try:
+            #: The gRPC status code.
             self.code: StatusCode = StatusCode(code)
         except ValueError:
             self.code = StatusCode.UNKNOWN
+        #: The node's own message (the status message, without lnc's prefix).
+        self.details = details
 
 
 __all__ = [

@@ -62,8 +62,8 @@ struct LncFailure {
     /// Class name in `lnc._errors`.
     class: &'static str,
     message: String,
-    /// gRPC status code, for `RpcError`.
-    code: Option<i32>,
+    /// gRPC status code and the node's own message, for `RpcError`.
+    code: Option<(i32, String)>,
     /// Unix expiry, for `SessionExpiredError`.
     expiry: Option<i64>,
 }
@@ -82,7 +82,10 @@ impl LncFailure {
         let build = || -> PyResult<PyErr> {
             let cls = py.import("lnc._errors")?.getattr(self.class)?;
             let exc = match self.class {
-                "RpcError" => cls.call1((self.message.clone(), self.code.unwrap_or(2)))?,
+                "RpcError" => {
+                    let (code, details) = self.code.clone().unwrap_or((2, String::new()));
+                    cls.call1((self.message.clone(), code, details))?
+                }
                 "SessionExpiredError" => cls.call1((self.message.clone(), self.expiry))?,
                 _ => cls.call1((self.message.clone(),))?,
             };
@@ -124,7 +127,7 @@ impl From<Error> for LncFailure {
                     "RpcError",
                     format!("lnc: the node returned {code:?}: {message}"),
                 );
-                f.code = Some(*code as i32);
+                f.code = Some((*code as i32, message.clone()));
                 return f;
             }
             Error::Method(_) | Error::CallShape { .. } | Error::MethodPath { .. } => "MethodError",

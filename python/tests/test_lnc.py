@@ -423,6 +423,7 @@ def test_rpc_and_method_errors(client: lnc.Client) -> None:
     with pytest.raises(lnc.RpcError) as e:
         client.call("lnrpc.Lightning.LookupInvoice", {"r_hash_str": "00" * 32})
     assert e.value.code == lnc.StatusCode.NOT_FOUND
+    assert e.value.details == "unable to locate invoice"
     assert "unable to locate invoice" in str(e.value)
     with pytest.raises(lnc.MethodError):
         client.call("lnrpc.Lightning.NoSuchMethod")

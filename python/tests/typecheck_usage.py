@@ -24,7 +24,8 @@ def sync_usage(phrase: str, pw: str) -> None:
         lnc.connect(password=pw)
     except lnc.RpcError as e:
         code: lnc.StatusCode = e.code
-        print(code.name)
+        details: str = e.details
+        print(code.name, details)
     except lnc.SessionExpiredError as e2:
         print(e2.expiry)
     except lnc.LncError as e3:
