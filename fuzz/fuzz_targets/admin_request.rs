@@ -48,6 +48,7 @@ const NAMES: &[&str] = &[
     "invoice",
     "invoice-only",
     "invoices",
+    "spend",
     "custom",
 ];
 
@@ -111,6 +112,7 @@ impl Request {
             expiry_secs: self.expiry.as_ref().map(Secs::get),
             mailbox: self.mailbox.clone(),
             first_connection_timeout_secs: self.first_connection_timeout.as_ref().map(Secs::get),
+            policy: Default::default(),
         }
     }
 }
@@ -121,6 +123,7 @@ fn canonical(kind: &str) -> Option<&'static str> {
         "readonly" | "read-only" => Some("readonly"),
         "admin" => Some("admin"),
         "invoice" | "invoice-only" | "invoices" => Some("invoice"),
+        "spend" => Some("spend"),
         "custom" => Some("custom"),
         _ => None,
     }
@@ -190,7 +193,9 @@ fn check_request(req: &AddSessionRequest) {
         .as_secs();
     let expiry = NOW_SECS.checked_add(lifetime);
     let deadline = NOW_SECS.checked_add(timeout);
+    // A spend session needs a budget (these requests carry none).
     let valid = lifetime > 0
+        && params.session_type != SessionType::Spend
         && expiry.is_some_and(|e| e <= LAST_CAVEAT_SECS)
         && deadline.is_some_and(|d| d <= LAST_SYSTEM_TIME_SECS);
     match params.check(now) {

@@ -53,7 +53,10 @@ export async function startHarness(env = {}) {
     }
   });
   const timer = setTimeout(() => child.kill(), 120_000);
-  await Promise.race([ready, new Promise((_, rej) => setTimeout(() => rej(new Error('web_harness not ready in 60 s')), 60_000))]);
+  let notReady;
+  await Promise.race([ready, new Promise((_, rej) => (notReady = setTimeout(() => rej(new Error('web_harness not ready in 60 s')), 60_000)))]);
+  // Neither timer may keep the test process alive once the tests are done.
+  clearTimeout(notReady);
   clearTimeout(timer);
   return {
     info,

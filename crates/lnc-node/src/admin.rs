@@ -6,7 +6,8 @@
 //! sessions. The bound address is written to `admin.addr` for the CLI to find.
 //!
 //! Routes: `POST /v1/sessions`, `GET /v1/sessions`, `GET /v1/sessions/{id}[?phrase=true]`,
-//! `DELETE /v1/sessions/{id}`.
+//! `DELETE /v1/sessions/{id}`, `GET /v1/sessions/{id}/log[?limit=N]` (the audit log),
+//! `PUT /v1/sessions/{id}/policy` (budget and limits, live).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use zeroize::Zeroizing;
 use crate::create::NewSession;
 use crate::node::{Node, NodeError};
 use crate::session::{Session, SessionId, SessionState, SessionType};
+use crate::spend::{Budget, Limits, Remaining};
 
 /// File (in the data dir) holding the admin bearer token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -48,6 +50,54 @@ pub struct AddSessionRequest {
     pub mailbox: Option<String>,
     /// Time allowed for the first pairing, seconds (default: the node's, 10 minutes).
     pub first_connection_timeout_secs: Option<u64>,
+    /// Budget and limits (spend sessions need a budget; others may have one).
+    #[serde(default, flatten)]
+    pub policy: PolicyRequest,
+}
+
+/// A budget and call limits as the CLI gives them (`PUT /v1/sessions/{id}/policy`, and
+/// part of `POST /v1/sessions`). Absent fields are left as they are.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct PolicyRequest {
+    /// `50000sat/day` (periods: total, day, week, month).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// `10000sat`: the most one payment may commit (amount + fee limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payment: Option<String>,
+    /// Calls per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Calls allowed in a burst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Calls open at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_streams: Option<u32>,
+}
+
+impl PolicyRequest {
+    /// The budget asked for, if any.
+    pub fn budget(&self) -> Result<Option<Budget>, String> {
+        match (&self.budget, &self.max_payment) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err("--max-payment needs --budget".into()),
+            (Some(b), m) => Budget::parse(b, m.as_deref())
+                .map(Some)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The limits asked for, if any.
+    pub fn limits(&self) -> Option<Limits> {
+        (self.rate_limit.is_some() || self.burst.is_some() || self.max_streams.is_some()).then_some(
+            Limits {
+                calls_per_second: self.rate_limit,
+                burst: self.burst,
+                max_streams: self.max_streams,
+            },
+        )
+    }
 }
 
 impl AddSessionRequest {
@@ -70,6 +120,8 @@ impl AddSessionRequest {
         params.expiry = self.expiry_secs.map(Duration::from_secs);
         params.first_connection_timeout =
             self.first_connection_timeout_secs.map(Duration::from_secs);
+        params.budget = self.policy.budget()?;
+        params.limits = self.policy.limits().unwrap_or_default();
         Ok(params)
     }
 }
@@ -116,6 +168,9 @@ pub struct SessionView {
     pub local_public_key: String,
     /// Failed or stalled pairing attempts.
     pub failed_attempts: u32,
+    /// The budget and what is left of it, for sessions with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Remaining>,
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -143,12 +198,17 @@ impl SessionView {
             mailbox: s.mailbox_addr.clone(),
             local_public_key: hex::encode(s.local_public_key.to_bytes()),
             failed_attempts: s.failed_attempts,
+            budget: None,
         }
     }
 }
 
-fn view(node: &Node, s: &Session) -> SessionView {
-    SessionView::of(s, node.is_connected(s.id))
+async fn view(node: &Node, s: &Session) -> SessionView {
+    let mut v = SessionView::of(s, node.is_connected(s.id));
+    if let Ok(m) = node.meter(s.id) {
+        v.budget = m.remaining().await;
+    }
+    v
 }
 
 /// An error reply.
@@ -184,6 +244,7 @@ pub fn parse_session_type(kind: &str, permissions: &[String]) -> Result<SessionT
         "readonly" | "read-only" => Ok(SessionType::ReadOnly),
         "admin" => Ok(SessionType::Admin),
         "invoice" | "invoice-only" | "invoices" => Ok(SessionType::InvoiceOnly),
+        "spend" => Ok(SessionType::Spend),
         "custom" => {
             let mut ops = Vec::new();
             for p in permissions {
@@ -203,7 +264,7 @@ pub fn parse_session_type(kind: &str, permissions: &[String]) -> Result<SessionT
             Ok(SessionType::Custom(ops))
         }
         other => Err(format!(
-            "unknown session type {other:?}; use readonly, admin, invoice or custom"
+            "unknown session type {other:?}; use readonly, admin, invoice, spend or custom"
         )),
     }
 }
@@ -258,7 +319,7 @@ async fn add(
     match st.node.create_session(params).await {
         Ok(c) => {
             let reply = SessionReply {
-                session: view(&st.node, &c.session),
+                session: view(&st.node, &c.session).await,
                 phrase: Some(c.expose_phrase().to_phrase_string().to_string()),
                 mailbox: c.session.mailbox_addr.clone(),
             };
@@ -271,7 +332,13 @@ async fn add(
 async fn list(State(st): State<AdminState>, headers: HeaderMap) -> Response {
     check_auth!(st, headers);
     match st.node.store().list() {
-        Ok(v) => Json(v.iter().map(|s| view(&st.node, s)).collect::<Vec<_>>()).into_response(),
+        Ok(v) => {
+            let mut views = Vec::with_capacity(v.len());
+            for s in &v {
+                views.push(view(&st.node, s).await);
+            }
+            Json(views).into_response()
+        }
         Err(e) => node_err(e.into()),
     }
 }
@@ -308,7 +375,7 @@ async fn show(
                 None
             };
             Json(SessionReply {
-                session: view(&st.node, &s),
+                session: view(&st.node, &s).await,
                 phrase,
                 mailbox: s.mailbox_addr.clone(),
             })
@@ -328,7 +395,61 @@ async fn revoke(
         return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
     };
     match st.node.revoke(id).await {
-        Ok(s) => Json(view(&st.node, &s)).into_response(),
+        Ok(s) => Json(view(&st.node, &s).await).into_response(),
+        Err(e) => node_err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Audit log entries `GET /v1/sessions/{id}/log` returns when no limit is given.
+pub const DEFAULT_LOG_LIMIT: usize = 100;
+
+async fn log(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    check_auth!(st, headers);
+    let Ok(id) = id.parse::<SessionId>() else {
+        return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
+    };
+    if let Err(e) = st.node.store().get(id) {
+        return node_err(e.into());
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_LOG_LIMIT);
+    let store = st.node.store_handle();
+    match tokio::task::spawn_blocking(move || store.audit_log(id, limit)).await {
+        Ok(Ok(entries)) => Json(entries).into_response(),
+        Ok(Err(e)) => node_err(e.into()),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn set_policy(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Json(req): Json<PolicyRequest>,
+) -> Response {
+    check_auth!(st, headers);
+    let Ok(id) = id.parse::<SessionId>() else {
+        return err(StatusCode::BAD_REQUEST, "a session ID is 8 hex digits");
+    };
+    let budget = match req.budget() {
+        Ok(b) => b,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    match st.node.set_policy(id, budget, req.limits()).await {
+        Ok(_) => match st.node.store().get(id) {
+            Ok(s) => Json(view(&st.node, &s).await).into_response(),
+            Err(e) => node_err(e.into()),
+        },
         Err(e) => node_err(e),
     }
 }
@@ -417,6 +538,8 @@ pub async fn serve_admin(node: Node) -> Result<AdminServer, NodeError> {
     let app = axum::Router::new()
         .route("/v1/sessions", get(list).post(add))
         .route("/v1/sessions/{id}", get(show).delete(revoke))
+        .route("/v1/sessions/{id}/log", get(log))
+        .route("/v1/sessions/{id}/policy", axum::routing::put(set_policy))
         .with_state(state);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -477,7 +600,7 @@ mod tests {
         let e = |r: AddSessionRequest| r.to_new_session().unwrap_err();
         assert_eq!(
             e(req("root", &[])),
-            r#"unknown session type "root"; use readonly, admin, invoice or custom"#
+            r#"unknown session type "root"; use readonly, admin, invoice, spend or custom"#
         );
         assert_eq!(
             e(req("custom", &[])),

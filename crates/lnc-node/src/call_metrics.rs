@@ -13,34 +13,50 @@ use std::task::{Context, Poll};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::metrics::NodeMetrics;
+use crate::metrics::{NodeMetrics, code_name};
 use crate::proxy::ProxyBody;
+use crate::spend::Meter;
+use crate::spend::store::AuditEntry;
 
 /// One call in flight; counted as finished exactly once (on [`finish`](Self::finish) or
 /// when dropped).
 pub(crate) struct CallRecord {
     metrics: Arc<NodeMetrics>,
     method: String,
+    /// The session's audit log, and the call's path as the log shows it.
+    audit: Option<(Arc<Meter>, String)>,
     done: bool,
 }
 
 impl CallRecord {
     /// A call to `path` arrived.
-    pub(crate) fn start(metrics: Arc<NodeMetrics>, path: &str) -> Self {
+    pub(crate) fn start(metrics: Arc<NodeMetrics>, path: &str, meter: Option<Arc<Meter>>) -> Self {
         metrics.calls_in_flight.inc();
         CallRecord {
             method: metrics.method_label(path),
             metrics,
+            audit: meter.map(|m| (m, path.to_owned())),
             done: false,
         }
     }
 
-    fn finish(&mut self, code: tonic::Code) {
+    fn finish(&mut self, code: tonic::Code, detail: Option<String>) {
         if !self.done {
             self.done = true;
             self.metrics.calls_in_flight.dec();
             self.metrics
                 .call_finished(std::mem::take(&mut self.method), code);
+            if let Some((meter, path)) = self.audit.take() {
+                meter.audit(AuditEntry {
+                    at: crate::spend::meter::unix(std::time::SystemTime::now()),
+                    method: path,
+                    status: code_name(code).into(),
+                    amount_msat: None,
+                    fee_msat: None,
+                    payment_hash: None,
+                    detail,
+                });
+            }
         }
     }
 
@@ -48,7 +64,12 @@ impl CallRecord {
     /// body is read by the tunnel.
     pub(crate) fn observe(mut self, resp: http::Response<ProxyBody>) -> http::Response<ProxyBody> {
         if let Some(code) = status_of(resp.headers()) {
-            self.finish(code);
+            // A trailers-only answer: the node's own refusals, whose reason goes to the log.
+            let detail = (code != tonic::Code::Ok)
+                .then(|| tonic::Status::from_header_map(resp.headers()))
+                .flatten()
+                .map(|s| s.message().chars().take(300).collect());
+            self.finish(code, detail);
             return resp;
         }
         resp.map(|inner| {
@@ -63,7 +84,7 @@ impl CallRecord {
 impl Drop for CallRecord {
     fn drop(&mut self) {
         // The app cancelled, or the tunnel closed, before the status arrived.
-        self.finish(tonic::Code::Cancelled);
+        self.finish(tonic::Code::Cancelled, None);
     }
 }
 
@@ -92,13 +113,13 @@ impl Body for Observed {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(code) = frame.trailers_ref().and_then(status_of) {
-                    self.record.finish(code);
+                    self.record.finish(code, None);
                 }
             }
             // The backend's stream broke (LND went away or reset the call).
-            Poll::Ready(Some(Err(_))) => self.record.finish(tonic::Code::Unavailable),
+            Poll::Ready(Some(Err(_))) => self.record.finish(tonic::Code::Unavailable, None),
             // Ended without a status: not a gRPC answer.
-            Poll::Ready(None) => self.record.finish(tonic::Code::Unknown),
+            Poll::Ready(None) => self.record.finish(tonic::Code::Unknown, None),
             Poll::Pending => {}
         }
         polled
@@ -134,7 +155,7 @@ mod tests {
             Ok::<_, tonic::Status>(Frame::data(bytes::Bytes::from_static(b"x"))),
             Ok(Frame::trailers(trailers)),
         ]));
-        let resp = CallRecord::start(m.clone(), "/a.B/C")
+        let resp = CallRecord::start(m.clone(), "/a.B/C", None)
             .observe(http::Response::new(ProxyBody::new(body)));
         assert_eq!(m.calls_in_flight.get(), 1);
         let collected = resp.into_body().collect().await.unwrap();
@@ -147,13 +168,13 @@ mod tests {
     async fn a_trailers_only_answer_counts_at_once_and_a_dropped_call_as_cancelled() {
         let m = Arc::new(NodeMetrics::default());
         let refusal = tonic::Status::permission_denied("no").into_http::<ProxyBody>();
-        drop(CallRecord::start(m.clone(), "/a.B/C").observe(refusal));
+        drop(CallRecord::start(m.clone(), "/a.B/C", None).observe(refusal));
         assert!(count(&m, "PERMISSION_DENIED"), "{}", m.encode());
 
         let m = Arc::new(NodeMetrics::default());
         let open =
             http::Response::new(ProxyBody::new(http_body_util::Empty::<bytes::Bytes>::new()));
-        drop(CallRecord::start(m.clone(), "/a.B/C").observe(open));
+        drop(CallRecord::start(m.clone(), "/a.B/C", None).observe(open));
         assert!(count(&m, "CANCELLED"), "{}", m.encode());
         assert_eq!(m.calls_in_flight.get(), 0);
     }

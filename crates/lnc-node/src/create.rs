@@ -37,6 +37,10 @@ pub struct NewSession {
     pub dev_server: bool,
     /// Time allowed for the first pairing (default 10 minutes).
     pub first_connection_timeout: Option<Duration>,
+    /// A spending budget the node enforces (required for [`SessionType::Spend`]).
+    pub budget: Option<crate::spend::Budget>,
+    /// Call limits (unset: the defaults of the session's kind).
+    pub limits: crate::spend::Limits,
 }
 
 impl NewSession {
@@ -53,6 +57,8 @@ impl NewSession {
             mailbox_addr: mailbox_addr.into(),
             dev_server: false,
             first_connection_timeout: None,
+            budget: None,
+            limits: crate::spend::Limits::default(),
         }
     }
 }
@@ -95,6 +101,11 @@ impl NewSession {
         if self.session_type.permissions().is_empty() {
             return Err(SessionError::Invalid(
                 "a custom session needs at least one permission".into(),
+            ));
+        }
+        if self.session_type == SessionType::Spend && self.budget.is_none() {
+            return Err(SessionError::Invalid(
+                "a spend session needs a budget (e.g. --budget 50000sat/day)".into(),
             ));
         }
         let first_connection_deadline = created

@@ -13,12 +13,14 @@ mod call_metrics;
 pub mod clock;
 pub mod create;
 pub mod lnd;
+mod metered_call;
 pub mod metrics;
 pub mod node;
 pub mod ops;
 pub mod proxy;
 pub mod secret;
 pub mod session;
+pub mod spend;
 pub mod store;
 
 pub use admin::SessionView;

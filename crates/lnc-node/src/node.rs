@@ -29,6 +29,9 @@ use crate::lnd::{Lnd, LndError};
 use crate::metrics::NodeMetrics;
 use crate::proxy::{Gate, Proxy, UpstreamConfig, Upstreams};
 use crate::session::{RevokeReason, Session, SessionId, SessionState};
+use crate::spend::audit::AuditSink;
+use crate::spend::store::DEFAULT_AUDIT_ENTRIES;
+use crate::spend::{Budget, Limits, Meter, SessionPolicy};
 use crate::store::{SessionStore, StoreError};
 
 /// Default time a handshake may take once the app's GBN connection is up.
@@ -82,6 +85,8 @@ pub struct NodeConfig {
     pub first_connection_timeout: Duration,
     /// What the node takes the time from: expiry, deadlines, timestamps.
     pub clock: Clock,
+    /// Audit log entries kept per session (older ones are deleted).
+    pub audit_entries: u64,
 }
 
 impl NodeConfig {
@@ -106,6 +111,7 @@ impl NodeConfig {
             max_stalled_attempts: DEFAULT_MAX_STALLED_ATTEMPTS,
             first_connection_timeout: crate::session::DEFAULT_FIRST_CONNECTION_TIMEOUT,
             clock: Clock::system(),
+            audit_entries: DEFAULT_AUDIT_ENTRIES,
         }
     }
 }
@@ -168,7 +174,10 @@ type MailboxPool = Vec<(Arc<dyn Mailbox>, usize)>;
 
 struct Inner {
     config: NodeConfig,
-    store: SessionStore,
+    store: Arc<SessionStore>,
+    audit: AuditSink,
+    /// Each served session's limits and budget, kept across its listener's restarts.
+    meters: Mutex<HashMap<SessionId, Arc<Meter>>>,
     lnd: Lnd,
     upstreams: Upstreams,
     live: Mutex<HashMap<SessionId, Live>>,
@@ -212,7 +221,8 @@ impl Node {
                 config.admin_listen
             )));
         }
-        let store = SessionStore::open(&config.data_dir)?;
+        let store = Arc::new(SessionStore::open(&config.data_dir)?);
+        let audit = AuditSink::start(store.clone(), config.audit_entries);
         let lnd =
             Lnd::connect(&config.lnd_addr, &config.lnd_tls_cert, &config.lnd_macaroon).await?;
         let upstreams = Upstreams::connect(&config.upstreams).await?;
@@ -220,6 +230,8 @@ impl Node {
             inner: Arc::new(Inner {
                 config,
                 store,
+                audit,
+                meters: Mutex::new(HashMap::new()),
                 lnd,
                 upstreams,
                 live: Mutex::new(HashMap::new()),
@@ -236,6 +248,12 @@ impl Node {
         for s in sessions.iter().filter(|s| s.is_active_at(now)) {
             let _listening = node.serve(s)?;
             resumed += 1;
+            // Payments in flight when the node stopped: LND knows how they ended.
+            let meter = node.meter(s.id)?;
+            for (hash, method) in meter.open_reservations().await {
+                tracing::info!(session = %s.id, "reconciling a payment that was in flight at the last stop");
+                meter.reconcile(hash, method);
+            }
         }
         tracing::info!(sessions = resumed, "lnc node: serving live sessions");
         Ok(node)
@@ -253,6 +271,11 @@ impl Node {
     /// The session store.
     pub fn store(&self) -> &SessionStore {
         &self.inner.store
+    }
+
+    /// The session store, shareable with blocking tasks.
+    pub fn store_handle(&self) -> Arc<SessionStore> {
+        self.inner.store.clone()
     }
 
     /// The LND connection.
@@ -315,6 +338,7 @@ impl Node {
         if params.first_connection_timeout.is_none() {
             params.first_connection_timeout = Some(self.inner.config.first_connection_timeout);
         }
+        let (budget, limits) = (params.budget, params.limits);
         let created = create_session(
             &self.inner.lnd,
             &self.inner.store,
@@ -323,6 +347,9 @@ impl Node {
         )
         .await?;
         let s = &created.session;
+        if budget.is_some() || limits != Limits::default() {
+            self.meter(s.id)?.set_policy(budget, Some(limits)).await?;
+        }
         tracing::info!(session = %s.id, label = %s.label, kind = s.session_type.name(), "session created");
         let mut listening = self.serve(s)?;
         // An app that dials before the boxes exist is refused ("stream not found") and
@@ -344,6 +371,46 @@ impl Node {
             .revoke(id, RevokeReason::User, self.clock().now())?;
         self.finish(&s).await;
         Ok(s)
+    }
+
+    /// The enforcement state (limits, budget, audit log) of session `id`.
+    pub fn meter(&self, id: SessionId) -> Result<Arc<Meter>, NodeError> {
+        let mut meters = self.inner.meters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = meters.get(&id) {
+            return Ok(m.clone());
+        }
+        let spend = self
+            .inner
+            .store
+            .get(id)
+            .is_ok_and(|s| s.session_type == crate::session::SessionType::Spend);
+        let m = Meter::load(
+            id,
+            self.inner.store.clone(),
+            self.clock().clone(),
+            self.inner.lnd.clone(),
+            self.inner.audit.clone(),
+            spend,
+        )?;
+        meters.insert(id, m.clone());
+        Ok(m)
+    }
+
+    /// Changes a session's budget and/or limits, live (`None` keeps what is set).
+    pub async fn set_policy(
+        &self,
+        id: SessionId,
+        budget: Option<Budget>,
+        limits: Option<Limits>,
+    ) -> Result<SessionPolicy, NodeError> {
+        let s = self.inner.store.get(id)?;
+        if s.state.is_terminal() {
+            return Err(NodeError::Config(format!(
+                "session {id} is {}; its budget can no longer change",
+                s.state.name()
+            )));
+        }
+        Ok(self.meter(id)?.set_policy(budget, limits).await?)
     }
 
     /// Whether an app is connected to session `id` right now.
@@ -436,6 +503,7 @@ impl Node {
             self.inner.upstreams.clone(),
             s,
             self.inner.metrics.clone(),
+            self.meter(s.id)?,
         );
         let options = TunnelOptions {
             handshake_timeout: Some(self.inner.config.handshake_timeout),

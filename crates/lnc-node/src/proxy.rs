@@ -33,6 +33,9 @@ use crate::clock::Clock;
 use crate::lnd::{Lnd, LndError};
 use crate::metrics::NodeMetrics;
 use crate::session::{Session, SessionId, SessionType};
+use crate::spend::Meter;
+use crate::spend::policy::{Verdict, classify};
+use crate::spend::service::REMAINING_PATH;
 
 /// Another daemon (Loop, Pool, …) reached by gRPC service-name prefix.
 #[derive(Clone, Debug)]
@@ -160,7 +163,10 @@ struct Ctx {
     upstreams: Upstreams,
     admin: bool,
     macaroon: Zeroizing<Vec<u8>>,
+    /// The session's macaroon as a header, forced on budget sessions' calls.
+    macaroon_header: Option<HeaderValue>,
     metrics: Arc<NodeMetrics>,
+    meter: Option<Arc<Meter>>,
 }
 
 /// The tower service behind one session's tunnel.
@@ -202,7 +208,14 @@ impl Proxy {
         upstreams: Upstreams,
         s: &Session,
         metrics: Arc<NodeMetrics>,
+        meter: Arc<Meter>,
     ) -> Self {
+        let macaroon_header = HeaderValue::from_str(&hex::encode(s.macaroon_bytes()))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         Proxy(Arc::new(Ctx {
             id: s.id,
             gate,
@@ -210,7 +223,9 @@ impl Proxy {
             upstreams,
             admin: s.session_type == SessionType::Admin,
             macaroon: Zeroizing::new(s.macaroon_bytes().to_vec()),
+            macaroon_header,
             metrics,
+            meter: Some(meter),
         }))
     }
 
@@ -233,7 +248,9 @@ impl Proxy {
             upstreams,
             admin,
             macaroon: Zeroizing::new(macaroon.to_vec()),
+            macaroon_header: None,
             metrics,
+            meter: None,
         }))
     }
 
@@ -249,9 +266,58 @@ impl Proxy {
                 "lnc node: {path} is not a gRPC method path"
             )));
         };
+        if path == REMAINING_PATH {
+            return match &ctx.meter {
+                Some(m) => match m.remaining().await {
+                    Some(r) => crate::spend::service::answer(&r),
+                    None => refuse(tonic::Status::not_found(
+                        "lnc node: this session has no budget: it may spend what its macaroon allows",
+                    )),
+                },
+                None => refuse(tonic::Status::not_found("lnc node: no budget here")),
+            };
+        }
         let (mut parts, body) = req.into_parts();
         for h in HOP_BY_HOP {
             parts.headers.remove(*h);
+        }
+        // The node's limits: a call rate, a stream cap, and for budget sessions the
+        // payment rules (see `spend`). Sessions without a policy skip all of it.
+        let mut permit = None;
+        let mut metered = None;
+        if let Some(meter) = ctx.meter.as_ref().filter(|m| m.is_active()) {
+            match meter.admit() {
+                Ok(p) => permit = Some(p),
+                Err(e) => return refuse(e.status()),
+            }
+            if meter.has_budget() {
+                match classify(&path) {
+                    Verdict::Allowed => {}
+                    Verdict::Refused(why) => {
+                        return refuse(tonic::Status::permission_denied(format!(
+                            "lnc node: {path} refused: {why}"
+                        )));
+                    }
+                    Verdict::Metered(rpc) => metered = Some(rpc),
+                }
+                // The app sends the macaroon; a budget session's calls carry the session's
+                // own, whatever other macaroon the app may hold.
+                if let Some(m) = &ctx.macaroon_header {
+                    parts.headers.insert("macaroon", m.clone());
+                }
+            }
+        }
+        if let (Some(rpc), Some(meter)) = (metered, ctx.meter.clone()) {
+            return crate::metered_call::forward_payment(
+                meter,
+                rpc,
+                path,
+                parts,
+                body,
+                ctx.lnd.channel(),
+                permit,
+            )
+            .await;
         }
         let (channel, backend) = match ctx.upstreams.route(service) {
             None => (ctx.lnd.channel(), Cow::Borrowed("LND")),
@@ -277,7 +343,13 @@ impl Proxy {
                 ctx.metrics
                     .proxy_latency
                     .observe(started.elapsed().as_secs_f64());
-                resp.map(|b| ProxyBody::new(BackendBody::new(b, backend)))
+                resp.map(|b| {
+                    let body = BackendBody::new(b, backend);
+                    match permit {
+                        None => ProxyBody::new(body),
+                        Some(p) => ProxyBody::new(crate::metered_call::Permitted::new(body, p)),
+                    }
+                })
             }
             Err(e) => refuse(tonic::Status::unavailable(format!(
                 "lnc node: the backend for {service} is unreachable: {e}"
@@ -326,7 +398,7 @@ impl tower::Service<Request<Incoming>> for Proxy {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let ctx = self.0.clone();
-        let record = CallRecord::start(ctx.metrics.clone(), req.uri().path());
+        let record = CallRecord::start(ctx.metrics.clone(), req.uri().path(), ctx.meter.clone());
         Box::pin(async move { Ok(record.observe(Self::handle(ctx, req).await)) })
     }
 }

@@ -86,6 +86,11 @@ pub enum SessionType {
     InvoiceOnly,
     /// Exactly these ops: `entity:action` pairs and/or `uri:<full method>` ops.
     Custom(Vec<Op>),
+    /// Read everything, create invoices and pay within a budget the node enforces
+    /// (`crate::spend`): LND's read-only ops plus `offchain:write` and `invoices:write`.
+    /// On-chain sends and channel changes are refused by the node whatever the macaroon
+    /// says.
+    Spend,
 }
 
 impl SessionType {
@@ -100,6 +105,12 @@ impl SessionType {
                 ops
             }
             SessionType::Custom(ops) => ops.clone(),
+            SessionType::Spend => {
+                let mut ops = Preset::ReadOnly.ops();
+                ops.push(Op::new("offchain", "write"));
+                ops.push(Op::new("invoices", "write"));
+                ops
+            }
         }
     }
 
@@ -116,6 +127,7 @@ impl SessionType {
             SessionType::Admin => "admin",
             SessionType::InvoiceOnly => "invoice",
             SessionType::Custom(_) => "custom",
+            SessionType::Spend => "spend",
         }
     }
 }

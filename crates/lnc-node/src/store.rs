@@ -74,14 +74,14 @@ pub enum StoreError {
     Transition(#[from] TransitionError),
 }
 
-fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
+pub(crate) fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(Box::new(e.into()))
 }
 
 /// The redb-backed session store. Cheap to share behind an `Arc`; every method runs one
 /// short transaction (call from `spawn_blocking` in async code if latency matters).
 pub struct SessionStore {
-    db: Database,
+    pub(crate) db: Database,
     secret: NodeSecret,
     dir: PathBuf,
 }
@@ -126,6 +126,7 @@ impl SessionStore {
         }
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(SESSIONS).map_err(db_err)?;
+        crate::spend::store::create_tables(&txn)?;
         txn.commit().map_err(db_err)?;
         Ok(SessionStore {
             db,
@@ -455,6 +456,7 @@ enum StoredType {
     Admin,
     InvoiceOnly,
     Custom { ops: Vec<(String, String)> },
+    Spend,
 }
 
 impl From<&SessionType> for StoredType {
@@ -463,6 +465,7 @@ impl From<&SessionType> for StoredType {
             SessionType::ReadOnly => StoredType::ReadOnly,
             SessionType::Admin => StoredType::Admin,
             SessionType::InvoiceOnly => StoredType::InvoiceOnly,
+            SessionType::Spend => StoredType::Spend,
             SessionType::Custom(ops) => StoredType::Custom {
                 ops: ops
                     .iter()
@@ -479,6 +482,7 @@ impl From<StoredType> for SessionType {
             StoredType::ReadOnly => SessionType::ReadOnly,
             StoredType::Admin => SessionType::Admin,
             StoredType::InvoiceOnly => SessionType::InvoiceOnly,
+            StoredType::Spend => SessionType::Spend,
             StoredType::Custom { ops } => {
                 SessionType::Custom(ops.iter().map(|(e, a)| Op::new(e, a)).collect())
             }

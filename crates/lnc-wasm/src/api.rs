@@ -336,3 +336,11 @@ impl Subscription {
         }
     }
 }
+
+/// Opens the relay sockets with `ctor` (`new ctor(url)`, browser `WebSocket`-shaped)
+/// instead of the global `WebSocket`; `null`/`undefined` restores the global. For
+/// runtimes without one (Node.js 20: the `ws` package's).
+#[wasm_bindgen(js_name = setWebSocketImpl)]
+pub fn set_websocket_impl(ctor: Option<Function>) {
+    crate::ws::set_websocket_impl(ctor);
+}

@@ -31,6 +31,27 @@ pub const RECV_QUEUE_LIMIT: usize = 1024;
 /// How long opening a socket may take before the attempt counts as failed.
 pub const OPEN_TIMEOUT_MS: u32 = 10_000;
 
+thread_local! {
+    /// The constructor sockets are opened with, when not the global `WebSocket`.
+    static WEBSOCKET_IMPL: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+}
+
+/// Makes every later socket `new ctor(url)` instead of `new WebSocket(url)`: Node.js 20
+/// has no global `WebSocket`, so the web/ package passes the `ws` package's (which has
+/// the browser's `on*` handlers, `binaryType`, `readyState`, `send` and `close`). `None`
+/// goes back to the global.
+pub fn set_websocket_impl(ctor: Option<js_sys::Function>) {
+    WEBSOCKET_IMPL.with(|c| *c.borrow_mut() = ctor);
+}
+
+fn new_websocket(url: &str) -> Result<WebSocket, wasm_bindgen::JsValue> {
+    match WEBSOCKET_IMPL.with(|c| c.borrow().clone()) {
+        Some(ctor) => js_sys::Reflect::construct(&ctor, &js_sys::Array::of1(&url.into()))
+            .map(JsCast::unchecked_into),
+        None => WebSocket::new(url),
+    }
+}
+
 enum Ev {
     Open,
     Text(String),
@@ -104,7 +125,7 @@ fn js_err(what: &str, e: &wasm_bindgen::JsValue) -> MailboxError {
 
 impl Socket {
     async fn open(url: &str, keep_text: bool) -> Result<Socket, MailboxError> {
-        let ws = WebSocket::new(url).map_err(|e| js_err("mailbox websocket", &e))?;
+        let ws = new_websocket(url).map_err(|e| js_err("mailbox websocket", &e))?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let st = Rc::new(RefCell::new(SockState {
             keep_text,

@@ -80,6 +80,9 @@ pub struct NodeArgs {
     /// Seconds an unpaired session waits for its first app [default: 600].
     #[arg(long, env = "LNC_NODE_FIRST_CONNECTION_TIMEOUT_SECS")]
     first_connection_timeout_secs: Option<u64>,
+    /// Audit log entries kept per session; older ones are deleted [default: 10000].
+    #[arg(long, env = "LNC_NODE_AUDIT_ENTRIES")]
+    audit_entries: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -109,6 +112,7 @@ struct FileConfig {
     handshake_timeout_secs: Option<u64>,
     max_stalled_attempts: Option<u32>,
     first_connection_timeout_secs: Option<u64>,
+    audit_entries: Option<u64>,
 }
 
 fn parse_upstream(s: &str) -> anyhow::Result<UpstreamConfig> {
@@ -216,6 +220,9 @@ impl NodeArgs {
             .or(file.first_connection_timeout_secs)
         {
             cfg.first_connection_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = self.audit_entries.or(file.audit_entries) {
+            cfg.audit_entries = n.max(1);
         }
         Ok(cfg)
     }

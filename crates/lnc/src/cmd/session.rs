@@ -1,4 +1,4 @@
-//! `lnc session add|list|show|revoke`: talks to a running `lnc node` through its loopback
+//! `lnc session add|list|show|revoke|log|budget`: talks to a running `lnc node` through its loopback
 //! admin API (address and token from the node's data dir).
 
 use std::net::SocketAddr;
@@ -10,7 +10,11 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http_body_util::{BodyExt as _, Full};
 use lnc_node::SessionView;
-use lnc_node::admin::{ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE, AddSessionRequest, SessionReply};
+use lnc_node::admin::{
+    ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE, AddSessionRequest, PolicyRequest, SessionReply,
+};
+use lnc_node::spend::ledger::{Period, Sat, utc};
+use lnc_node::spend::{AuditEntry, Remaining};
 
 /// Where the node's admin API is.
 #[derive(Args, Debug)]
@@ -33,7 +37,8 @@ pub struct SessionArgs {
 pub enum SessionCommand {
     /// Create a session; prints its pairing phrase and a QR code.
     Add {
-        /// readonly, admin, invoice (create/read invoices, read info) or custom.
+        /// readonly, admin, invoice (create/read invoices, read info), spend (read, invoices,
+        /// pay within --budget) or custom.
         #[arg(long = "type", default_value = "readonly")]
         session_type: String,
         /// Label shown in listings.
@@ -54,8 +59,10 @@ pub enum SessionCommand {
         /// Do not print the QR code.
         #[arg(long)]
         no_qr: bool,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
-    /// List sessions.
+    /// List sessions (with what budget sessions have left).
     List,
     /// Show one session.
     Show {
@@ -70,6 +77,71 @@ pub enum SessionCommand {
         /// Session ID.
         id: String,
     },
+    /// Show a session's audit log: every call, and each payment's amount and fee.
+    Log {
+        /// Session ID.
+        id: String,
+        /// Newest entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Change a session's budget or limits, live (what was spent still counts).
+    Budget {
+        /// Session ID.
+        id: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+}
+
+/// A budget and call limits the node enforces for a session.
+#[derive(clap::Args, Debug, Default)]
+pub struct PolicyArgs {
+    /// Spending budget: amount/period, e.g. 50000sat/day (periods: total, day, week, month;
+    /// rolling windows). Payments and their fees count.
+    #[arg(long)]
+    budget: Option<String>,
+    /// The most one payment may commit (amount + fee limit), e.g. 10000sat.
+    #[arg(long)]
+    max_payment: Option<String>,
+    /// Calls per second (budget sessions: 20 unless set).
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Calls allowed in a burst above the rate (budget sessions: 100 unless set).
+    #[arg(long)]
+    burst: Option<u32>,
+    /// Calls open at once (budget sessions: 32 unless set).
+    #[arg(long)]
+    max_streams: Option<u32>,
+}
+
+impl PolicyArgs {
+    fn request(self) -> PolicyRequest {
+        PolicyRequest {
+            budget: self.budget,
+            max_payment: self.max_payment,
+            rate_limit: self.rate_limit,
+            burst: self.burst,
+            max_streams: self.max_streams,
+        }
+    }
+}
+
+/// `12,000 of 50,000 sat left (3,000 reserved) until …`.
+fn budget_text(r: &Remaining) -> String {
+    let mut t = format!("{} of {} left", Sat(r.left_msat), Sat(r.budget.limit_msat));
+    if r.reserved_msat > 0 {
+        t.push_str(&format!(" ({} in flight)", Sat(r.reserved_msat)));
+    }
+    match (r.budget.period, r.resets_at) {
+        (Period::Total, _) => t.push_str(", lifetime"),
+        (p, Some(at)) => t.push_str(&format!(" per {}, more from {}", p.name(), utc(at))),
+        (p, None) => t.push_str(&format!(" per {} (rolling)", p.name())),
+    }
+    if let Some(m) = r.budget.max_payment_msat {
+        t.push_str(&format!(", at most {} a payment", Sat(m)));
+    }
+    t
 }
 
 /// Parses `90d`, `12h`, `30m`, `45s` or plain seconds.
@@ -204,6 +276,9 @@ fn print_view(v: &SessionView) {
     );
     println!("  connected:  {}", if v.connected { "yes" } else { "no" });
     println!("  mailbox:    {}", v.mailbox);
+    if let Some(b) = &v.budget {
+        println!("  budget:     {}", budget_text(b));
+    }
 }
 
 /// Renders `text` as a QR code for a terminal (two modules per character cell).
@@ -228,8 +303,10 @@ pub async fn run(args: SessionArgs) -> anyhow::Result<()> {
             mailbox,
             first_connection_timeout,
             no_qr,
+            policy,
         } => {
             let req = AddSessionRequest {
+                policy: policy.request(),
                 label,
                 session_type,
                 permissions,
@@ -266,6 +343,9 @@ pub async fn run(args: SessionArgs) -> anyhow::Result<()> {
             println!("type:           {}", r.session.session_type);
             println!("expiry:         {}", time(r.session.expiry));
             println!("session:        {}", r.session.id);
+            if let Some(b) = &r.session.budget {
+                println!("budget:         {}", budget_text(b));
+            }
             println!(
                 "Give the phrase to the app once; it is shown again only by \
                  `lnc session show --phrase {}` until an app pairs.",
@@ -296,6 +376,9 @@ pub async fn run(args: SessionArgs) -> anyhow::Result<()> {
                     if s.connected { "yes" } else { "no" },
                     s.label
                 );
+                if let Some(b) = &s.budget {
+                    println!("          budget: {}", budget_text(b));
+                }
             }
         }
         SessionCommand::Show { id, phrase } => {
@@ -327,8 +410,68 @@ pub async fn run(args: SessionArgs) -> anyhow::Result<()> {
             let s: SessionView = serde_json::from_value(v)?;
             print_view(&s);
         }
+        SessionCommand::Log { id, limit } => {
+            let v = client
+                .call(
+                    http::Method::GET,
+                    &format!("/v1/sessions/{id}/log?limit={limit}"),
+                    None,
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let entries: Vec<AuditEntry> = serde_json::from_value(v)?;
+            if entries.is_empty() {
+                println!("no calls recorded for session {id}");
+            }
+            for e in entries {
+                let mut line = format!("{}  {:<18}  {}", utc_seconds(e.at), e.status, e.method);
+                if let Some(a) = e.amount_msat {
+                    line.push_str(&format!("  amount {}", Sat(a)));
+                }
+                if let Some(f) = e.fee_msat {
+                    line.push_str(&format!("  fee {}", Sat(f)));
+                }
+                if let Some(h) = &e.payment_hash {
+                    line.push_str(&format!("  hash {h}"));
+                }
+                if let Some(d) = &e.detail {
+                    line.push_str(&format!("  — {d}"));
+                }
+                println!("{line}");
+            }
+        }
+        SessionCommand::Budget { id, policy } => {
+            let req = policy.request();
+            if req == PolicyRequest::default() {
+                bail!(
+                    "nothing to change: give --budget, --max-payment, --rate-limit, --burst or --max-streams"
+                );
+            }
+            let v = client
+                .call(
+                    http::Method::PUT,
+                    &format!("/v1/sessions/{id}/policy"),
+                    Some(serde_json::to_value(req)?),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let s: SessionView = serde_json::from_value(v)?;
+            print_view(&s);
+        }
     }
     Ok(())
+}
+
+/// `2026-12-04 08:00:05 UTC`.
+fn utc_seconds(t: u64) -> String {
+    let minutes = utc(t - t % 60);
+    minutes.replace(" UTC", &format!(":{:02} UTC", t % 60))
 }
 
 #[cfg(test)]

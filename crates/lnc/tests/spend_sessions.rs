@@ -1,0 +1,500 @@
+//! Spend sessions (#19) on a real LND: `lnc node` in front of alice on a regtest network
+//! (`lnc_testkit::lnd`), bob her channel peer, an app paying through the tunnel. Every
+//! payment is real: bob's invoices settle or stay open, and the node's budget must agree
+//! with what LND did.
+//!
+//! Needs the binaries of `interop/lnd/build.sh` (`.ci/run` builds them).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use lnc_testkit::T;
+use lnc_testkit::lnd::{LndRpc, Regtest, regtest, until};
+use lnc_testkit::stack::{App, LndTarget, Stack};
+use lnd_api::lnrpc;
+use lnd_api::routerrpc;
+use sha2::Digest as _;
+
+const LNC: &str = env!("CARGO_BIN_EXE_lnc");
+const KEYSEND: u64 = 5_482_373_484;
+
+fn alice(net: &Regtest) -> LndTarget {
+    LndTarget {
+        addr: net.alice.rpc_addr.clone(),
+        tls_cert: net.alice.tls_cert(),
+        admin_macaroon: net.alice.admin_macaroon(),
+    }
+}
+
+async fn stack(tag: &str) -> (Arc<Regtest>, Stack) {
+    let net = regtest().await;
+    let s = Stack::with_lnd(LNC, tag, alice(&net)).await;
+    (net, s)
+}
+
+async fn bob_invoice(bob: &LndRpc, sat: i64) -> lnrpc::AddInvoiceResponse {
+    bob.lightning()
+        .add_invoice(lnrpc::Invoice {
+            memo: "spend test".into(),
+            value: sat,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn invoice_state(bob: &LndRpc, hash: &[u8]) -> lnrpc::invoice::InvoiceState {
+    let i = bob
+        .lightning()
+        .lookup_invoice(lnrpc::PaymentHash {
+            r_hash: hash.to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    lnrpc::invoice::InvoiceState::try_from(i.state).unwrap()
+}
+
+/// Pays through `app`: the final `Payment`, or the node's (or LND's) refusal.
+async fn pay(
+    app: &App,
+    req: routerrpc::SendPaymentRequest,
+) -> Result<lnrpc::Payment, tonic::Status> {
+    use lnrpc::payment::PaymentStatus;
+    let req = routerrpc::SendPaymentRequest {
+        timeout_seconds: 30,
+        ..req
+    };
+    let mut s = tokio::time::timeout(T, app.router().send_payment_v2(req))
+        .await
+        .expect("SendPaymentV2 answered")?
+        .into_inner();
+    loop {
+        let p = tokio::time::timeout(T, s.message())
+            .await
+            .expect("a payment update")?
+            .expect("the stream ended before a final state");
+        if p.status != PaymentStatus::InFlight as i32 && p.status != PaymentStatus::Initiated as i32
+        {
+            return Ok(p);
+        }
+    }
+}
+
+fn invoice_payment(pr: &str, fee_limit_sat: i64) -> routerrpc::SendPaymentRequest {
+    routerrpc::SendPaymentRequest {
+        payment_request: pr.into(),
+        fee_limit_sat,
+        ..Default::default()
+    }
+}
+
+fn succeeded(p: &lnrpc::Payment) -> bool {
+    p.status == lnrpc::payment::PaymentStatus::Succeeded as i32
+}
+
+/// `lncnode.Budget/Remaining` through the tunnel.
+async fn remaining(app: &App) -> lnc_node::spend::service::RemainingResponse {
+    let mut grpc = tonic::client::Grpc::new(app.client.clone());
+    grpc.ready().await.unwrap();
+    let codec =
+        tonic_prost::ProstCodec::<(), lnc_node::spend::service::RemainingResponse>::default();
+    grpc.unary(
+        tonic::Request::new(()),
+        http::uri::PathAndQuery::from_static(lnc_node::spend::service::REMAINING_PATH),
+        codec,
+    )
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+fn sat(msat: u64) -> u64 {
+    msat / 1000
+}
+
+/// Within budget, over budget, the per-payment cap, zero-amount invoices, keysend, fees,
+/// a failed payment, refused fund movers, a concurrent race, a live budget change and the
+/// audit log — one spend session, in order, each step checked against bob's LND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
+    let (net, env) = stack("spend").await;
+    let _node = env.node().await;
+    let bob = net.bob.admin().await.unwrap();
+    let (id, phrase) = env
+        .add(&[
+            "--type",
+            "spend",
+            "--budget",
+            "50000sat/day",
+            "--max-payment",
+            "40000sat",
+            "--label",
+            "tips",
+        ])
+        .await;
+    let app = App::pair(&env, &phrase).await;
+    let r = remaining(&app).await;
+    assert_eq!(
+        (sat(r.limit_msat), sat(r.left_msat), r.period.as_str()),
+        (50_000, 50_000, "day")
+    );
+
+    // Within budget: bob's invoice settles; amount + fee (0 on the direct channel) count.
+    let inv = bob_invoice(&bob, 10_000).await;
+    let p = pay(&app, invoice_payment(&inv.payment_request, 100))
+        .await
+        .unwrap();
+    assert!(succeeded(&p), "{p:?}");
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Settled
+    );
+    assert_eq!(sat(remaining(&app).await.left_msat), 40_000);
+
+    // A zero-amount invoice counts the request's amount.
+    let inv = bob_invoice(&bob, 0).await;
+    let mut req = invoice_payment(&inv.payment_request, 0);
+    req.amt = 5_000;
+    assert!(succeeded(&pay(&app, req).await.unwrap()));
+    assert_eq!(sat(remaining(&app).await.left_msat), 35_000);
+
+    // Keysend counts (the hash is the preimage's; the preimage never reaches the log).
+    let bob_key = hex::decode(
+        bob.lightning()
+            .get_info(lnrpc::GetInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .identity_pubkey,
+    )
+    .unwrap();
+    let preimage: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(1));
+    let mut req = routerrpc::SendPaymentRequest {
+        dest: bob_key.clone(),
+        amt: 3_000,
+        payment_hash: sha2::Sha256::digest(preimage).to_vec(),
+        ..Default::default()
+    };
+    req.dest_custom_records.insert(KEYSEND, preimage.to_vec());
+    assert!(succeeded(&pay(&app, req).await.unwrap()));
+    assert_eq!(sat(remaining(&app).await.left_msat), 32_000);
+
+    // The fee limit counts: 25,000 + 8,000 is over what is left; bob's invoice stays open.
+    let inv = bob_invoice(&bob, 25_000).await;
+    let e = pay(&app, invoice_payment(&inv.payment_request, 8_000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message()
+            .contains("session budget: 32,000 sat of 50,000 sat left until"),
+        "{e:?}"
+    );
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Open
+    );
+    // With a lower fee limit the same invoice fits.
+    assert!(succeeded(
+        &pay(&app, invoice_payment(&inv.payment_request, 5_000))
+            .await
+            .unwrap()
+    ));
+    assert_eq!(sat(remaining(&app).await.left_msat), 7_000);
+
+    // Over the per-payment cap (checked before what is left).
+    let inv = bob_invoice(&bob, 41_000).await;
+    let e = pay(&app, invoice_payment(&inv.payment_request, 0))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("at most 40,000 sat"), "{e:?}");
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Open
+    );
+
+    // A failed payment (bob knows no such hash) releases its reservation.
+    let p = pay(
+        &app,
+        routerrpc::SendPaymentRequest {
+            dest: bob_key.clone(),
+            amt: 6_000,
+            payment_hash: vec![0xab; 32],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        p.status,
+        lnrpc::payment::PaymentStatus::Failed as i32,
+        "{p:?}"
+    );
+    let r = remaining(&app).await;
+    assert_eq!((sat(r.left_msat), r.reserved_msat), (7_000, 0));
+
+    // Fund movers other than metered payments are refused by the node, whatever the
+    // macaroon says.
+    let e = app
+        .ln()
+        .send_coins(lnrpc::SendCoinsRequest {
+            addr: "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into(),
+            amount: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("cannot move on-chain funds"), "{e:?}");
+    let e = app
+        .ln()
+        .open_channel_sync(lnrpc::OpenChannelRequest {
+            node_pubkey: bob_key.clone(),
+            local_funding_amount: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("cannot open, fund or close channels"),
+        "{e:?}"
+    );
+
+    // Ten concurrent payments of 1,000 sat against 7,000 left: exactly seven go out, the
+    // three others are refused before any HTLC leaves (their invoices stay open).
+    let mut invoices = Vec::new();
+    for _ in 0..10 {
+        invoices.push(bob_invoice(&bob, 1_000).await);
+    }
+    let results = futures_util::future::join_all(
+        invoices
+            .iter()
+            .map(|i| pay(&app, invoice_payment(&i.payment_request, 0))),
+    )
+    .await;
+    let ok = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(succeeded))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.code() == tonic::Code::ResourceExhausted)
+        })
+        .count();
+    assert_eq!((ok, refused), (7, 3), "{results:?}");
+    let mut open = 0;
+    for i in &invoices {
+        if invoice_state(&bob, &i.r_hash).await == lnrpc::invoice::InvoiceState::Open {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 3);
+    assert_eq!(remaining(&app).await.left_msat, 0);
+
+    // A live change: the week's budget counts what the day spent.
+    let v = env
+        .session(&["budget", &id, "--budget", "100000sat/week"])
+        .await
+        .unwrap();
+    assert_eq!(v["budget"]["left_msat"], 50_000_000u64);
+    let r = remaining(&app).await;
+    assert_eq!((sat(r.left_msat), r.period.as_str()), (50_000, "week"));
+
+    // `lnc session list` shows it; the audit log has every call and payment, no secret.
+    let list = env.session(&["list"]).await.unwrap();
+    let me = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(me["budget"]["spent_msat"], 50_000_000u64);
+    let log = until("the audit log to hold the race's payments", || async {
+        let log = env.session(&["log", &id, "--limit", "1000"]).await.ok()?;
+        let entries = log.as_array()?.clone();
+        let paid = entries
+            .iter()
+            .filter(|e| e["status"] == "SUCCEEDED")
+            .count();
+        (paid >= 11).then_some(entries)
+    })
+    .await
+    .unwrap();
+    let text = serde_json::to_string(&log).unwrap();
+    assert!(
+        !text.contains(&hex::encode(preimage)),
+        "the keysend preimage is in the log"
+    );
+    assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode(preimage)));
+    let first = log.iter().find(|e| e["status"] == "SUCCEEDED").unwrap();
+    assert_eq!(first["method"], "/routerrpc.Router/SendPaymentV2");
+    assert_eq!(first["amount_msat"], 10_000_000u64);
+    assert!(log.iter().any(|e| e["status"] == "FAILED"));
+    assert!(
+        log.iter()
+            .any(|e| e["status"] == "PERMISSION_DENIED"
+                && e["method"] == "/lnrpc.Lightning/SendCoins")
+    );
+    assert!(log.iter().any(|e| {
+        e["status"] == "RESOURCE_EXHAUSTED"
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("session budget"))
+    }));
+    let calls = log
+        .iter()
+        .filter(|e| e["method"] == "/lncnode.Budget/Remaining")
+        .count();
+    assert!(calls >= 8, "{calls} Remaining calls logged");
+}
+
+/// Calls bob's LND by method name (services `lnd-api` does not generate, e.g. invoicesrpc).
+async fn bob_call(net: &Regtest, bob: &LndRpc, method: &str, json: &str) -> serde_json::Value {
+    let reg = lnd_api::dynamic::Registry::lnd();
+    let m = reg.method(method).unwrap();
+    let mut grpc = tonic::client::Grpc::new(bob.channel());
+    grpc.ready().await.unwrap();
+    let mut req = tonic::Request::new(m.request_from_json(json).unwrap());
+    let mac = std::fs::read(net.bob.admin_macaroon()).unwrap();
+    req.metadata_mut()
+        .insert("macaroon", hex::encode(mac).parse().unwrap());
+    let resp = grpc
+        .unary(req, m.path().parse().unwrap(), m.codec())
+        .await
+        .unwrap();
+    serde_json::from_str(&m.response_to_json(&resp.into_inner(), false).unwrap()).unwrap()
+}
+
+/// A payment in flight when the node dies stays reserved, and the restarted node learns
+/// from LND how it ended: bob holds the HTLC (a hold invoice) while the node is killed,
+/// settles it, and the node, once back, counts the payment as spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_in_flight_at_a_crash_is_reconciled_on_start() {
+    let (net, env) = stack("spend-restart").await;
+    let mut node = env.node().await;
+    let bob = net.bob.admin().await.unwrap();
+    let (id, phrase) = env
+        .add(&["--type", "spend", "--budget", "20000sat/total"])
+        .await;
+    let app = App::pair(&env, &phrase).await;
+    let preimage = [0x5a_u8; 32];
+    let hash = sha2::Sha256::digest(preimage);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let hold = bob_call(
+        &net,
+        &bob,
+        "invoicesrpc.Invoices.AddHoldInvoice",
+        &format!(r#"{{"hash":"{}","value":"4000"}}"#, b64(&hash)),
+    )
+    .await;
+    let pr = hold["payment_request"].as_str().unwrap().to_owned();
+    let mut stream = app
+        .router()
+        .send_payment_v2(routerrpc::SendPaymentRequest {
+            payment_request: pr,
+            fee_limit_sat: 50,
+            timeout_seconds: 60,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // In flight: bob holds the HTLC.
+    until("bob to hold the HTLC", || async {
+        let i = bob
+            .lightning()
+            .lookup_invoice(lnrpc::PaymentHash {
+                r_hash: hash.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        (i.state == lnrpc::invoice::InvoiceState::Accepted as i32).then_some(())
+    })
+    .await
+    .unwrap();
+    let r = remaining(&app).await;
+    assert_eq!((sat(r.reserved_msat), sat(r.left_msat)), (4_050, 15_950));
+    node.kill().await;
+    drop(stream.message());
+    bob_call(
+        &net,
+        &bob,
+        "invoicesrpc.Invoices.SettleInvoice",
+        &format!(r#"{{"preimage":"{}"}}"#, b64(&preimage)),
+    )
+    .await;
+    let _node = env.node().await;
+    let spent = until("the restarted node to reconcile the payment", || async {
+        let s = env.state(&id).await;
+        let b = &s["budget"];
+        (b["reserved_msat"] == 0).then(|| b["spent_msat"].as_u64().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(spent, 4_000_000);
+    let log = env.session(&["log", &id]).await.unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["status"] == "SUCCEEDED" && e["amount_msat"] == 4_000_000u64),
+        "{log}"
+    );
+}
+
+/// The call rate limit and the stream cap, per session, with clear refusals (lnd-sim: no
+/// money moves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limit_and_stream_cap() {
+    let env = Stack::with_lnd_sim(LNC, "spend-limits").await;
+    let _node = env.node().await;
+    let (_, phrase) = env
+        .add(&["--type", "readonly", "--rate-limit", "1", "--burst", "3"])
+        .await;
+    let app = App::pair(&env, &phrase).await;
+    // The burst passes, the next call is refused with when to retry.
+    let mut refused = None;
+    for _ in 0..4 {
+        if let Err(e) = app.ln().get_info(lnrpc::GetInfoRequest {}).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("the fourth call within a second is refused");
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("rate limit (1/s)"), "{e:?}");
+
+    // One stream open: the next call is refused until it closes.
+    let (_, phrase) = env.add(&["--type", "readonly", "--max-streams", "1"]).await;
+    let app = App::pair(&env, &phrase).await;
+    let mut ln = app.ln();
+    let sub = tokio::spawn(async move {
+        let _s = ln
+            .subscribe_invoices(lnrpc::InvoiceSubscription::default())
+            .await;
+        std::future::pending::<()>().await
+    });
+    let e = until("a second call to be refused by the stream cap", || async {
+        match app.ln().get_info(lnrpc::GetInfoRequest {}).await {
+            Err(e) if e.message().contains("at most 1 calls open") => Some(e),
+            _ => None,
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    sub.abort();
+    until("calls to pass once the stream is closed", || async {
+        app.ln().get_info(lnrpc::GetInfoRequest {}).await.ok()
+    })
+    .await
+    .unwrap();
+}
