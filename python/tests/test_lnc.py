@@ -9,7 +9,6 @@ import gc
 import json
 import os
 import pathlib
-import secrets
 import signal
 import socket
 import subprocess
