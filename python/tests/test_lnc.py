@@ -171,6 +171,14 @@ def test_gil_is_released_while_a_stream_waits(client: lnc.Client) -> None:
     sub.close()
 
 
+def test_one_client_from_many_threads(client: lnc.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:
+        infos = list(pool.map(lambda _: client.call(GETINFO), range(64)))
+    assert len({i["identity_pubkey"] for i in infos}) == 1
+
+
 def test_closed_or_collected_subscription_stops_on_the_node(
     stack: Stack, client: lnc.Client
 ) -> None:
