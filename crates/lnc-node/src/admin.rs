@@ -596,6 +596,40 @@ mod tests {
     }
 
     #[test]
+    fn budgets_and_limits_ride_on_any_session_type() {
+        let mut r = req("custom", &["offchain:write", "info:read"]);
+        r.policy = serde_json::from_str(
+            r#"{"budget":"2000sat/week","max_payment":"500sat","max_streams":4}"#,
+        )
+        .unwrap();
+        let p = r.to_new_session().unwrap();
+        let b = p.budget.unwrap();
+        assert_eq!(
+            (b.limit_msat, b.period, b.max_payment_msat),
+            (2_000_000, crate::spend::Period::Week, Some(500_000))
+        );
+        assert_eq!(p.limits.max_streams, Some(4));
+        // The request the CLI sends is flat JSON (`budget` beside `type`).
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["budget"], "2000sat/week");
+        let mut bad = req("spend", &[]);
+        bad.policy.max_payment = Some("5sat".into());
+        assert_eq!(
+            bad.to_new_session().unwrap_err(),
+            "--max-payment needs --budget"
+        );
+        bad.policy.budget = Some("lots".into());
+        assert!(
+            bad.to_new_session()
+                .unwrap_err()
+                .contains("cannot read the amount")
+        );
+        // A spend session without a budget is refused before LND is asked.
+        let p = req("spend", &[]).to_new_session().unwrap();
+        assert!(p.check(std::time::SystemTime::now()).is_err());
+    }
+
+    #[test]
     fn to_new_session_errors_are_the_handlers() {
         let e = |r: AddSessionRequest| r.to_new_session().unwrap_err();
         assert_eq!(
