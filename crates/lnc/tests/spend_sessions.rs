@@ -716,3 +716,83 @@ async fn every_metered_payment_rpc_on_real_lnd() {
     let r = remaining(&app).await;
     assert_eq!((sat(r.left_msat), r.reserved_msat), (4_000, 0));
 }
+
+/// lightning-node-connect's own Go client (the code lnc-web runs) paying through a spend
+/// session on our node, in front of real LND: the first payment goes out, the second is
+/// refused with the budget's words, as grpc-go reports a server stream's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_go_client_pays_within_a_budget() {
+    use lnc_testkit::go::{GoProc, field};
+    let (net, env) = stack("spend-go").await;
+    let _node = env.node().await;
+    let bob = net.bob.admin().await.unwrap();
+    let (_, phrase) = env
+        .add(&["--type", "spend", "--budget", "3000sat/day"])
+        .await;
+    let a = bob_invoice(&bob, 2_000).await;
+    let b = bob_invoice(&bob, 2_000).await;
+    let state = env.dir.join("go-app.state");
+    let pay = format!("{},{}", a.payment_request, b.payment_request);
+    let mut app = GoProc::spawn(
+        "go-lnc-app",
+        &[
+            "--mailbox",
+            &env.relay,
+            "--mailbox-tls",
+            "insecure",
+            "--state",
+            state.to_str().unwrap(),
+            "--phrase",
+            &phrase,
+            "--pay",
+            &pay,
+            "--fee-limit-sat",
+            "10",
+        ],
+    );
+    let mut next = async || {
+        tokio::time::timeout(T, app.expect("PAYMENT"))
+            .await
+            .expect("the Go app reports a payment")
+            .unwrap()
+    };
+    let first = next().await;
+    assert_eq!(
+        field(&first, "status").as_deref(),
+        Some("SUCCEEDED"),
+        "{first}"
+    );
+    assert_eq!(
+        field(&first, "value_msat").as_deref(),
+        Some("2000000"),
+        "{first}"
+    );
+    let second = next().await;
+    assert_eq!(
+        field(&second, "status").as_deref(),
+        Some("REFUSED"),
+        "{second}"
+    );
+    assert_eq!(
+        field(&second, "code").as_deref(),
+        Some("ResourceExhausted"),
+        "{second}"
+    );
+    assert!(
+        field(&second, "msg")
+            .is_some_and(|m| m.contains("session budget: 1,000 sat of 3,000 sat left")),
+        "{second}"
+    );
+    tokio::time::timeout(T, app.expect("DONE"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        invoice_state(&bob, &a.r_hash).await,
+        lnrpc::invoice::InvoiceState::Settled
+    );
+    assert_eq!(
+        invoice_state(&bob, &b.r_hash).await,
+        lnrpc::invoice::InvoiceState::Open
+    );
+}

@@ -12,6 +12,11 @@
 // `ADDINVOICE payment_request=... add_index=...`, `STREAM n=...`, `DONE`; on a
 // failure `ERROR step=... msg=...` and exit status 1.
 //
+// Payment mode (--pay): after GetInfo, each comma-separated BOLT11 invoice is paid with
+// routerrpc SendPaymentV2 (--fee-limit-sat), then the run ends: `PAYMENT status=SUCCEEDED|
+// FAILED value_msat=... fee_msat=...` or, when the call is refused,
+// `PAYMENT status=REFUSED code=... msg=...`; then `DONE`.
+//
 // Benchmark modes (the same-run comparison with our Rust stack):
 //   - --unary-calls N: after the stream, N sequential GetInfo calls;
 //     `UNARY n=N p50_us=... p99_us=...`.
@@ -40,9 +45,11 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/lightninglabs/lightning-node-connect/mailbox"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"github.com/lnc-rs/lnc-rs/interop/internal/harness"
 	"golang.org/x/crypto/scrypt"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 )
 
 func main() {
@@ -59,6 +66,8 @@ func main() {
 	bulkSize := flag.Uint64("bulk-size", 1000, "benchmark: memo bytes per bulk item")
 	reportRSS := flag.Bool("report-rss", false, "benchmark: print the process's resident memory after the stream")
 	scryptN := flag.Int("scrypt", 0, "benchmark: time this many phrase stretches and exit")
+	pay := flag.String("pay", "", "comma-separated BOLT11 invoices to pay with SendPaymentV2 after GetInfo, then exit")
+	feeLimitSat := flag.Int64("fee-limit-sat", 0, "--pay: each payment's fee limit")
 	flag.Parse()
 	harness.SetupLogging(*debug)
 	if *scryptN > 0 {
@@ -143,6 +152,17 @@ func main() {
 		harness.Fatal("getinfo", err)
 	}
 	harness.Emit("GETINFO", "alias", info.Alias)
+	if *pay != "" {
+		router := routerrpc.NewRouterClient(conn)
+		for _, pr := range strings.Split(*pay, ",") {
+			payInvoice(cctx, router, pr, *feeLimitSat)
+		}
+		if err := conn.Close(); err != nil {
+			harness.Fatal("close", err)
+		}
+		harness.Emit("DONE")
+		return
+	}
 
 	inv, err := ln.AddInvoice(cctx, &lnrpc.Invoice{Memo: "call-7", Value: 7})
 	if err != nil {
@@ -217,6 +237,35 @@ func main() {
 		harness.Fatal("close", err)
 	}
 	harness.Emit("DONE")
+}
+
+// payInvoice pays one invoice with SendPaymentV2 and reports its final state, or the
+// status the call was refused with (at the stream's first receive: grpc-go returns a
+// server stream before its headers).
+func payInvoice(ctx context.Context, router routerrpc.RouterClient, pr string, feeLimitSat int64) {
+	refused := func(err error) {
+		st := status.Convert(err)
+		harness.Emit("PAYMENT", "status", "REFUSED", "code", st.Code().String(), "msg", st.Message())
+	}
+	stream, err := router.SendPaymentV2(ctx, &routerrpc.SendPaymentRequest{
+		PaymentRequest: pr, FeeLimitSat: feeLimitSat, TimeoutSeconds: 30,
+	})
+	if err != nil {
+		refused(err)
+		return
+	}
+	for {
+		p, err := stream.Recv()
+		if err != nil {
+			refused(err)
+			return
+		}
+		if p.Status == lnrpc.Payment_SUCCEEDED || p.Status == lnrpc.Payment_FAILED {
+			harness.Emit("PAYMENT", "status", p.Status.String(),
+				"value_msat", fmt.Sprint(p.ValueMsat), "fee_msat", fmt.Sprint(p.FeeMsat))
+			return
+		}
+	}
 }
 
 // rssKB reads the process's resident set size (VmRSS, KiB) from /proc/self/status.
