@@ -576,8 +576,8 @@ async fn cli_status_shows_the_budget() {
 
 /// The other payment RPCs a budget session may use, each metered against real LND:
 /// `SendPaymentSync` (LND's default fee limit counts when the request sets none),
-/// `SendToRouteV2` (the route's amount and fees), and `lnrpc.SendPayment`'s stream (one
-/// payment per call).
+/// `SendToRouteV2` and `SendToRouteSync` (the route's amount and fees), and
+/// `lnrpc.SendPayment`'s stream (one payment per call).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_metered_payment_rpc_on_real_lnd() {
     use lnc_node::spend::legacy::{SendRequest, SendResponse};
@@ -646,7 +646,7 @@ async fn every_metered_payment_rpc_on_real_lnd() {
         .build_route(routerrpc::BuildRouteRequest {
             amt_msat: 3_000_000,
             final_cltv_delta: i32::try_from(bob_info.cltv_expiry).unwrap(),
-            hop_pubkeys: vec![bob_key],
+            hop_pubkeys: vec![bob_key.clone()],
             payment_addr: bob_info.payment_addr.clone(),
             ..Default::default()
         })
@@ -671,7 +671,53 @@ async fn every_metered_payment_rpc_on_real_lnd() {
     );
     assert_eq!(sat(remaining(&app).await.left_msat), 5_000);
 
-    // Without a fee limit LND may pay 5 % in fees: 6,000 sat commits 6,300, over the 5,000
+    // SendToRouteSync (lnrpc, LND v0.20's legacy message) along another built route: 1,000.
+    let inv = bob_invoice(&bob, 1_000).await;
+    let info = bob
+        .lightning()
+        .lookup_invoice(lnrpc::PaymentHash {
+            r_hash: inv.r_hash.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let route = app
+        .router()
+        .build_route(routerrpc::BuildRouteRequest {
+            amt_msat: 1_000_000,
+            final_cltv_delta: i32::try_from(info.cltv_expiry).unwrap(),
+            hop_pubkeys: vec![bob_key.clone()],
+            payment_addr: info.payment_addr.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .route;
+    let mut grpc = tonic::client::Grpc::new(app.client.clone());
+    grpc.ready().await.unwrap();
+    let r = grpc
+        .unary(
+            tonic::Request::new(lnc_node::spend::legacy::SendToRouteRequest {
+                payment_hash: inv.r_hash.clone(),
+                route,
+                ..Default::default()
+            }),
+            http::uri::PathAndQuery::from_static("/lnrpc.Lightning/SendToRouteSync"),
+            tonic_prost::ProstCodec::<lnc_node::spend::legacy::SendToRouteRequest, SendResponse>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.payment_error.is_empty(), "{r:?}");
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Settled
+    );
+    assert_eq!(sat(remaining(&app).await.left_msat), 4_000);
+
+    // Without a fee limit LND may pay 5 % in fees: 6,000 sat commits 6,300, over the 4,000
     // left, so it is refused; bob's invoice stays open.
     let inv = bob_invoice(&bob, 6_000).await;
     let e = sync(SendRequest {
@@ -714,7 +760,7 @@ async fn every_metered_payment_rpc_on_real_lnd() {
     assert!(r.payment_error.is_empty(), "{r:?}");
     drop(tx);
     let r = remaining(&app).await;
-    assert_eq!((sat(r.left_msat), r.reserved_msat), (4_000, 0));
+    assert_eq!((sat(r.left_msat), r.reserved_msat), (3_000, 0));
 }
 
 /// lightning-node-connect's own Go client (the code lnc-web runs) paying through a spend
