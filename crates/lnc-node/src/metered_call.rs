@@ -151,7 +151,6 @@ impl Body for OneMessage {
             Some(Ok(f)) if f.data_ref().is_some_and(|d| !d.is_empty()) => {
                 Poll::Ready(Some(Err(ONE_PAYMENT.into())))
             }
-            Some(Ok(f)) if f.is_data() => Poll::Ready(Some(Ok(f))),
             Some(Ok(f)) => Poll::Ready(Some(Ok(f))),
             Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
             None => Poll::Ready(None),

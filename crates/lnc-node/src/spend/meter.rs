@@ -17,6 +17,11 @@ use crate::lnd::Lnd;
 use crate::session::SessionId;
 use crate::store::{SessionStore, StoreError};
 
+/// First wait before asking LND again about a payment's outcome.
+const RECONCILE_FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between two such questions.
+const RECONCILE_MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Unix seconds on the node's clock.
 pub(crate) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -353,19 +358,30 @@ impl Meter {
     }
 
     /// Resolves a payment whose outcome the node did not see (the app went away, the
-    /// stream broke, the node restarted) by asking LND, in the background.
+    /// stream broke, the node restarted) by asking LND, in the background, until LND
+    /// answers.
     pub fn reconcile(self: &Arc<Self>, hash: String, method: String) {
         let meter = self.clone();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         rt.spawn(async move {
-            let outcome = super::reconcile::track(&meter.lnd, &hash).await;
-            match outcome {
-                Ok(o) => meter.finish(&hash, &method, &o).await,
-                Err(e) => {
-                    tracing::warn!(session = %meter.id, error = %e, "could not learn a payment's outcome from LND; it stays reserved until the next start");
+            // LND may be down (it often is when the node restarts with it): ask again, less
+            // and less often; the payment stays reserved meanwhile, so nothing is lost.
+            let mut wait = RECONCILE_FIRST_RETRY;
+            loop {
+                match super::reconcile::track(&meter.lnd, &hash).await {
+                    Ok(o) => return meter.finish(&hash, &method, &o).await,
+                    Err(e @ super::reconcile::ReconcileError::BadHash(_)) => {
+                        // Corrupt data, not LND's state: asking again cannot help.
+                        return tracing::warn!(session = %meter.id, error = %e, "a reserved payment cannot be reconciled; it stays reserved");
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %meter.id, error = %e, retry_in = ?wait, "could not learn a payment's outcome from LND; it stays reserved");
+                    }
                 }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECONCILE_MAX_RETRY);
             }
         });
     }
