@@ -5,7 +5,7 @@
 //! profile alone (KK) and sees the invoice settled.
 //!
 //! Ignored by default: it needs the wheel installed, which `.ci/run` builds beside the
-//! tests; its Python step runs `LNC_PYTHON=… cargo test -p lnc --test python_real_lnd --
+//! tests; its Python step runs `LNC_PYTHON=… cargo test --workspace --test python_real_lnd --
 //! --ignored`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
