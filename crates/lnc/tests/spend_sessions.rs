@@ -80,6 +80,49 @@ async fn pay(
     }
 }
 
+async fn bob_key(bob: &LndRpc) -> Vec<u8> {
+    hex::decode(
+        bob.lightning()
+            .get_info(lnrpc::GetInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .identity_pubkey,
+    )
+    .unwrap()
+}
+
+/// A route from alice to bob for bob's invoice `inv` of `amt_msat`, built through `app`
+/// (BuildRoute with the invoice's CLTV delta and payment address).
+async fn route_to_bob(
+    app: &App,
+    bob: &LndRpc,
+    inv: &lnrpc::AddInvoiceResponse,
+    amt_msat: i64,
+) -> Option<lnrpc::Route> {
+    let info = bob
+        .lightning()
+        .lookup_invoice(lnrpc::PaymentHash {
+            r_hash: inv.r_hash.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    app.router()
+        .build_route(routerrpc::BuildRouteRequest {
+            amt_msat,
+            final_cltv_delta: i32::try_from(info.cltv_expiry).unwrap(),
+            hop_pubkeys: vec![bob_key(bob).await],
+            payment_addr: info.payment_addr,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .route
+}
+
 fn invoice_payment(pr: &str, fee_limit_sat: i64) -> routerrpc::SendPaymentRequest {
     routerrpc::SendPaymentRequest {
         payment_request: pr.into(),
@@ -159,15 +202,7 @@ async fn a_spend_session_pays_within_its_budget_on_real_lnd() {
     assert_eq!(sat(remaining(&app).await.left_msat), 35_000);
 
     // Keysend counts (the hash is the preimage's; the preimage never reaches the log).
-    let bob_key = hex::decode(
-        bob.lightning()
-            .get_info(lnrpc::GetInfoRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .identity_pubkey,
-    )
-    .unwrap();
+    let bob_key = bob_key(&bob).await;
     let preimage: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(1));
     let mut req = routerrpc::SendPaymentRequest {
         dest: bob_key.clone(),
@@ -623,37 +658,7 @@ async fn every_metered_payment_rpc_on_real_lnd() {
 
     // SendToRouteV2 along a route built for bob's invoice.
     let inv = bob_invoice(&bob, 3_000).await;
-    let bob_info = bob
-        .lightning()
-        .lookup_invoice(lnrpc::PaymentHash {
-            r_hash: inv.r_hash.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let bob_key = hex::decode(
-        bob.lightning()
-            .get_info(lnrpc::GetInfoRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .identity_pubkey,
-    )
-    .unwrap();
-    let route = app
-        .router()
-        .build_route(routerrpc::BuildRouteRequest {
-            amt_msat: 3_000_000,
-            final_cltv_delta: i32::try_from(bob_info.cltv_expiry).unwrap(),
-            hop_pubkeys: vec![bob_key.clone()],
-            payment_addr: bob_info.payment_addr.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .route;
+    let route = route_to_bob(&app, &bob, &inv, 3_000_000).await;
     let attempt = app
         .router()
         .send_to_route_v2(routerrpc::SendToRouteRequest {
@@ -673,28 +678,7 @@ async fn every_metered_payment_rpc_on_real_lnd() {
 
     // SendToRouteSync (lnrpc, LND v0.20's legacy message) along another built route: 1,000.
     let inv = bob_invoice(&bob, 1_000).await;
-    let info = bob
-        .lightning()
-        .lookup_invoice(lnrpc::PaymentHash {
-            r_hash: inv.r_hash.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let route = app
-        .router()
-        .build_route(routerrpc::BuildRouteRequest {
-            amt_msat: 1_000_000,
-            final_cltv_delta: i32::try_from(info.cltv_expiry).unwrap(),
-            hop_pubkeys: vec![bob_key.clone()],
-            payment_addr: info.payment_addr.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .route;
+    let route = route_to_bob(&app, &bob, &inv, 1_000_000).await;
     let mut grpc = tonic::client::Grpc::new(app.client.clone());
     grpc.ready().await.unwrap();
     let r = grpc
