@@ -395,7 +395,10 @@ impl Ledger {
             return Err(Refusal::AlreadyInFlight);
         }
         let r = self.remaining(now);
-        if msat > r.left_msat {
+        // Compared with what is committed, not with `left_msat`: after the user lowers the
+        // budget below what is already committed, `left_msat` saturates at 0 and would let
+        // a 0-msat reservation through an exhausted budget.
+        if (r.spent_msat + r.reserved_msat).saturating_add(msat) > self.budget.limit_msat {
             return Err(Refusal::OverBudget {
                 wanted_msat: msat,
                 left_msat: r.left_msat,
@@ -567,6 +570,20 @@ mod tests {
             l.remaining(MAX_SPENDS_IN_WINDOW as u64 + 10).spent_msat,
             7 * (MAX_SPENDS_IN_WINDOW as u64 + 10)
         );
+    }
+
+    #[test]
+    fn nothing_is_granted_once_a_lowered_budget_is_exceeded() {
+        let mut l = day(10_000);
+        l.reserve("a", 1_770, "m", 0).unwrap();
+        l.set_budget(Budget {
+            limit_msat: 0,
+            ..l.budget
+        });
+        assert!(matches!(
+            l.reserve("b", 0, "m", 0),
+            Err(Refusal::OverBudget { left_msat: 0, .. })
+        ));
     }
 
     #[derive(Clone, Debug)]
