@@ -101,6 +101,10 @@ test('Node.js: subscribeInvoices streams invoices; unary calls work beside the s
   await watch.wait((m) => m === 'node-unary', 60_000);
   sub.cancel();
   assert.equal(subError, undefined);
+  // lnc-web's API carries the lnrpc payment calls LND v0.20 deprecates but still serves.
+  const paid = await lnc.lnd.lightning.sendPaymentSync({ paymentRequest: added.paymentRequest });
+  assert.equal(paid.paymentError, '');
+  assert.equal(paid.paymentHash, added.rHash, 'bytes as base64, as from lnc-web');
 });
 
 /** Runs node-child.mjs `mode`; resolves with its JSON line and exit code once it exits on its own. */

@@ -65,8 +65,7 @@ async fn node_sessions_end_to_end() {
     );
     // admin: allowed.
     ad.ln().add_invoice(invoice("admin")).await.unwrap();
-    // invoice-only: AddInvoice yes, paying no (SendPaymentV2: SendPaymentSync is absent
-    // from LND's current protos).
+    // invoice-only: AddInvoice yes, paying no (SendPaymentV2, LND's preferred payment call).
     let added = inv
         .ln()
         .add_invoice(invoice("pos"))

@@ -1,8 +1,9 @@
 //! The Python package against a real LND (#20): the wheel's `lnc` module, in a venv whose
 //! interpreter is `$LNC_PYTHON`, pairs with a spend session of `lnc node` in front of alice
 //! on the regtest network, reads LND, makes an invoice that bob pays, pays bob within the
-//! session's budget and asks the node what is left; a second process reconnects from the
-//! profile alone (KK) and sees the invoice settled.
+//! session's budget (SendPaymentV2's stream, then SendPaymentSync by name) and asks the node
+//! what is left; a second process reconnects from the profile alone (KK) and sees the
+//! invoice settled.
 //!
 //! Ignored by default: it needs the wheel installed, which `.ci/run` builds beside the
 //! tests; its Python step runs `LNC_PYTHON=… cargo test --workspace --test python_real_lnd --
@@ -18,7 +19,7 @@ const LNC: &str = env!("CARGO_BIN_EXE_lnc");
 
 const PAIR: &str = r#"
 import json, sys, lnc
-phrase, relay, home, bob_invoice = sys.argv[1:5]
+phrase, relay, home, bob_invoice, bob_invoice2 = sys.argv[1:6]
 with lnc.pair(phrase, mailbox=relay, insecure=True, password="pw", profile="regtest", home=home) as c:
     info = c.call("lnrpc.Lightning.GetInfo", {})
     inv = c.call("lnrpc.Lightning.AddInvoice", {"memo": "from python", "value": 1500})
@@ -28,9 +29,13 @@ with lnc.pair(phrase, mailbox=relay, insecure=True, password="pw", profile="regt
         if p["status"] in ("SUCCEEDED", "FAILED"):
             final = p["status"]
             break
+    # By name: deprecated in LND v0.20, still served, and in lnc-web's API.
+    sync = c.call("lnrpc.Lightning.SendPaymentSync",
+                  {"payment_request": bob_invoice2, "fee_limit": {"fixed": 10}})
     left = c.call("lncnode.Budget.Remaining")["left_msat"]
     print(json.dumps({"pubkey": info["identity_pubkey"], "payment_request": inv["payment_request"],
-                      "r_hash": inv["r_hash"], "paid": final, "left_msat": left}))
+                      "r_hash": inv["r_hash"], "paid": final, "sync_error": sync["payment_error"],
+                      "left_msat": left}))
 "#;
 
 const RECONNECT: &str = r#"
@@ -74,15 +79,18 @@ async fn python_pairs_pays_and_reconnects_on_real_lnd() {
         .add(&["--type", "spend", "--budget", "10000sat/day"])
         .await;
     let bob = net.bob.admin().await.unwrap();
-    let bob_inv = bob
-        .lightning()
-        .add_invoice(lnrpc::Invoice {
-            value: 2_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let invoice = async |value| {
+        bob.lightning()
+            .add_invoice(lnrpc::Invoice {
+                value,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let bob_inv = invoice(2_000).await;
+    let bob_inv2 = invoice(1_000).await;
     let home = env.dir.join("py-home");
     let v = python(
         PAIR,
@@ -91,6 +99,7 @@ async fn python_pairs_pays_and_reconnects_on_real_lnd() {
             &env.relay,
             home.to_str().unwrap(),
             &bob_inv.payment_request,
+            &bob_inv2.payment_request,
         ],
     )
     .await;
@@ -104,7 +113,8 @@ async fn python_pairs_pays_and_reconnects_on_real_lnd() {
         .identity_pubkey;
     assert_eq!(v["pubkey"], alice_key.as_str(), "{v}");
     assert_eq!(v["paid"], "SUCCEEDED", "{v}");
-    assert_eq!(v["left_msat"], "8000000", "{v}");
+    assert_eq!(v["sync_error"], "", "{v}");
+    assert_eq!(v["left_msat"], "7000000", "{v}");
 
     // bob pays the invoice Python made.
     let mut s = bob

@@ -614,8 +614,9 @@ async fn cli_status_shows_the_budget() {
 /// `SendToRouteV2` and `SendToRouteSync` (the route's amount and fees), and
 /// `lnrpc.SendPayment`'s stream (one payment per call).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[allow(deprecated)] // LND v0.20 deprecates the lnrpc payment calls but serves them: apps use them
 async fn every_metered_payment_rpc_on_real_lnd() {
-    use lnc_node::spend::legacy::{SendRequest, SendResponse};
+    use lnd_api::lnrpc::SendRequest;
     let (net, env) = stack("spend-rpcs").await;
     let _node = env.node().await;
     let bob = net.bob.admin().await.unwrap();
@@ -624,15 +625,10 @@ async fn every_metered_payment_rpc_on_real_lnd() {
         .await;
     let app = App::pair(&env, &phrase).await;
     let sync = async |req: SendRequest| {
-        let mut grpc = tonic::client::Grpc::new(app.client.clone());
-        grpc.ready().await.unwrap();
-        grpc.unary(
-            tonic::Request::new(req),
-            http::uri::PathAndQuery::from_static("/lnrpc.Lightning/SendPaymentSync"),
-            tonic_prost::ProstCodec::<SendRequest, SendResponse>::default(),
-        )
-        .await
-        .map(tonic::Response::into_inner)
+        app.ln()
+            .send_payment_sync(req)
+            .await
+            .map(tonic::Response::into_inner)
     };
     let fixed = |sat| {
         Some(lnrpc::FeeLimit {
@@ -676,21 +672,16 @@ async fn every_metered_payment_rpc_on_real_lnd() {
     );
     assert_eq!(sat(remaining(&app).await.left_msat), 5_000);
 
-    // SendToRouteSync (lnrpc, LND v0.20's legacy message) along another built route: 1,000.
+    // SendToRouteSync (lnrpc, deprecated in LND v0.20, still served) along another built route: 1,000.
     let inv = bob_invoice(&bob, 1_000).await;
     let route = route_to_bob(&app, &bob, &inv, 1_000_000).await;
-    let mut grpc = tonic::client::Grpc::new(app.client.clone());
-    grpc.ready().await.unwrap();
-    let r = grpc
-        .unary(
-            tonic::Request::new(lnc_node::spend::legacy::SendToRouteRequest {
-                payment_hash: inv.r_hash.clone(),
-                route,
-                ..Default::default()
-            }),
-            http::uri::PathAndQuery::from_static("/lnrpc.Lightning/SendToRouteSync"),
-            tonic_prost::ProstCodec::<lnc_node::spend::legacy::SendToRouteRequest, SendResponse>::default(),
-        )
+    let r = app
+        .ln()
+        .send_to_route_sync(lnrpc::SendToRouteRequest {
+            payment_hash: inv.r_hash.clone(),
+            route,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -725,17 +716,7 @@ async fn every_metered_payment_rpc_on_real_lnd() {
         ..Default::default()
     })
     .unwrap();
-    let mut grpc = tonic::client::Grpc::new(app.client.clone());
-    grpc.ready().await.unwrap();
-    let mut answers = grpc
-        .streaming(
-            tonic::Request::new(rx),
-            http::uri::PathAndQuery::from_static("/lnrpc.Lightning/SendPayment"),
-            tonic_prost::ProstCodec::<SendRequest, SendResponse>::default(),
-        )
-        .await
-        .unwrap()
-        .into_inner();
+    let mut answers = app.ln().send_payment(rx).await.unwrap().into_inner();
     let r = tokio::time::timeout(T, answers.message())
         .await
         .unwrap()

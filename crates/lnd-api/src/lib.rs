@@ -4,8 +4,9 @@
 //! `lnd-sim` serves a slice of them; all of them need LND's message types and service
 //! descriptors. This crate provides both without copying LND's `.proto` files into the
 //! repository: `descriptors/lnd.binpb` is a `FileDescriptorSet` (no source info) compiled by
-//! `tools/regen-lnd-descriptors` from the `.proto` files that the crates.io package
-//! `lnd_grpc_rust` ships, and `build.rs` generates Rust code from that data file.
+//! `tools/regen-lnd-descriptors` from the `.proto` files of the LND release our tests run
+//! (the Go module `interop/lnd/go.mod` pins), and `build.rs` generates Rust code from that
+//! data file.
 //!
 //! * [`DESCRIPTOR_SET`]: every LND service the workspace talks to (`lnrpc` Lightning,
 //!   WalletUnlocker and State; `invoicesrpc`, `routerrpc`, `walletrpc`, `signrpc`,
@@ -18,9 +19,9 @@
 //! * [`dynamic`] (feature `dynamic`, on by default): call any method of these services, or
 //!   of a user-supplied descriptor set, by name with JSON, as lnc-web and `lnc call` do.
 //!
-//! The API is the one shipped by `lnd_grpc_rust` 2.16, which follows LND master after the
-//! removal of the deprecated synchronous payment calls (`SendPaymentSync`, `SendPayment`,
-//! `SendToRouteSync`): pay with `routerrpc.Router/SendPaymentV2`.
+//! The API is LND v0.20.2's, not LND master's: master dropped the deprecated synchronous
+//! payment calls (`SendPaymentSync`, `SendPayment`, `SendToRouteSync`) that v0.20 still
+//! serves and lnc-web's API still offers, so apps call them and the node meters them.
 
 #![allow(missing_docs)] // generated code carries LND's (absent) comments
 
@@ -38,8 +39,8 @@ pub mod lnrpc {
     tonic::include_proto!("lnrpc");
 }
 
-/// LND's router sub-server (`routerrpc.Router`): `SendPaymentV2` is how payments are made
-/// since LND removed `lnrpc.Lightning/SendPaymentSync`.
+/// LND's router sub-server (`routerrpc.Router`): `SendPaymentV2` is LND's preferred way to
+/// pay (the `lnrpc` payment calls are deprecated).
 #[allow(clippy::all, clippy::pedantic, rustdoc::all)]
 pub mod routerrpc {
     tonic::include_proto!("routerrpc");

@@ -24,8 +24,9 @@
 //!   streamed gets an answer here and waits on LND (the real-LND tests open such streams
 //!   in a task).
 //!
-//! LND's current API (the one in `lnd-api`) has no `SendPaymentSync`; payments go through
-//! `routerrpc.Router/SendPaymentV2`, which settles lnd-sim's own invoices.
+//! Payments go through `routerrpc.Router/SendPaymentV2` or the deprecated (still served)
+//! `lnrpc.Lightning/SendPaymentSync` that lnc-web's API and older apps call; both settle
+//! lnd-sim's own invoices.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -26,6 +26,7 @@ pub const SERVED_PERMISSIONS: &[(&str, &[(&str, &str)])] = &[
         "/lnrpc.Lightning/CheckMacaroonPermissions",
         &[("macaroon", "read")],
     ),
+    ("/lnrpc.Lightning/SendPaymentSync", &[("offchain", "write")]),
     ("/routerrpc.Router/SendPaymentV2", &[("offchain", "write")]),
 ];
 

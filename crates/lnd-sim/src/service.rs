@@ -228,7 +228,6 @@ impl Lightning for LightningSvc {
                 chain: "bitcoin".into(),
                 network: "regtest".into(),
             }],
-            wallet_synced: true,
             ..Default::default()
         }))
     }
@@ -368,6 +367,36 @@ impl Lightning for LightningSvc {
             .cloned()
             .map(Response::new)
             .ok_or_else(|| Status::not_found("unable to locate invoice"))
+    }
+
+    /// As LND v0.20: a payment failure is an OK answer with `payment_error` set (LND's
+    /// failure reason, e.g. `no_route`); a bad request is an error status.
+    async fn send_payment_sync(
+        &self,
+        req: Request<lnrpc::SendRequest>,
+    ) -> Result<Response<lnrpc::SendResponse>, Status> {
+        self.0.authorize(&req, &m("SendPaymentSync"))?;
+        let r = req.into_inner();
+        let (amt_msat, hash) = decode_payment_request(&r.payment_request).ok_or_else(|| {
+            Status::unknown("invalid payment request: not an lnd-sim payment request")
+        })?;
+        Ok(Response::new(match self.0.settle(&hash)? {
+            Some(inv) => lnrpc::SendResponse {
+                payment_preimage: inv.r_preimage,
+                payment_hash: hash,
+                payment_route: Some(lnrpc::Route {
+                    total_amt: amt_msat / 1000,
+                    total_amt_msat: amt_msat,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            None => lnrpc::SendResponse {
+                payment_error: "no_route".into(),
+                payment_hash: hash,
+                ..Default::default()
+            },
+        }))
     }
 
     async fn subscribe_invoices(

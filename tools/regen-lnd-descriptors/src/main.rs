@@ -1,10 +1,9 @@
 //! Regenerates `crates/lnd-api/descriptors/lnd.binpb`: a protobuf `FileDescriptorSet`
-//! (no source info) of LND's gRPC API, compiled with `protox` from the `.proto` files that
-//! the crates.io package `lnd_grpc_rust` ships in its `vendor/` folder.
+//! (no source info) of LND's gRPC API, compiled with `protox` from the `.proto` files of the
+//! LND release our tests run (the Go module `interop/lnd/go.mod` pins).
 //!
 //! LND's `.proto` files are never copied into the lnc-rs repository; this tool reads them
-//! from cargo's registry cache (the package is a never-compiled dependency of this tool, so
-//! `cargo` downloads and unpacks it) and writes only the compiled descriptor set.
+//! from Go's module cache and writes only the compiled descriptor set.
 //!
 //! Usage (from the repository root):
 //!
@@ -18,7 +17,7 @@ use std::process::Command;
 
 use prost::Message as _;
 
-/// The LND services the workspace uses, relative to `vendor/`.
+/// The LND services the workspace uses, relative to `lnrpc/`.
 const FILES: &[&str] = &[
     "lightning.proto",
     "invoicesrpc/invoices.proto",
@@ -33,43 +32,34 @@ const FILES: &[&str] = &[
     "walletunlocker.proto",
 ];
 
-fn vendor_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--manifest-path",
-            manifest,
-        ])
-        .output()?;
+/// The `lnrpc/` folder of the LND module that `interop/lnd/go.mod` pins: the LND the tests
+/// run, so the API we compile is the API that answers. `go mod download` fetches the module
+/// into Go's module cache if needed and prints where it is.
+fn lnrpc_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let module_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/lnd");
+    let out = Command::new("go")
+        .args(["mod", "download", "-json", "github.com/lightningnetwork/lnd"])
+        .current_dir(module_dir)
+        .output()
+        .map_err(|e| format!("running `go` (Go 1.22+ is needed): {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "cargo metadata failed: {}",
+            "go mod download failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
         .into());
     }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let pkg = meta["packages"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "lnd_grpc_rust"))
-        .ok_or("lnd_grpc_rust not found in cargo metadata")?;
-    let manifest_path = pkg["manifest_path"]
-        .as_str()
-        .ok_or("lnd_grpc_rust has no manifest_path")?;
-    let dir = PathBuf::from(manifest_path)
-        .parent()
-        .ok_or("bad manifest path")?
-        .join("vendor");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let dir = PathBuf::from(info["Dir"].as_str().ok_or("go mod download printed no Dir")?)
+        .join("lnrpc");
     if !dir.join("lightning.proto").exists() {
-        return Err(format!(
-            "{} has no lightning.proto; run `cargo fetch --manifest-path {manifest}` first",
-            dir.display()
-        )
-        .into());
+        return Err(format!("{} has no lightning.proto", dir.display()).into());
     }
+    eprintln!(
+        "LND {} (pinned by interop/lnd/go.mod)",
+        info["Version"].as_str().unwrap_or("?")
+    );
     Ok(dir)
 }
 
@@ -77,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "crates/lnd-api/descriptors/lnd.binpb".into());
-    let vendor = vendor_dir()?;
+    let vendor = lnrpc_dir()?;
     let mut compiler = protox::Compiler::new([&vendor])?;
     compiler.include_source_info(false).include_imports(true);
     for f in FILES {

@@ -16,7 +16,6 @@ use lnd_api::routerrpc;
 use prost::Message as _;
 use sha2::Digest as _;
 
-use super::legacy;
 use super::policy::PaymentRpc;
 
 /// The keysend record: the preimage the sender chose, whose hash is the payment hash.
@@ -153,12 +152,8 @@ pub fn commitment(rpc: PaymentRpc, msg: &[u8]) -> Result<Commitment, AmountError
             })
         }
         PaymentRpc::SendPaymentSync | PaymentRpc::SendPaymentStream => {
-            let r = legacy::SendRequest::decode(msg).map_err(decode)?;
-            let hash_field = if r.payment_hash.is_empty() {
-                hex::decode(&r.payment_hash_string).unwrap_or_default()
-            } else {
-                r.payment_hash.clone()
-            };
+            let r = lnrpc::SendRequest::decode(msg).map_err(decode)?;
+            let hash_field = send_request_hash(&r);
             let (amount_msat, hash) = amount_and_hash(
                 &r.payment_request,
                 msat("amt", r.amt, r.amt_msat)?,
@@ -185,13 +180,8 @@ pub fn commitment(rpc: PaymentRpc, msg: &[u8]) -> Result<Commitment, AmountError
             })
         }
         PaymentRpc::SendToRouteSync => {
-            let r = legacy::SendToRouteRequest::decode(msg).map_err(decode)?;
-            let hash_field = if r.payment_hash.is_empty() {
-                hex::decode(&r.payment_hash_string).unwrap_or_default()
-            } else {
-                r.payment_hash
-            };
-            route(&hash_field, r.route.as_ref())
+            let r = lnrpc::SendToRouteRequest::decode(msg).map_err(decode)?;
+            route(&send_to_route_hash(&r), r.route.as_ref())
         }
         PaymentRpc::SendToRouteV2 => {
             let r = routerrpc::SendToRouteRequest::decode(msg).map_err(decode)?;
@@ -261,7 +251,7 @@ pub fn outcome(rpc: PaymentRpc, msg: &[u8]) -> Result<(Outcome, Option<[u8; 32]>
         PaymentRpc::SendPaymentSync
         | PaymentRpc::SendPaymentStream
         | PaymentRpc::SendToRouteSync => {
-            let r = legacy::SendResponse::decode(msg).map_err(decode)?;
+            let r = lnrpc::SendResponse::decode(msg).map_err(decode)?;
             let hash = hash32(&r.payment_hash);
             if !r.payment_error.is_empty() {
                 return Ok((Outcome::Failed, hash));
@@ -297,6 +287,28 @@ pub fn payment_outcome(p: &lnrpc::Payment) -> Outcome {
         },
         Ok(PaymentStatus::Failed) => Outcome::Failed,
         _ => Outcome::Pending,
+    }
+}
+
+/// The payment hash of an `lnrpc` request: LND v0.20 still honours the deprecated hex field
+/// when the bytes are absent, so the budget reads it too (an undecodable one is refused as
+/// no hash at all, as LND refuses it).
+#[allow(deprecated)]
+fn send_request_hash(r: &lnrpc::SendRequest) -> Vec<u8> {
+    bytes_or_hex(&r.payment_hash, &r.payment_hash_string)
+}
+
+/// As [`send_request_hash`], for `SendToRouteSync`.
+#[allow(deprecated)]
+fn send_to_route_hash(r: &lnrpc::SendToRouteRequest) -> Vec<u8> {
+    bytes_or_hex(&r.payment_hash, &r.payment_hash_string)
+}
+
+fn bytes_or_hex(bytes: &[u8], hex_str: &str) -> Vec<u8> {
+    if bytes.is_empty() {
+        hex::decode(hex_str).unwrap_or_default()
+    } else {
+        bytes.to_vec()
     }
 }
 
@@ -403,7 +415,7 @@ mod tests {
 
     #[test]
     fn lnrpc_default_fee_limit_is_lnds() {
-        let mut r = legacy::SendRequest {
+        let mut r = lnrpc::SendRequest {
             payment_request: invoice(Some(250_000_000)),
             ..Default::default()
         };
@@ -454,7 +466,7 @@ mod tests {
                 fee_msat: 3
             }
         );
-        let failed = legacy::SendResponse {
+        let failed = lnrpc::SendResponse {
             payment_error: "no route".into(),
             payment_hash: vec![4; 32],
             ..Default::default()

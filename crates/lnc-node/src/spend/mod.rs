@@ -12,7 +12,6 @@ pub mod amount;
 pub mod audit;
 pub mod frames;
 pub mod ledger;
-pub mod legacy;
 pub mod limits;
 pub mod meter;
 pub mod policy;
