@@ -8,10 +8,11 @@
 //! (the Go module `interop/lnd/go.mod` pins), and `build.rs` generates Rust code from that
 //! data file.
 //!
-//! * [`DESCRIPTOR_SET`]: every LND service the workspace talks to (`lnrpc` Lightning,
-//!   WalletUnlocker and State; `invoicesrpc`, `routerrpc`, `walletrpc`, `signrpc`,
-//!   `chainrpc`, `peersrpc`, `verrpc`), for JSON ⇄ protobuf calls with prost-reflect,
-//!   natively and in the browser.
+//! * [`DESCRIPTOR_SET`]: every LND service (`lnrpc` Lightning, WalletUnlocker and State;
+//!   `invoicesrpc`, `routerrpc`, `walletrpc`, `signrpc`, `chainrpc`, `peersrpc`, `verrpc`,
+//!   `autopilotrpc`, `watchtowerrpc`, `wtclientrpc`, `devrpc`, `neutrinorpc`), for JSON ⇄
+//!   protobuf calls with prost-reflect, natively and in the browser (lnc-web's `LndApi`
+//!   reaches all of its services).
 //! * [`lnrpc`] and [`routerrpc`]: prost messages plus tonic client and server stubs
 //!   (codegen only, no tonic transport, so this crate builds for `wasm32-unknown-unknown`).
 //!   Server traits have default methods answering `Unimplemented`, so a stand-in serves a
@@ -65,6 +66,11 @@ mod tests {
             "verrpc/verrpc.proto",
             "stateservice.proto",
             "walletunlocker.proto",
+            "autopilotrpc/autopilot.proto",
+            "watchtowerrpc/watchtower.proto",
+            "wtclientrpc/wtclient.proto",
+            "devrpc/dev.proto",
+            "neutrinorpc/neutrino.proto",
         ] {
             assert!(fds.contains(&f.to_string()), "missing {f}");
         }

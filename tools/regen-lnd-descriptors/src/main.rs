@@ -17,7 +17,8 @@ use std::process::Command;
 
 use prost::Message as _;
 
-/// The LND services the workspace uses, relative to `lnrpc/`.
+/// Every LND gRPC service (the main server and all sub-servers), relative to `lnrpc/`:
+/// lnc-web's `LndApi` reaches autopilot and the watchtower services too.
 const FILES: &[&str] = &[
     "lightning.proto",
     "invoicesrpc/invoices.proto",
@@ -30,6 +31,11 @@ const FILES: &[&str] = &[
     "verrpc/verrpc.proto",
     "stateservice.proto",
     "walletunlocker.proto",
+    "autopilotrpc/autopilot.proto",
+    "watchtowerrpc/watchtower.proto",
+    "wtclientrpc/wtclient.proto",
+    "devrpc/dev.proto",
+    "neutrinorpc/neutrino.proto",
 ];
 
 /// The `lnrpc/` folder of the LND module that `interop/lnd/go.mod` pins: the LND the tests
