@@ -192,7 +192,8 @@ mod tests {
             "wtclientrpc.WatchtowerClient",
         ] {
             assert!(
-                reg.methods().any(|m| m.full_name().starts_with(&format!("{service}."))),
+                reg.methods()
+                    .any(|m| m.full_name().starts_with(&format!("{service}."))),
                 "lnc-web's LndApi service {service} is missing"
             );
         }

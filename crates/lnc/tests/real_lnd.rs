@@ -840,4 +840,24 @@ async fn lnd_sim_answers_like_lnd() {
 async fn cli_processes_against_real_lnd() {
     let (_net, env) = stack("lnd-cli").await;
     env.invoice_session_via_cli().await;
+
+    // A sub-server by name: autopilotrpc is in lnc-web's `LndApi` and LND's release build,
+    // and was missing from our descriptor set while it followed LND master's main services.
+    let node = env.node().await;
+    let (_, phrase) = env.add(&["--type", "readonly"]).await;
+    env.cli_pair(&phrase, Some("ro")).await;
+    let out = env
+        .cli(
+            &["call", "autopilotrpc.Autopilot.Status", "--profile", "ro"],
+            "",
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "Autopilot.Status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_object(), "{v}");
+    node.interrupt().await;
 }
