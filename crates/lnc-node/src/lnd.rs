@@ -74,7 +74,8 @@ impl Lnd {
     /// Connects to `addr` (`host:port`), trusting only the certificate(s) in `tls_cert`
     /// (LND's self-signed `tls.cert`) and authenticating with the macaroon file `macaroon`
     /// (usually `admin.macaroon`: baking and deleting macaroon IDs need `macaroon:generate`
-    /// and `macaroon:write`).
+    /// and `macaroon:write`). Unreadable files and bad addresses are errors; an LND that is
+    /// down is not (the channel connects once it is up).
     pub async fn connect(addr: &str, tls_cert: &Path, macaroon: &Path) -> Result<Self, LndError> {
         let read = |p: &Path| {
             std::fs::read(p).map_err(|source| LndError::File {
@@ -113,22 +114,35 @@ impl Lnd {
             addr: addr.to_string(),
             what,
         };
-        let channel = Endpoint::from_shared(format!("https://localhost:{port}"))
-            .map_err(|e| conn_err(e.to_string()))?
-            .connect_with_connector(tower::service_fn(move |_| {
-                let connector = connector.clone();
-                let server_name = server_name.clone();
-                let target = target.clone();
-                async move {
-                    let tcp = tokio::net::TcpStream::connect(target).await?;
-                    // gRPC writes small frames; without this, Nagle + delayed ACK add ~40 ms.
-                    tcp.set_nodelay(true)?;
-                    let tls = connector.connect(server_name, tcp).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(tls))
-                }
-            }))
-            .await
-            .map_err(|e| conn_err(format!("{e:?}")))?;
+        let endpoint = Endpoint::from_shared(format!("https://localhost:{port}"))
+            .map_err(|e| conn_err(e.to_string()))?;
+        let connect = tower::service_fn(move |_| {
+            let connector = connector.clone();
+            let server_name = server_name.clone();
+            let target = target.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(target).await?;
+                // gRPC writes small frames; without this, Nagle + delayed ACK add ~40 ms.
+                tcp.set_nodelay(true)?;
+                let tls = connector.connect(server_name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        });
+        // LND is often not up yet when the node starts (a boot, an LND restart, a wallet
+        // still locked): the node starts anyway and its calls fail with UNAVAILABLE until
+        // LND answers; the channel connects on the next call. Payments reserved at the last
+        // stop are reconciled once LND is back.
+        let channel = match endpoint.connect_with_connector(connect.clone()).await {
+            Ok(channel) => channel,
+            Err(e) => {
+                tracing::warn!(
+                    lnd = %addr,
+                    error = %conn_err(format!("{e:?}")),
+                    "LND is not reachable yet; the node starts anyway and calls through it fail until it is"
+                );
+                endpoint.connect_with_connector_lazy(connect)
+            }
+        };
         Ok(Lnd {
             channel,
             macaroon_hex,

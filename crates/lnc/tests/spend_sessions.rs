@@ -481,6 +481,60 @@ async fn a_payment_in_flight_at_a_crash_is_reconciled_on_start() {
     );
 }
 
+/// LND down: a payment whose forward fails stays reserved (the node cannot know LND did not
+/// see it), survives a node crash, the node starts while LND is still down (it used to
+/// refuse to start), and once LND is back the reconciler learns LND never had the payment
+/// and releases it. carol is a spare LND of her own, so killing her disturbs no other test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_reserved_while_lnd_is_down_is_released_once_lnd_is_back() {
+    let net = regtest().await;
+    let mut carol = net.spare("carol-spend").await.unwrap();
+    let env = Stack::with_lnd(LNC, "spend-lnd-down", LndTarget::of(&carol)).await;
+    let mut node = env.node().await;
+    let (id, phrase) = env
+        .add(&["--type", "spend", "--budget", "10000sat/total"])
+        .await;
+    let app = App::pair(&env, &phrase).await;
+    let bob = net.bob.admin().await.unwrap();
+    let inv = bob_invoice(&bob, 1_000).await;
+
+    carol.kill().await;
+    let e = pay(
+        &app,
+        routerrpc::SendPaymentRequest {
+            payment_request: inv.payment_request.clone(),
+            fee_limit_sat: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("LND is unreachable"), "{e:?}");
+    let r = remaining(&app).await;
+    assert_eq!((sat(r.reserved_msat), sat(r.left_msat)), (1_010, 8_990));
+
+    // A crash, and a start while LND is still down.
+    node.kill().await;
+    let _node = env.node().await;
+    let b = &env.state(&id).await["budget"];
+    assert_eq!(b["reserved_msat"], 1_010_000u64, "{b}");
+
+    carol.restart(&net.backend).await.unwrap();
+    until("the node to learn LND never had the payment", || async {
+        let s = env.state(&id).await;
+        let b = &s["budget"];
+        (b["reserved_msat"] == 0).then(|| b["spent_msat"].as_u64().unwrap())
+    })
+    .await
+    .map(|spent| assert_eq!(spent, 0))
+    .unwrap();
+    assert_eq!(
+        invoice_state(&bob, &inv.r_hash).await,
+        lnrpc::invoice::InvoiceState::Open
+    );
+}
+
 /// The call rate limit and the stream cap, per session, with clear refusals (lnd-sim: no
 /// money moves).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
