@@ -194,3 +194,40 @@ test('Node.js: no pairing and no phrase: connect() says what to pass', async () 
   await assert.rejects(fresh.connect(), /has no stored pairing: pass pairingPhrase/);
   assert.throws(() => new LNC({ namespace: '../escape' }), /cannot name a credentials file/);
 });
+
+test('Node.js: the relay drops every stream and comes back empty: the client recovers by itself, its status as lnc-web reports it', async () => {
+  // The first test's client holds session "test": free it, then reconnect with a status hook.
+  lnc.disconnect();
+  await h.waitEvent((e) => e.event === 'disconnected' && e.session === 'test', 60_000);
+  const statuses = [];
+  let onChange = () => {};
+  const app = new LNC({
+    serverHost: host,
+    password: 'node-pw',
+    namespace: 'node',
+    onStatus: (s) => {
+      statuses.push(s);
+      onChange();
+    },
+  });
+  await app.connect();
+  const mark = statuses.length;
+  // "Not Connected" while the streams are gone (then "Session Not Found" until the node's
+  // stream is back on the empty relay), then "Connected" again: what lnc-web's Go client
+  // reports on a drop (lightning-node-connect's ClientConn).
+  const droppedAndBack = new Promise((resolve) => {
+    onChange = () => {
+      const after = statuses.slice(mark);
+      const i = after.indexOf('Not Connected');
+      if (i >= 0 && after.indexOf('Connected', i) > i) resolve();
+    };
+  });
+  h.send('restart-relay');
+  await h.waitEvent((e) => e.event === 'relay-restarted', 60_000);
+  await droppedAndBack;
+  // Both sides reopened their mailbox streams; the tunnel above (go-back-N, Noise) carried on.
+  const info = await app.lnd.lightning.getInfo();
+  assert.equal(info.alias, h.info.alias);
+  assert.equal(app.status, 'Connected');
+  app.disconnect();
+});

@@ -9,7 +9,8 @@
 //! Prints one JSON line `{"mailbox","phrase","demo_phrase","cli_phrase","alias"}` when ready, then JSON event lines
 //! (`{"event":"paired"}`, `{"event":"invoice",…}`). Commands on stdin, one per line:
 //! `invoice <memo> <sats>` (AddInvoice on lnd-sim with its admin macaroon, as `lnc call`
-//! would), `quit`. Exits when stdin closes, so the test runner never leaks it.
+//! would), `restart-relay` (the embedded relay stops, ending every stream, and starts again
+//! on the same address: `{"event":"relay-restarted"}`), `quit`. Exits when stdin closes, so the test runner never leaks it.
 #![allow(missing_docs)]
 
 use lnc_mailbox::{Config as RelayConfig, Server};
@@ -42,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
 
     let external = std::env::var("LNC_HARNESS_RELAY").ok();
     let tls = external.is_some() || std::env::var("LNC_HARNESS_TLS").is_ok_and(|v| v == "1");
-    let (relay_addr, stop_relay) = match external {
+    let (relay_addr, mut relay) = match external {
         Some(addr) => (addr, None),
         None => {
             let mut config = RelayConfig::loopback_insecure();
@@ -50,13 +51,8 @@ async fn main() -> anyhow::Result<()> {
                 config.tls = lnc_mailbox::TlsMode::SelfSigned { hosts: vec![] };
                 config.data_dir = dir.join("relay");
             }
-            let relay = Server::bind(config).await?;
-            let addr = relay.handle().local_addr().to_string();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(relay.serve(async move {
-                let _ = stopped.await;
-            }));
-            (addr, Some(stop))
+            let running = EmbeddedRelay::start(config).await?;
+            (running.addr.to_string(), Some(running))
         }
     };
 
@@ -169,6 +165,15 @@ async fn main() -> anyhow::Result<()> {
                     Err(e) => emit(serde_json::json!({"event": "error", "error": e.message()})),
                 }
             }
+            // A network drop as the apps see one: every mailbox stream ends (the relay's
+            // shutdown), and a relay is back on the same address with no mailbox state.
+            Some("restart-relay") => match relay.take() {
+                Some(running) => {
+                    relay = Some(running.restart().await?);
+                    emit(serde_json::json!({"event": "relay-restarted"}));
+                }
+                None => emit(serde_json::json!({"event": "error", "error": "the relay is external"})),
+            },
             Some("quit") => break,
             _ => emit(
                 serde_json::json!({"event": "error", "error": format!("unknown command {line:?}")}),
@@ -176,10 +181,51 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     node.shutdown().await;
-    if let Some(stop) = stop_relay {
-        let _ = stop.send(());
+    if let Some(running) = relay {
+        running.stop().await;
     }
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The embedded relay, restartable on its address.
+struct EmbeddedRelay {
+    addr: std::net::SocketAddr,
+    config: RelayConfig,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EmbeddedRelay {
+    async fn start(config: RelayConfig) -> anyhow::Result<Self> {
+        let server = Server::bind(config.clone()).await?;
+        let addr = server.handle().local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = server
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(EmbeddedRelay {
+            addr,
+            config,
+            stop,
+            task,
+        })
+    }
+
+    async fn stop(self) -> (std::net::SocketAddr, RelayConfig) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        (self.addr, self.config)
+    }
+
+    async fn restart(self) -> anyhow::Result<Self> {
+        let (addr, mut config) = self.stop().await;
+        config.listen = addr;
+        Self::start(config).await
+    }
 }
