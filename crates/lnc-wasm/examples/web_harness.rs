@@ -172,7 +172,9 @@ async fn main() -> anyhow::Result<()> {
                     relay = Some(running.restart().await?);
                     emit(serde_json::json!({"event": "relay-restarted"}));
                 }
-                None => emit(serde_json::json!({"event": "error", "error": "the relay is external"})),
+                None => {
+                    emit(serde_json::json!({"event": "error", "error": "the relay is external"}))
+                }
             },
             Some("quit") => break,
             _ => emit(
