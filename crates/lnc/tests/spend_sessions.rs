@@ -557,26 +557,27 @@ async fn rate_limit_and_stream_cap() {
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     assert!(e.message().contains("rate limit (1/s)"), "{e:?}");
 
-    // One stream open: the next call is refused until it closes.
+    // One stream open: the next call is refused until it closes. The stream is open once
+    // its response headers are back (lnd-sim sends them at once); opening it in a task beside
+    // the probing calls raced them for the one slot.
     let (_, phrase) = env.add(&["--type", "readonly", "--max-streams", "1"]).await;
     let app = App::pair(&env, &phrase).await;
-    let mut ln = app.ln();
-    let sub = tokio::spawn(async move {
-        let _s = ln
-            .subscribe_invoices(lnrpc::InvoiceSubscription::default())
-            .await;
-        std::future::pending::<()>().await
-    });
-    let e = until("a second call to be refused by the stream cap", || async {
-        match app.ln().get_info(lnrpc::GetInfoRequest {}).await {
-            Err(e) if e.message().contains("at most 1 calls open") => Some(e),
-            _ => None,
-        }
-    })
+    let stream = tokio::time::timeout(
+        T,
+        app.ln()
+            .subscribe_invoices(lnrpc::InvoiceSubscription::default()),
+    )
     .await
+    .expect("SubscribeInvoices answered")
     .unwrap();
+    let e = app
+        .ln()
+        .get_info(lnrpc::GetInfoRequest {})
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("at most 1 calls open"), "{e:?}");
     assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-    sub.abort();
+    drop(stream);
     until("calls to pass once the stream is closed", || async {
         app.ln().get_info(lnrpc::GetInfoRequest {}).await.ok()
     })
