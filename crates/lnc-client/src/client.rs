@@ -166,6 +166,15 @@ impl Observer {
         }
     }
 
+    /// A receive stream that ends without an error (a relay restarting, a proxy closing
+    /// the WebSocket) is a drop like any other: Go's `ClientConn.recv` reports every
+    /// failed `Recv` as "Not Connected" before reopening, and apps wait for that status
+    /// (and its return to "Connected") to show a reconnect. Not recorded as the last
+    /// error: a clean end says nothing about why a first connection fails.
+    fn on_end(&self) {
+        self.set_status(Status::NotConnected);
+    }
+
     fn on_open(&self) {
         let waiting = {
             let mut s = self.lock();
@@ -228,7 +237,12 @@ impl Mailbox for ObservedMailbox {
                         Ok(_) => o.on_packet(),
                         Err(e) => o.on_error(e),
                     });
-                    Ok(Box::pin(s) as PacketStream)
+                    let end = futures_util::stream::once(async move {
+                        obs.on_end();
+                        None
+                    })
+                    .filter_map(core::future::ready);
+                    Ok(Box::pin(s.chain(end)) as PacketStream)
                 }
                 Err(e) => {
                     obs.on_error(&e);
@@ -591,5 +605,67 @@ impl Client {
             Err(st) => Err(Error::from_status(st)),
         });
         Ok(Box::pin(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relay whose receive streams carry one packet and then end cleanly, as a
+    /// WebSocket closed by a restarting relay does.
+    struct EndsAfterOnePacket;
+
+    impl Mailbox for EndsAfterOnePacket {
+        fn open_recv(&self, _: StreamId) -> BoxFuture<Result<PacketStream, MailboxError>> {
+            let s: PacketStream = Box::pin(futures_util::stream::iter([Ok(vec![1u8])]));
+            Box::pin(async move { Ok(s) })
+        }
+        fn open_send(&self, _: StreamId) -> BoxFuture<Result<PacketSink, MailboxError>> {
+            Box::pin(async { Err(MailboxError::new("not used")) })
+        }
+        fn create(&self, _: StreamId) -> BoxFuture<Result<(), MailboxError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn delete(&self, _: StreamId) -> BoxFuture<Result<(), MailboxError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receive_stream_that_ends_reports_not_connected_as_go_does() {
+        let (tx, rx) = mpsc::unbounded();
+        let obs = Arc::new(Observer {
+            state: Mutex::new(ObsState {
+                status: Status::NotConnected,
+                last_error: None,
+                waiting_sent: false,
+                handshake_sent: false,
+                initial: false,
+                fail_fast: None,
+            }),
+            events: Some(tx),
+        });
+        let mb = ObservedMailbox {
+            inner: Arc::new(EndsAfterOnePacket),
+            obs: obs.clone(),
+        };
+        let packets: Vec<_> = mb
+            .open_recv(StreamId::from_bytes([7; 64]))
+            .await
+            .expect("opens")
+            .collect()
+            .await;
+        assert_eq!(packets.len(), 1, "the end adds no item: {packets:?}");
+        drop(mb);
+        drop(obs);
+        let events: Vec<_> = rx.collect().await;
+        assert_eq!(
+            events,
+            [
+                Event::Status(Status::Connected),
+                Event::Status(Status::NotConnected)
+            ]
+        );
     }
 }
