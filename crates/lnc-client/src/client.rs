@@ -120,6 +120,21 @@ struct Observer {
 }
 
 impl Observer {
+    /// An observer of a first connection: `fail_fast` fires on an error retrying cannot fix.
+    fn new(events: Option<mpsc::UnboundedSender<Event>>, fail_fast: oneshot::Sender<()>) -> Self {
+        Observer {
+            state: Mutex::new(ObsState {
+                status: Status::NotConnected,
+                last_error: None,
+                waiting_sent: false,
+                handshake_sent: false,
+                initial: true,
+                fail_fast: Some(fail_fast),
+            }),
+            events,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ObsState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -388,17 +403,7 @@ where
     G: CryptoRng + Send + 'static,
 {
     let (fail_tx, fail_rx) = oneshot::channel();
-    let obs = Arc::new(Observer {
-        state: Mutex::new(ObsState {
-            status: Status::NotConnected,
-            last_error: None,
-            waiting_sent: false,
-            handshake_sent: false,
-            initial: true,
-            fail_fast: Some(fail_tx),
-        }),
-        events: options.events.clone(),
-    });
+    let obs = Arc::new(Observer::new(options.events.clone(), fail_tx));
     obs.emit(Event::Phase(Phase::ConnectingToMailbox));
     // On wasm32 the runtime is single-threaded and `Mailbox` is not `Send` by design
     // (`lnc_tunnel::rt::MaybeSend`): the Arc only shares the mailbox between tasks there.
@@ -635,17 +640,8 @@ mod tests {
     #[tokio::test]
     async fn a_receive_stream_that_ends_reports_not_connected_as_go_does() {
         let (tx, rx) = mpsc::unbounded();
-        let obs = Arc::new(Observer {
-            state: Mutex::new(ObsState {
-                status: Status::NotConnected,
-                last_error: None,
-                waiting_sent: false,
-                handshake_sent: false,
-                initial: false,
-                fail_fast: None,
-            }),
-            events: Some(tx),
-        });
+        let (fail_fast, _) = oneshot::channel();
+        let obs = Arc::new(Observer::new(Some(tx), fail_fast));
         let mb = ObservedMailbox {
             inner: Arc::new(EndsAfterOnePacket),
             obs: obs.clone(),
@@ -659,7 +655,10 @@ mod tests {
         assert_eq!(packets.len(), 1, "the end adds no item: {packets:?}");
         drop(mb);
         drop(obs);
-        let events: Vec<_> = rx.collect().await;
+        let events: Vec<_> = rx
+            .filter(|e| core::future::ready(matches!(e, Event::Status(_))))
+            .collect()
+            .await;
         assert_eq!(
             events,
             [
