@@ -181,8 +181,9 @@ impl Observer {
         }
     }
 
-    /// A receive stream that ends without an error (a relay restarting, a proxy closing
-    /// the WebSocket) is a drop like any other: Go's `ClientConn.recv` reports every
+    /// A receive stream that ends without an error (a relay ending the call with an OK
+    /// status, a proxy closing the stream cleanly; our WebSocket transports already turn a
+    /// close into an error) is a drop like any other: Go's `ClientConn.recv` reports every
     /// failed `Recv` as "Not Connected" before reopening, and apps wait for that status
     /// (and its return to "Connected") to show a reconnect. Not recorded as the last
     /// error: a clean end says nothing about why a first connection fails.
